@@ -1,0 +1,193 @@
+// ABI entry points that are not ops: version, status and errors, struct layout, CPU threads, and
+// the CUDA device, stream and memory helpers.
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/parallel.hpp"
+#include "cuda/runtime.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+using tk::api_call;
+using tk::require;
+
+namespace {
+
+#define TK_STRINGIZE2(x) #x
+#define TK_STRINGIZE(x) TK_STRINGIZE2(x)
+
+auto null_text() { return std::string("NULL"); }
+
+struct FieldLayout {
+    const char* struct_name;
+    const char* field;  // nullptr: the struct itself
+    uint64_t value;
+};
+
+#define TK_STRUCT(s) {#s, nullptr, sizeof(s)}
+#define TK_FIELD(s, f) {#s, #f, offsetof(s, f)}
+constexpr FieldLayout kLayouts[] = {
+    TK_STRUCT(tk_tensor),
+    TK_FIELD(tk_tensor, data),
+    TK_FIELD(tk_tensor, dtype),
+    TK_FIELD(tk_tensor, device_kind),
+    TK_FIELD(tk_tensor, device_ordinal),
+    TK_FIELD(tk_tensor, rank),
+    TK_FIELD(tk_tensor, shape),
+    TK_FIELD(tk_tensor, strides),
+    TK_STRUCT(tk_pool_params),
+    TK_FIELD(tk_pool_params, mode),
+    TK_FIELD(tk_pool_params, kernel),
+    TK_FIELD(tk_pool_params, stride),
+    TK_FIELD(tk_pool_params, output_size),
+};
+#undef TK_STRUCT
+#undef TK_FIELD
+
+bool same(const char* a, const char* b) { return (a == nullptr || b == nullptr) ? a == b : std::strcmp(a, b) == 0; }
+
+}  // namespace
+
+extern "C" {
+
+TK_API int32_t tk_version(void) { return TK_VERSION; }
+
+TK_API const char* tk_version_string(void) {
+    return TK_STRINGIZE(TK_VERSION_MAJOR) "." TK_STRINGIZE(TK_VERSION_MINOR) "." TK_STRINGIZE(TK_VERSION_PATCH);
+}
+
+TK_API const char* tk_status_name(tk_status status) {
+    switch (status) {
+        case TK_STATUS_OK: return "TK_STATUS_OK";
+        case TK_STATUS_INVALID_ARGUMENT: return "TK_STATUS_INVALID_ARGUMENT";
+        case TK_STATUS_BACKEND_UNAVAILABLE: return "TK_STATUS_BACKEND_UNAVAILABLE";
+        case TK_STATUS_CUDA_ERROR: return "TK_STATUS_CUDA_ERROR";
+        case TK_STATUS_OUT_OF_MEMORY: return "TK_STATUS_OUT_OF_MEMORY";
+        case TK_STATUS_INTERNAL: return "TK_STATUS_INTERNAL";
+        default: return "TK_STATUS_UNKNOWN";
+    }
+}
+
+TK_API const char* tk_last_error(void) { return tk::last_error(); }
+
+TK_API int32_t tk_dtype_size(tk_dtype dtype) {
+    switch (dtype) {
+        case TK_DTYPE_F32: return 4;
+        case TK_DTYPE_F16: return 2;
+        case TK_DTYPE_BF16: return 2;
+        case TK_DTYPE_I32: return 4;
+        case TK_DTYPE_I64: return 8;
+        default: return 0;
+    }
+}
+
+TK_API tk_status tk_struct_layout(const char* struct_name, const char* field, uint64_t* value) {
+    return api_call([&] {
+        require(struct_name != nullptr, "struct_name", "a struct name such as \"tk_tensor\"", null_text);
+        require(value != nullptr, "value", "a pointer to receive the size or offset", null_text);
+        for (const FieldLayout& layout : kLayouts) {
+            if (same(layout.struct_name, struct_name) && same(layout.field, field)) {
+                *value = layout.value;
+                return;
+            }
+        }
+        tk::invalid_argument(field ? "field" : "struct_name", "a struct and field of the TokenKernels ABI",
+                             std::string(struct_name) + (field ? std::string(".") + field : std::string()));
+    });
+}
+
+TK_API tk_status tk_set_num_threads(int32_t num_threads) {
+    return api_call([&] {
+        require(num_threads >= 0, "num_threads", "0 (default) or a positive thread count",
+                [&] { return std::to_string(num_threads); });
+        tk::set_num_threads(num_threads);
+    });
+}
+
+TK_API int32_t tk_get_num_threads(void) { return tk::num_threads(); }
+
+TK_API int32_t tk_cuda_is_built(void) { return tk::cuda::is_built() ? 1 : 0; }
+
+TK_API tk_status tk_cuda_device_count(int32_t* count) {
+    return api_call([&] {
+        require(count != nullptr, "count", "a pointer to receive the device count", null_text);
+        *count = tk::cuda::device_count();
+    });
+}
+
+TK_API tk_status tk_cuda_device_name(int32_t ordinal, char* buffer, int32_t capacity) {
+    return api_call([&] {
+        require(buffer != nullptr, "buffer", "a character buffer", null_text);
+        require(capacity >= 1, "capacity", "at least 1", [&] { return std::to_string(capacity); });
+        tk::cuda::require_device(ordinal, "ordinal");
+        const std::string name = tk::cuda::device_name(ordinal);
+        const size_t n = name.size() < static_cast<size_t>(capacity - 1) ? name.size() : static_cast<size_t>(capacity - 1);
+        std::memcpy(buffer, name.data(), n);
+        buffer[n] = '\0';
+    });
+}
+
+TK_API tk_status tk_cuda_device_capability(int32_t ordinal, int32_t* major, int32_t* minor) {
+    return api_call([&] {
+        require(major != nullptr, "major", "a pointer to receive the major version", null_text);
+        require(minor != nullptr, "minor", "a pointer to receive the minor version", null_text);
+        tk::cuda::require_device(ordinal, "ordinal");
+        tk::cuda::device_capability(ordinal, major, minor);
+    });
+}
+
+TK_API tk_status tk_cuda_stream_create(int32_t ordinal, tk_stream* stream) {
+    return api_call([&] {
+        require(stream != nullptr, "stream", "a pointer to receive the stream", null_text);
+        tk::cuda::require_device(ordinal, "ordinal");
+        *stream = static_cast<tk_stream>(tk::cuda::stream_create(ordinal));
+    });
+}
+
+TK_API tk_status tk_cuda_stream_destroy(tk_stream stream) {
+    return api_call([&] {
+        require(stream != nullptr, "stream", "a stream from tk_cuda_stream_create (the default stream cannot be destroyed)",
+                null_text);
+        tk::cuda::stream_destroy(stream);
+    });
+}
+
+TK_API tk_status tk_cuda_stream_synchronize(tk_stream stream) {
+    return api_call([&] { tk::cuda::stream_synchronize(stream); });
+}
+
+TK_API tk_status tk_cuda_malloc(int32_t ordinal, uint64_t bytes, void** ptr) {
+    return api_call([&] {
+        require(ptr != nullptr, "ptr", "a pointer to receive the allocation", null_text);
+        tk::cuda::require_device(ordinal, "ordinal");
+        *ptr = bytes == 0 ? nullptr : tk::cuda::malloc_device(ordinal, bytes);
+    });
+}
+
+TK_API tk_status tk_cuda_free(int32_t ordinal, void* ptr) {
+    return api_call([&] {
+        if (ptr == nullptr) return;
+        tk::cuda::require_device(ordinal, "ordinal");
+        tk::cuda::free_device(ordinal, ptr);
+    });
+}
+
+TK_API tk_status tk_cuda_memcpy_async(void* dst, const void* src, uint64_t bytes, tk_stream stream) {
+    return api_call([&] {
+        if (bytes == 0) return;
+        require(dst != nullptr, "dst", "a destination pointer", null_text);
+        require(src != nullptr, "src", "a source pointer", null_text);
+        tk::cuda::memcpy_async(dst, src, bytes, stream);
+    });
+}
+
+TK_API tk_status tk_cuda_memset_async(void* dst, int32_t value, uint64_t bytes, tk_stream stream) {
+    return api_call([&] {
+        if (bytes == 0) return;
+        require(dst != nullptr, "dst", "a device pointer", null_text);
+        tk::cuda::memset_async(dst, value, bytes, stream);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,168 @@
+#include "core/tensor.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "core/error.hpp"
+#include "cuda/runtime.hpp"
+
+namespace tk {
+
+namespace {
+
+std::string list_string(const int64_t* values, int32_t count) {
+    std::string s = "[";
+    for (int32_t i = 0; i < count; ++i) {
+        if (i) s += ", ";
+        s += std::to_string(values[i]);
+    }
+    return s + "]";
+}
+
+// Lazily built argument names: "x.dtype", "x.shape[2]".
+auto field(const char* name, const char* member) {
+    return [=] { return std::string(name) + "." + member; };
+}
+auto indexed(const char* name, const char* member, int32_t i) {
+    return [=] { return std::string(name) + "." + member + "[" + std::to_string(i) + "]"; };
+}
+
+// Largest element offset of t (0 when empty); sizes and strides already checked non-negative.
+int64_t max_offset(const tk_tensor& t) {
+    int64_t offset = 0;
+    for (int32_t d = 0; d < t.rank; ++d)
+        if (t.shape[d] > 1) offset += (t.shape[d] - 1) * t.strides[d];
+    return offset;
+}
+
+}  // namespace
+
+std::string dtype_name(tk_dtype dtype) {
+    switch (dtype) {
+        case TK_DTYPE_F32: return "f32";
+        case TK_DTYPE_F16: return "f16";
+        case TK_DTYPE_BF16: return "bf16";
+        case TK_DTYPE_I32: return "i32";
+        case TK_DTYPE_I64: return "i64";
+        default: return "unknown dtype " + std::to_string(dtype);
+    }
+}
+
+std::string device_name(const tk_tensor& t) {
+    if (t.device_kind == TK_DEVICE_CPU) return "CPU";
+    return "CUDA device " + std::to_string(t.device_ordinal);
+}
+
+std::string shape_string(const tk_tensor& t) { return list_string(t.shape, t.rank); }
+
+int64_t numel(const tk_tensor& t) {
+    int64_t n = 1;
+    for (int32_t d = 0; d < t.rank; ++d) n *= t.shape[d];
+    return n;
+}
+
+const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
+    require(tp != nullptr, name, "a tensor descriptor", [] { return std::string("NULL"); });
+    const tk_tensor& t = *tp;
+    require(tk_dtype_size(t.dtype) != 0, field(name, "dtype"), "one of TK_DTYPE_F32/F16/BF16/I32/I64",
+            [&] { return std::to_string(t.dtype); });
+    require(t.device_kind == TK_DEVICE_CPU || t.device_kind == TK_DEVICE_CUDA, field(name, "device_kind"),
+            "TK_DEVICE_CPU (0) or TK_DEVICE_CUDA (1)", [&] { return std::to_string(t.device_kind); });
+    if (t.device_kind == TK_DEVICE_CPU)
+        require(t.device_ordinal == 0, field(name, "device_ordinal"), "0 for a CPU tensor",
+                [&] { return std::to_string(t.device_ordinal); });
+    require(t.rank >= 1 && t.rank <= TK_MAX_RANK, field(name, "rank"), [] { return "1 to " + std::to_string(TK_MAX_RANK); },
+            [&] { return std::to_string(t.rank); });
+
+    int64_t count = 1;
+    for (int32_t d = 0; d < t.rank; ++d) {
+        require(t.shape[d] >= 0, indexed(name, "shape", d), "a non-negative size",
+                [&] { return std::to_string(t.shape[d]); });
+        if (t.shape[d] != 0 && count != 0)
+            require(count <= std::numeric_limits<int64_t>::max() / t.shape[d], field(name, "shape"),
+                    "an element count that fits in int64", [&] { return shape_string(t); });
+        count *= t.shape[d];
+    }
+    if (count > 0) {
+        require(t.data != nullptr, field(name, "data"), [&] { return "a non-NULL pointer for a tensor of shape " + shape_string(t); },
+                [] { return std::string("NULL"); });
+    }
+    if (t.device_kind == TK_DEVICE_CUDA) {
+        cuda::require_device(t.device_ordinal, (std::string(name) + ".device_ordinal").c_str());
+        if (count > 0) cuda::require_device_pointer(t.data, t.device_ordinal, (std::string(name) + ".data").c_str());
+    }
+    return t;
+}
+
+void require_rank(const tk_tensor& t, const char* name, int32_t rank, const char* layout) {
+    require(t.rank == rank, field(name, "rank"), [&] { return std::to_string(rank) + " (" + layout + ")"; },
+            [&] { return std::to_string(t.rank); });
+}
+
+void require_float_dtype(const tk_tensor& t, const char* name) {
+    require(t.dtype == TK_DTYPE_F32 || t.dtype == TK_DTYPE_F16 || t.dtype == TK_DTYPE_BF16,
+            field(name, "dtype"), "a floating dtype (f32, f16 or bf16)",
+            [&] { return dtype_name(t.dtype); });
+}
+
+void require_same_dtype(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name) {
+    require(t.dtype == ref.dtype, field(name, "dtype"),
+            [&] { return dtype_name(ref.dtype) + " (the dtype of " + ref_name + ")"; }, [&] { return dtype_name(t.dtype); });
+}
+
+void require_same_device(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name) {
+    require(t.device_kind == ref.device_kind && t.device_ordinal == ref.device_ordinal,
+            field(name, "device"), [&] { return device_name(ref) + " (the device of " + ref_name + ")"; },
+            [&] { return device_name(t); });
+}
+
+void require_channels_contiguous(const tk_tensor& t, const char* name) {
+    const int32_t last = t.rank - 1;
+    if (t.shape[last] > 1)
+        require(t.strides[last] == 1, indexed(name, "strides", last), "1 (channels must be contiguous)",
+                [&] { return std::to_string(t.strides[last]); });
+    int64_t offset = 0;
+    for (int32_t d = 0; d < last; ++d) {
+        if (t.shape[d] <= 1) continue;
+        require(t.strides[d] >= 1, indexed(name, "strides", d), "a positive stride",
+                [&] { return std::to_string(t.strides[d]); });
+        const int64_t span = t.shape[d] - 1;
+        require(t.strides[d] <= (std::numeric_limits<int64_t>::max() - offset) / span, field(name, "strides"),
+                "element offsets that fit in int64", [&] { return list_string(t.strides, t.rank); });
+        offset += span * t.strides[d];
+    }
+}
+
+void require_non_self_overlapping(const tk_tensor& t, const char* name) {
+    // Sufficient condition: ordered by stride, each dimension steps over the whole extent of the
+    // smaller ones, so distinct indices give distinct offsets.
+    std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of dimensions of size > 1
+    for (int32_t d = 0; d < t.rank; ++d)
+        if (t.shape[d] > 1) dims.emplace_back(t.strides[d], t.shape[d]);
+    std::sort(dims.begin(), dims.end());
+    int64_t extent = 1;
+    for (const auto& [stride, size] : dims) {
+        require(stride >= extent, field(name, "strides"),
+                "strides under which no two elements share memory (it is written to)",
+                [&] { return list_string(t.strides, t.rank) + " for shape " + shape_string(t); });
+        extent = stride * size;
+    }
+}
+
+void require_disjoint(const tk_tensor& out, const char* out_name, const tk_tensor& in, const char* in_name) {
+    if (numel(out) == 0 || numel(in) == 0 || out.device_kind != in.device_kind) return;
+    const auto span = [](const tk_tensor& t) {
+        const auto begin = reinterpret_cast<uintptr_t>(t.data);
+        const auto bytes = static_cast<uintptr_t>((max_offset(t) + 1) * tk_dtype_size(t.dtype));
+        return std::make_pair(begin, begin + bytes);
+    };
+    const auto [out_begin, out_end] = span(out);
+    const auto [in_begin, in_end] = span(in);
+    require(out_end <= in_begin || in_end <= out_begin, out_name,
+            [&] { return std::string("memory disjoint from ") + in_name; }, [&] { return std::string("overlapping memory"); });
+}
+
+}  // namespace tk

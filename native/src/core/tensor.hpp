@@ -1,0 +1,34 @@
+// Checks on tk_tensor descriptors, shared by every op's boundary validation. Each check throws
+// tk::Error(TK_STATUS_INVALID_ARGUMENT) with a message naming the argument.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tokenkernels/tokenkernels.h"
+
+namespace tk {
+
+std::string dtype_name(tk_dtype dtype);
+std::string device_name(const tk_tensor& t);
+std::string shape_string(const tk_tensor& t);
+
+// Non-null descriptor with a known dtype and device, rank in [1, TK_MAX_RANK], non-negative sizes,
+// a non-null data pointer unless the tensor is empty, and, for CUDA, a device that exists and a
+// pointer that device can address.
+const tk_tensor& require_tensor(const tk_tensor* t, const char* name);
+void require_rank(const tk_tensor& t, const char* name, int32_t rank, const char* layout);
+void require_float_dtype(const tk_tensor& t, const char* name);
+void require_same_dtype(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name);
+void require_same_device(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name);
+// Last dimension has stride 1, every other dimension of size > 1 a positive stride, and every
+// element offset fits in int64.
+void require_channels_contiguous(const tk_tensor& t, const char* name);
+// No two elements of t share memory (it is written to).
+void require_non_self_overlapping(const tk_tensor& t, const char* name);
+// The memory spans of an output and an input do not intersect.
+void require_disjoint(const tk_tensor& out, const char* out_name, const tk_tensor& in, const char* in_name);
+
+int64_t numel(const tk_tensor& t);
+
+}  // namespace tk

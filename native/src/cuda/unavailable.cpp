@@ -1,0 +1,52 @@
+// cuda/runtime.hpp and tk::cuda::pool for a library built without CUDA: no devices, and every
+// request for CUDA work fails with BACKEND_UNAVAILABLE saying how to get a CUDA build.
+#include <string>
+
+#include "core/error.hpp"
+#include "cuda/runtime.hpp"
+#include "ops/pool.hpp"
+
+namespace tk::cuda {
+namespace {
+
+[[noreturn]] void unavailable(const std::string& what) {
+    throw Error(TK_STATUS_BACKEND_UNAVAILABLE,
+                what + ": this TokenKernels library was built without CUDA; rebuild with -DTOKENKERNELS_CUDA=ON "
+                       "(needs the CUDA toolkit) to use CUDA devices");
+}
+
+}  // namespace
+
+bool is_built() noexcept { return false; }
+
+int32_t device_count() noexcept { return 0; }
+
+void require_device(int32_t, const char* argument) {
+    unavailable(std::string("CUDA device requested for ") + argument);
+}
+
+void require_device_pointer(const void*, int32_t, const char* argument) {
+    unavailable(std::string("CUDA device memory given for ") + argument);
+}
+
+std::string device_name(int32_t) { unavailable("tk_cuda_device_name"); }
+
+void device_capability(int32_t, int32_t*, int32_t*) { unavailable("tk_cuda_device_capability"); }
+
+void* stream_create(int32_t) { unavailable("tk_cuda_stream_create"); }
+
+void stream_destroy(void*) { unavailable("tk_cuda_stream_destroy"); }
+
+void stream_synchronize(void*) { unavailable("tk_cuda_stream_synchronize"); }
+
+void* malloc_device(int32_t, uint64_t) { unavailable("tk_cuda_malloc"); }
+
+void free_device(int32_t, void*) { unavailable("tk_cuda_free"); }
+
+void memcpy_async(void*, const void*, uint64_t, void*) { unavailable("tk_cuda_memcpy_async"); }
+
+void memset_async(void*, int32_t, uint64_t, void*) { unavailable("tk_cuda_memset_async"); }
+
+void pool(const PoolPlan&, void*) { unavailable("tk_pool"); }
+
+}  // namespace tk::cuda

@@ -1,0 +1,204 @@
+// The generic C ABI: version, status names and errors, dtype sizes, struct layout, CPU threads,
+// and the CUDA helpers on a machine with or without a GPU.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+namespace tkt {
+namespace {
+
+TEST(Abi, VersionAgreesWithHeader) {
+    EXPECT_EQ(tk_version(), TK_VERSION);
+    const std::string expected = std::to_string(TK_VERSION_MAJOR) + "." + std::to_string(TK_VERSION_MINOR) + "." +
+                                 std::to_string(TK_VERSION_PATCH);
+    ASSERT_NE(tk_version_string(), nullptr);
+    EXPECT_EQ(std::string(tk_version_string()), expected);
+}
+
+TEST(Abi, StatusNames) {
+    EXPECT_STREQ(tk_status_name(TK_STATUS_OK), "TK_STATUS_OK");
+    EXPECT_STREQ(tk_status_name(TK_STATUS_INVALID_ARGUMENT), "TK_STATUS_INVALID_ARGUMENT");
+    EXPECT_STREQ(tk_status_name(TK_STATUS_BACKEND_UNAVAILABLE), "TK_STATUS_BACKEND_UNAVAILABLE");
+    EXPECT_STREQ(tk_status_name(TK_STATUS_CUDA_ERROR), "TK_STATUS_CUDA_ERROR");
+    EXPECT_STREQ(tk_status_name(TK_STATUS_OUT_OF_MEMORY), "TK_STATUS_OUT_OF_MEMORY");
+    EXPECT_STREQ(tk_status_name(TK_STATUS_INTERNAL), "TK_STATUS_INTERNAL");
+    // An unknown code still gets a string, never NULL.
+    ASSERT_NE(tk_status_name(42), nullptr);
+    EXPECT_STRNE(tk_status_name(42), "TK_STATUS_OK");
+}
+
+TEST(Abi, DtypeSizes) {
+    EXPECT_EQ(tk_dtype_size(TK_DTYPE_F32), 4);
+    EXPECT_EQ(tk_dtype_size(TK_DTYPE_F16), 2);
+    EXPECT_EQ(tk_dtype_size(TK_DTYPE_BF16), 2);
+    EXPECT_EQ(tk_dtype_size(TK_DTYPE_I32), 4);
+    EXPECT_EQ(tk_dtype_size(TK_DTYPE_I64), 8);
+    EXPECT_EQ(tk_dtype_size(5), 0);
+    EXPECT_EQ(tk_dtype_size(-1), 0);
+}
+
+TEST(Abi, LastErrorIsEmptyAfterSuccess) {
+    uint64_t value = 0;
+    ASSERT_EQ(tk_struct_layout("no_such_struct", nullptr, &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_STRNE(tk_last_error(), "");
+    ASSERT_EQ(tk_struct_layout("tk_tensor", nullptr, &value), TK_STATUS_OK);
+    EXPECT_STREQ(tk_last_error(), "");
+}
+
+// The layout a binding (C#) would check: sizes and offsets as compiled here.
+struct LayoutEntry {
+    const char* struct_name;
+    const char* field;
+    uint64_t expected;
+};
+
+TEST(Abi, StructLayoutMatchesThisCompiler) {
+    const LayoutEntry entries[] = {
+        {"tk_tensor", nullptr, sizeof(tk_tensor)},
+        {"tk_tensor", "data", offsetof(tk_tensor, data)},
+        {"tk_tensor", "dtype", offsetof(tk_tensor, dtype)},
+        {"tk_tensor", "device_kind", offsetof(tk_tensor, device_kind)},
+        {"tk_tensor", "device_ordinal", offsetof(tk_tensor, device_ordinal)},
+        {"tk_tensor", "rank", offsetof(tk_tensor, rank)},
+        {"tk_tensor", "shape", offsetof(tk_tensor, shape)},
+        {"tk_tensor", "strides", offsetof(tk_tensor, strides)},
+        {"tk_pool_params", nullptr, sizeof(tk_pool_params)},
+        {"tk_pool_params", "mode", offsetof(tk_pool_params, mode)},
+        {"tk_pool_params", "kernel", offsetof(tk_pool_params, kernel)},
+        {"tk_pool_params", "stride", offsetof(tk_pool_params, stride)},
+        {"tk_pool_params", "output_size", offsetof(tk_pool_params, output_size)},
+    };
+    for (const LayoutEntry& e : entries) {
+        uint64_t value = ~uint64_t{0};
+        EXPECT_EQ(tk_struct_layout(e.struct_name, e.field, &value), TK_STATUS_OK) << tk_last_error();
+        EXPECT_EQ(value, e.expected) << e.struct_name << "." << (e.field ? e.field : "(sizeof)");
+    }
+    // A fixed-layout ABI: these hold on every platform TokenKernels supports (8-byte pointers).
+    EXPECT_EQ(sizeof(tk_tensor), 8u + 4 * 4 + 2 * 8 * TK_MAX_RANK);
+    EXPECT_EQ(sizeof(tk_pool_params), 40u);
+}
+
+TEST(Abi, StructLayoutRejectsUnknownNames) {
+    uint64_t value = 7;
+    EXPECT_EQ(tk_struct_layout("tk_nope", nullptr, &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("tk_nope"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(tk_struct_layout("tk_tensor", "nope", &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("field"), std::string::npos) << tk_last_error();
+    // A field of another struct is not a field of this one.
+    EXPECT_EQ(tk_struct_layout("tk_tensor", "mode", &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(tk_struct_layout(nullptr, nullptr, &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("struct_name"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(value, 7u) << "a rejected query wrote its result";
+    EXPECT_EQ(tk_struct_layout("tk_tensor", nullptr, nullptr), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("value"), std::string::npos) << tk_last_error();
+}
+
+TEST(Abi, NumThreads) {
+    const int32_t default_threads = tk_get_num_threads();
+    EXPECT_GE(default_threads, 1);
+    {
+        const ScopedNumThreads one(1);
+        EXPECT_EQ(tk_get_num_threads(), 1);
+    }
+    {
+        const ScopedNumThreads three(3);
+        EXPECT_EQ(tk_get_num_threads(), 3);
+    }
+    EXPECT_EQ(tk_get_num_threads(), default_threads) << "0 restores the default";
+    EXPECT_EQ(tk_set_num_threads(-1), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("num_threads"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(tk_get_num_threads(), default_threads) << "a rejected count changed the setting";
+}
+
+// ---- CUDA helpers -------------------------------------------------------------------------------
+
+TEST(AbiCuda, DeviceCountIsConsistentWithBuild) {
+    const int32_t built = tk_cuda_is_built();
+    EXPECT_TRUE(built == 0 || built == 1);
+    int32_t count = -1;
+    ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GE(count, 0);
+    if (!built) {
+        EXPECT_EQ(count, 0);
+    }
+    EXPECT_EQ(tk_cuda_device_count(nullptr), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("count"), std::string::npos) << tk_last_error();
+}
+
+TEST(AbiCuda, WithoutDeviceEverythingIsUnavailable) {
+    const std::string why = cuda_unavailable_reason();
+    if (why.empty()) GTEST_SKIP() << "a CUDA device is present";
+    char name[16] = "untouched";
+    EXPECT_EQ(tk_cuda_device_name(0, name, sizeof name), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
+    EXPECT_STREQ(name, "untouched");
+    int32_t major = -1;
+    int32_t minor = -1;
+    EXPECT_EQ(tk_cuda_device_capability(0, &major, &minor), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
+    EXPECT_EQ(major, -1);
+    tk_stream stream = nullptr;
+    EXPECT_EQ(tk_cuda_stream_create(0, &stream), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
+    EXPECT_EQ(stream, nullptr);
+    void* ptr = &major;
+    EXPECT_EQ(tk_cuda_malloc(0, 256, &ptr), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
+    EXPECT_EQ(ptr, &major) << "a rejected allocation wrote its result";
+    EXPECT_NE(std::string(tk_last_error()).find("CUDA"), std::string::npos) << tk_last_error();
+    // Work on streams or memory cannot happen either, except the documented no-ops.
+    std::vector<uint8_t> a(16, 1);
+    std::vector<uint8_t> b(16, 2);
+    EXPECT_EQ(tk_cuda_memcpy_async(a.data(), b.data(), a.size(), nullptr), TK_STATUS_BACKEND_UNAVAILABLE);
+    EXPECT_EQ(tk_cuda_memset_async(a.data(), 0, a.size(), nullptr), TK_STATUS_BACKEND_UNAVAILABLE);
+    EXPECT_EQ(tk_cuda_stream_synchronize(nullptr), TK_STATUS_BACKEND_UNAVAILABLE);
+    EXPECT_EQ(a, std::vector<uint8_t>(16, 1));
+    EXPECT_EQ(tk_cuda_free(0, nullptr), TK_STATUS_OK) << "freeing NULL is a no-op";
+    EXPECT_EQ(tk_cuda_memcpy_async(a.data(), b.data(), 0, nullptr), TK_STATUS_OK) << "copying 0 bytes is a no-op";
+}
+
+TEST(AbiCuda, DeviceQueriesAndMemoryRoundTrip) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    int32_t count = 0;
+    ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK);
+
+    char name[256] = {};
+    ASSERT_EQ(tk_cuda_device_name(0, name, sizeof name), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GT(std::strlen(name), 0u);
+    char short_name[4] = "xyz";
+    ASSERT_EQ(tk_cuda_device_name(0, short_name, sizeof short_name), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(std::string(short_name), std::string(name).substr(0, 3)) << "truncated and NUL-terminated";
+    int32_t major = 0;
+    int32_t minor = -1;
+    ASSERT_EQ(tk_cuda_device_capability(0, &major, &minor), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GE(major, 3);
+    EXPECT_GE(minor, 0);
+    EXPECT_EQ(tk_cuda_device_capability(count, &major, &minor), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("ordinal"), std::string::npos) << tk_last_error();
+
+    void* empty = &major;
+    EXPECT_EQ(tk_cuda_malloc(0, 0, &empty), TK_STATUS_OK);
+    EXPECT_EQ(empty, nullptr) << "0 bytes gives NULL";
+
+    tk_stream stream = nullptr;
+    ASSERT_EQ(tk_cuda_stream_create(0, &stream), TK_STATUS_OK) << tk_last_error();
+    std::vector<uint8_t> host(1000);
+    for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<uint8_t>(i * 7);
+    std::vector<uint8_t> back(host.size(), 0);
+    {
+        const DeviceBuffer device(host.size());
+        EXPECT_EQ(tk_cuda_memcpy_async(device.get(), host.data(), host.size(), stream), TK_STATUS_OK);
+        EXPECT_EQ(tk_cuda_memset_async(static_cast<uint8_t*>(device.get()) + 10, 0x5A, 20, stream), TK_STATUS_OK);
+        EXPECT_EQ(tk_cuda_memcpy_async(back.data(), device.get(), back.size(), stream), TK_STATUS_OK);
+        EXPECT_EQ(tk_cuda_stream_synchronize(stream), TK_STATUS_OK) << tk_last_error();
+    }
+    for (size_t i = 10; i < 30; ++i) host[i] = 0x5A;
+    EXPECT_TRUE(back == host);
+    EXPECT_EQ(tk_cuda_stream_destroy(stream), TK_STATUS_OK) << tk_last_error();
+}
+
+}  // namespace
+}  // namespace tkt

@@ -1,0 +1,271 @@
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+
+namespace tkt {
+
+// ---- Scalar types -------------------------------------------------------------------------------
+
+namespace {
+
+uint32_t bits_of(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+float float_of(uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+}  // namespace
+
+uint16_t float_to_half(float value) {
+    const uint32_t bits = bits_of(value);
+    const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+    const uint32_t magnitude = bits & 0x7FFFFFFFu;
+    if (magnitude > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);  // NaN stays (quiet) NaN
+    // 65520 is halfway between the largest half (65504, odd mantissa) and 65536: ties-to-even and
+    // everything above round to infinity.
+    if (magnitude >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);
+    if (magnitude < 0x38800000u) {
+        // Below the smallest normal half (2^-14): a subnormal counts units of 2^-24. Scaling by 2^24
+        // is exact, and nearbyint rounds ties to even; 1024 units is the smallest normal's encoding.
+        const float units = std::nearbyint(std::fabs(value) * 16777216.0f);
+        return static_cast<uint16_t>(sign | static_cast<uint16_t>(units));
+    }
+    const uint32_t exponent = (magnitude >> 23) - 127 + 15;
+    const uint32_t mantissa = magnitude & 0x7FFFFFu;
+    uint32_t half = (exponent << 10) | (mantissa >> 13);
+    const uint32_t dropped = mantissa & 0x1FFFu;
+    // A carry out of the mantissa correctly bumps the exponent.
+    if (dropped > 0x1000u || (dropped == 0x1000u && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+}
+
+float half_to_float(uint16_t bits) {
+    const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+    const uint32_t exponent = (bits >> 10) & 0x1Fu;
+    const uint32_t mantissa = bits & 0x3FFu;
+    if (exponent == 0) {
+        const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+        return sign ? -magnitude : magnitude;
+    }
+    if (exponent == 0x1F) return float_of(sign | 0x7F800000u | (mantissa << 13));
+    return float_of(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
+}
+
+uint16_t float_to_bf16(float value) {
+    const uint32_t bits = bits_of(value);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+    // Adding 0x7FFF plus the lowest kept bit rounds to nearest, ties to even; overflow reaches inf.
+    return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+float bf16_to_float(uint16_t bits) { return float_of(static_cast<uint32_t>(bits) << 16); }
+
+float round_to_dtype(float value, tk_dtype dtype) {
+    switch (dtype) {
+        case TK_DTYPE_F16: return half_to_float(float_to_half(value));
+        case TK_DTYPE_BF16: return bf16_to_float(float_to_bf16(value));
+        default: return value;
+    }
+}
+
+const char* dtype_label(tk_dtype dtype) {
+    switch (dtype) {
+        case TK_DTYPE_F32: return "f32";
+        case TK_DTYPE_F16: return "f16";
+        case TK_DTYPE_BF16: return "bf16";
+        default: return "other";
+    }
+}
+
+// ---- HostTensor ---------------------------------------------------------------------------------
+
+HostTensor::HostTensor(tk_dtype dtype, const Shape5& shape, const Layout& layout)
+    : dtype_(dtype), shape_(shape), layout_(layout), element_size_(tk_dtype_size(dtype)) {
+    const auto [B, T, H, W, C] = shape;
+    strides_[4] = 1;
+    strides_[3] = C + layout.pad_c;
+    strides_[2] = strides_[3] * (W + layout.pad_w);
+    const int64_t frame = strides_[2] * H;
+    if (layout.time_major) {
+        strides_[0] = frame;
+        strides_[1] = frame * B * layout.frame_step;
+    } else {
+        strides_[1] = frame * layout.frame_step;
+        strides_[0] = strides_[1] * T;
+    }
+    int64_t last = layout.offset;  // offset of the last view element
+    for (int d = 0; d < 5; ++d) last += (shape[d] - 1) * strides_[d];
+    // A few spare elements after the view catch writes that run past its end.
+    const int64_t buffer_elements = numel() == 0 ? layout.offset + 4 : last + 1 + 4;
+    bytes_.assign(static_cast<size_t>(buffer_elements * element_size_), 0);
+    in_view_.assign(static_cast<size_t>(buffer_elements), false);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t w = 0; w < W; ++w)
+                    for (int64_t c = 0; c < C; ++c) in_view_[static_cast<size_t>(offset_of(b, t, h, w, c))] = true;
+}
+
+int64_t HostTensor::numel() const {
+    int64_t n = 1;
+    for (int64_t size : shape_) n *= size;
+    return n;
+}
+
+int64_t HostTensor::offset_of(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c) const {
+    return layout_.offset + b * strides_[0] + t * strides_[1] + h * strides_[2] + w * strides_[3] + c * strides_[4];
+}
+
+double HostTensor::load(int64_t element_offset) const {
+    const uint8_t* p = bytes_.data() + element_offset * element_size_;
+    if (dtype_ == TK_DTYPE_F32) {
+        float v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    uint16_t bits;
+    std::memcpy(&bits, p, sizeof bits);
+    return dtype_ == TK_DTYPE_F16 ? half_to_float(bits) : bf16_to_float(bits);
+}
+
+void HostTensor::store(int64_t element_offset, float value) {
+    uint8_t* p = bytes_.data() + element_offset * element_size_;
+    if (dtype_ == TK_DTYPE_F32) {
+        std::memcpy(p, &value, sizeof value);
+        return;
+    }
+    const uint16_t bits = dtype_ == TK_DTYPE_F16 ? float_to_half(value) : float_to_bf16(value);
+    std::memcpy(p, &bits, sizeof bits);
+}
+
+double HostTensor::get(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c) const {
+    return load(offset_of(b, t, h, w, c));
+}
+
+void HostTensor::set(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c, float value) {
+    store(offset_of(b, t, h, w, c), value);
+}
+
+std::vector<double> HostTensor::values() const {
+    std::vector<double> out;
+    out.reserve(static_cast<size_t>(numel()));
+    const auto [B, T, H, W, C] = shape_;
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t w = 0; w < W; ++w)
+                    for (int64_t c = 0; c < C; ++c) out.push_back(get(b, t, h, w, c));
+    return out;
+}
+
+void HostTensor::fill_random(uint64_t seed, float scale) {
+    // mt19937_64's sequence is fixed by the standard (uniform_real_distribution's is not), so the
+    // inputs are the same on every platform.
+    std::mt19937_64 generator(seed);
+    const auto [B, T, H, W, C] = shape_;
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t w = 0; w < W; ++w)
+                    for (int64_t c = 0; c < C; ++c) {
+                        const float unit = static_cast<float>(generator() >> 40) * 0x1p-24f;  // [0, 1), 24 bits
+                        set(b, t, h, w, c, (unit * 4.0f - 1.5f) * scale);
+                    }
+}
+
+void HostTensor::fill_bytes(uint8_t pattern) { std::memset(bytes_.data(), pattern, bytes_.size()); }
+
+void HostTensor::fill_gaps_with_nan() {
+    for (int64_t i = 0; i < buffer_elements(); ++i)
+        if (!in_view(i)) store(i, std::numeric_limits<float>::quiet_NaN());
+}
+
+tk_tensor HostTensor::desc() const {
+    tk_tensor t{};
+    t.data = const_cast<uint8_t*>(bytes_.data()) + layout_.offset * element_size_;
+    t.dtype = dtype_;
+    t.device_kind = TK_DEVICE_CPU;
+    t.device_ordinal = 0;
+    t.rank = 5;
+    for (int d = 0; d < 5; ++d) {
+        t.shape[d] = shape_[d];
+        t.strides[d] = strides_[d];
+    }
+    return t;
+}
+
+tk_tensor HostTensor::device_desc(void* device_buffer, int32_t ordinal) const {
+    tk_tensor t = desc();
+    t.data = static_cast<uint8_t*>(device_buffer) + layout_.offset * element_size_;
+    t.device_kind = TK_DEVICE_CUDA;
+    t.device_ordinal = ordinal;
+    return t;
+}
+
+std::string first_changed_gap(const HostTensor& before, const HostTensor& after) {
+    const int32_t size = tk_dtype_size(after.dtype());
+    for (int64_t i = 0; i < after.buffer_elements(); ++i) {
+        if (after.in_view(i)) continue;
+        if (std::memcmp(before.bytes().data() + i * size, after.bytes().data() + i * size, static_cast<size_t>(size)) != 0)
+            return "buffer element " + std::to_string(i) + " (outside the view) was written";
+    }
+    return "";
+}
+
+uint64_t seed_from_name(const std::string& name) {
+    uint64_t hash = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char ch : name) {
+        hash ^= ch;
+        hash *= 1099511628211ull;
+    }
+    return hash;
+}
+
+std::string index_string(const Shape5& shape, int64_t flat_index) {
+    int64_t index[5];
+    for (int d = 4; d >= 0; --d) {
+        index[d] = flat_index % shape[d];
+        flat_index /= shape[d];
+    }
+    std::string s = "[";
+    for (int d = 0; d < 5; ++d) s += (d ? ", " : "") + std::to_string(index[d]);
+    return s + "]";
+}
+
+// ---- CUDA and threads ---------------------------------------------------------------------------
+
+std::string cuda_unavailable_reason() {
+    if (!tk_cuda_is_built()) return "CUDA backend not built";
+    int32_t count = 0;
+    if (tk_cuda_device_count(&count) != TK_STATUS_OK) return std::string("tk_cuda_device_count failed: ") + tk_last_error();
+    if (count == 0) return "no CUDA device";
+    return "";
+}
+
+DeviceBuffer::DeviceBuffer(uint64_t bytes) {
+    // gtest reports an exception thrown in a test body as that test's failure, with this message.
+    if (tk_cuda_malloc(0, bytes, &ptr_) != TK_STATUS_OK)
+        throw std::runtime_error(std::string("tk_cuda_malloc failed: ") + tk_last_error());
+}
+
+DeviceBuffer::~DeviceBuffer() { EXPECT_EQ(tk_cuda_free(0, ptr_), TK_STATUS_OK) << tk_last_error(); }
+
+ScopedNumThreads::ScopedNumThreads(int32_t threads) {
+    EXPECT_EQ(tk_set_num_threads(threads), TK_STATUS_OK) << tk_last_error();
+}
+
+ScopedNumThreads::~ScopedNumThreads() { EXPECT_EQ(tk_set_num_threads(0), TK_STATUS_OK) << tk_last_error(); }
+
+}  // namespace tkt

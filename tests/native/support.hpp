@@ -1,0 +1,128 @@
+// Test-side helpers: dtype conversions, strided host tensors, random inputs, CUDA availability and
+// device buffers. Everything here goes through the public C ABI only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tokenkernels/tokenkernels.h"
+
+namespace tkt {
+
+// ---- Scalar types -------------------------------------------------------------------------------
+// Written here rather than borrowed from the library so that a conversion bug there cannot hide
+// behind the same bug in the test. All roundings are to nearest, ties to even.
+
+uint16_t float_to_half(float value);
+float half_to_float(uint16_t bits);
+uint16_t float_to_bf16(float value);
+float bf16_to_float(uint16_t bits);
+
+// value rounded to the nearest number representable in dtype (f32, f16 or bf16).
+float round_to_dtype(float value, tk_dtype dtype);
+// "f32", "f16", "bf16": used in test names.
+const char* dtype_label(tk_dtype dtype);
+
+// ---- Strided [B, T, H, W, C] tensors in host memory ----------------------------------------------
+
+// How a [B, T, H, W, C] view sits inside a larger buffer. The default is dense row-major.
+struct Layout {
+    int64_t pad_c = 0;        // unused elements after each row of C channels (W stride = C + pad_c)
+    int64_t pad_w = 0;        // unused pixels after each image row (H stride = W stride * (W + pad_w))
+    int64_t frame_step = 1;   // the view takes every frame_step-th frame of a longer clip
+    bool time_major = false;  // T is the outermost dimension (B stride < T stride)
+    int64_t offset = 0;       // elements before the first one; 1 misaligns the data pointer
+};
+
+using Shape5 = std::array<int64_t, 5>;
+
+// A view of shape [B, T, H, W, C] with `layout`, owning its whole backing buffer, so that a test can
+// check that an op reads only the view and writes nothing outside it.
+class HostTensor {
+public:
+    HostTensor(tk_dtype dtype, const Shape5& shape, const Layout& layout = Layout());
+
+    tk_dtype dtype() const { return dtype_; }
+    const Shape5& shape() const { return shape_; }
+
+    double get(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c) const;
+    // Stores value rounded to the dtype.
+    void set(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c, float value);
+
+    // The view's elements in row-major [B, T, H, W, C] order, as doubles.
+    std::vector<double> values() const;
+    // Fills the view with values uniform in [-1.5, 2.5) * scale from a generator seeded with seed.
+    void fill_random(uint64_t seed, float scale = 1.0f);
+    // Fills the whole backing buffer (view and gaps) with the byte pattern.
+    void fill_bytes(uint8_t pattern);
+    // Fills every gap element of the buffer (not in the view) with NaN, so that a read outside the
+    // view poisons the result.
+    void fill_gaps_with_nan();
+
+    // Descriptor of the view, on the CPU or, with device_buffer, at the same offset in a device copy
+    // of the backing buffer.
+    tk_tensor desc() const;
+    tk_tensor device_desc(void* device_buffer, int32_t ordinal) const;
+
+    std::vector<uint8_t>& bytes() { return bytes_; }
+    const std::vector<uint8_t>& bytes() const { return bytes_; }
+    // Whether the element at a buffer offset belongs to the view.
+    bool in_view(int64_t element_offset) const { return in_view_[static_cast<size_t>(element_offset)]; }
+    int64_t buffer_elements() const { return static_cast<int64_t>(in_view_.size()); }
+
+private:
+    int64_t numel() const;
+    // Element offset of (b, t, h, w, c) in the backing buffer.
+    int64_t offset_of(int64_t b, int64_t t, int64_t h, int64_t w, int64_t c) const;
+    double load(int64_t element_offset) const;
+    void store(int64_t element_offset, float value);
+
+    tk_dtype dtype_;
+    Shape5 shape_;
+    Layout layout_;
+    std::array<int64_t, 5> strides_{};
+    int32_t element_size_;
+    std::vector<uint8_t> bytes_;
+    std::vector<bool> in_view_;
+};
+
+// Names the first buffer element outside the view whose bytes differ between before and after, or
+// returns "" when the gaps are untouched.
+std::string first_changed_gap(const HostTensor& before, const HostTensor& after);
+
+// A seed derived from a test's name, so every case draws different values yet reruns identically.
+uint64_t seed_from_name(const std::string& name);
+
+// Row-major [B, T, H, W, C] index -> "[b, t, h, w, c]".
+std::string index_string(const Shape5& shape, int64_t flat_index);
+
+// ---- CUDA -----------------------------------------------------------------------------------------
+
+// "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device").
+std::string cuda_unavailable_reason();
+
+// Device memory owned by the test (tk_cuda_malloc / tk_cuda_free on ordinal 0).
+class DeviceBuffer {
+public:
+    explicit DeviceBuffer(uint64_t bytes);
+    ~DeviceBuffer();
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    void* get() const { return ptr_; }
+
+private:
+    void* ptr_ = nullptr;
+};
+
+// Sets the CPU thread count for one scope and restores the default afterwards.
+class ScopedNumThreads {
+public:
+    explicit ScopedNumThreads(int32_t threads);
+    ~ScopedNumThreads();
+    ScopedNumThreads(const ScopedNumThreads&) = delete;
+    ScopedNumThreads& operator=(const ScopedNumThreads&) = delete;
+};
+
+}  // namespace tkt
