@@ -134,7 +134,8 @@ TK_API tk_status tk_cuda_malloc(int32_t ordinal, uint64_t bytes, void** ptr);
 /* Frees what tk_cuda_malloc returned; NULL is a no-op. */
 TK_API tk_status tk_cuda_free(int32_t ordinal, void* ptr);
 /* Copies bytes between any two of host and device memory (direction inferred), ordered on stream.
- * With pageable host memory the copy has completed when the call returns. */
+ * With pageable host memory the source may be reused when the call returns; the copy itself is
+ * complete only after tk_cuda_stream_synchronize. */
 TK_API tk_status tk_cuda_memcpy_async(void* dst, const void* src, uint64_t bytes, tk_stream stream);
 /* Sets bytes of device memory to value, ordered on stream. */
 TK_API tk_status tk_cuda_memset_async(void* dst, int32_t value, uint64_t bytes, tk_stream stream);

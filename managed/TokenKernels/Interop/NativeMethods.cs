@@ -1,0 +1,129 @@
+using System;
+using System.Runtime.InteropServices;
+
+namespace TokenKernels.Interop;
+
+/// <summary>
+/// One declaration per function of <c>native/include/tokenkernels/tokenkernels.h</c>, with the C names and
+/// blittable signatures only (pointers and fixed-width integers, <c>const char*</c> as <c>byte*</c>), so the
+/// same declarations serve .NET 8+ and Unity's netstandard2.1 without any runtime marshalling.
+/// Callers go through <see cref="NativeLibraryLoader.EnsureLoaded"/> first and pass every status to
+/// <see cref="NativeStatus.Check"/>.
+/// </summary>
+internal static unsafe class NativeMethods
+{
+    /// <summary>The name every DllImport uses; the loader maps it to the platform's file name.</summary>
+    public const string LibraryName = "tokenkernels";
+
+    // ---- Version (the header these bindings were written against) ----
+    public const int TK_VERSION_MAJOR = 0;
+    public const int TK_VERSION_MINOR = 1;
+    public const int TK_VERSION_PATCH = 0;
+    public const int TK_VERSION = TK_VERSION_MAJOR * 10000 + TK_VERSION_MINOR * 100 + TK_VERSION_PATCH;
+
+    // ---- tk_status ----
+    public const int TK_STATUS_OK = 0;
+    public const int TK_STATUS_INVALID_ARGUMENT = 1;
+    public const int TK_STATUS_BACKEND_UNAVAILABLE = 2;
+    public const int TK_STATUS_CUDA_ERROR = 3;
+    public const int TK_STATUS_OUT_OF_MEMORY = 4;
+    public const int TK_STATUS_INTERNAL = 5;
+
+    // ---- tk_dtype ----
+    public const int TK_DTYPE_F32 = 0;
+    public const int TK_DTYPE_F16 = 1;
+    public const int TK_DTYPE_BF16 = 2;
+    public const int TK_DTYPE_I32 = 3;
+    public const int TK_DTYPE_I64 = 4;
+
+    // ---- tk_device_kind ----
+    public const int TK_DEVICE_CPU = 0;
+    public const int TK_DEVICE_CUDA = 1;
+
+    public const int TK_MAX_RANK = 8;
+
+    // ---- tk_pool_mode ----
+    public const int TK_POOL_WINDOW_AVG = 0;
+    public const int TK_POOL_WINDOW_MAX = 1;
+    public const int TK_POOL_ADAPTIVE_AVG = 2;
+    public const int TK_POOL_ADAPTIVE_MAX = 3;
+    public const int TK_POOL_BILINEAR = 4;
+
+    // ---- Version ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_version();
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern byte* tk_version_string();
+
+    // ---- Status and errors ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern byte* tk_status_name(int status);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern byte* tk_last_error();
+
+    // ---- Tensors ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dtype_size(int dtype);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_struct_layout(byte* struct_name, byte* field, ulong* value);
+
+    // ---- CPU threads ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_set_num_threads(int num_threads);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_get_num_threads();
+
+    // ---- CUDA devices, streams and memory ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_is_built();
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_device_count(int* count);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_device_name(int ordinal, byte* buffer, int capacity);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_device_capability(int ordinal, int* major, int* minor);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_stream_create(int ordinal, IntPtr* stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_stream_destroy(IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_stream_synchronize(IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_malloc(int ordinal, ulong bytes, void** ptr);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_free(int ordinal, void* ptr);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_memcpy_async(void* dst, void* src, ulong bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_memset_async(void* dst, int value, ulong bytes, IntPtr stream);
+
+    // ---- 1. Spatio-temporal pooling ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_pool_output_shape(TkPoolParams* @params, long* input_shape, long* output_shape);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_pool_workspace_size(TkPoolParams* @params, TkTensor* x, TkTensor* @out, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_pool(TkPoolParams* @params, TkTensor* x, TkTensor* @out, void* workspace, ulong workspace_bytes, IntPtr stream);
+}
