@@ -8,9 +8,13 @@ namespace tk {
 namespace {
 std::atomic<int32_t> configured_threads{0};
 
+// Read once: hardware_concurrency() reads /sys on Linux, which would cost microseconds per op.
 int32_t default_threads() noexcept {
-    const unsigned hardware = std::thread::hardware_concurrency();
-    return hardware == 0 ? 1 : static_cast<int32_t>(hardware);
+    static const int32_t threads = [] {
+        const unsigned hardware = std::thread::hardware_concurrency();
+        return hardware == 0 ? 1 : static_cast<int32_t>(hardware);
+    }();
+    return threads;
 }
 }  // namespace
 
