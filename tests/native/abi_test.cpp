@@ -73,6 +73,14 @@ TEST(Abi, StructLayoutMatchesThisCompiler) {
         {"tk_pool_params", "kernel", offsetof(tk_pool_params, kernel)},
         {"tk_pool_params", "stride", offsetof(tk_pool_params, stride)},
         {"tk_pool_params", "output_size", offsetof(tk_pool_params, output_size)},
+        {"tk_merge_params", nullptr, sizeof(tk_merge_params)},
+        {"tk_merge_params", "r", offsetof(tk_merge_params, r)},
+        {"tk_merge_params", "use_threshold", offsetof(tk_merge_params, use_threshold)},
+        {"tk_merge_params", "threshold", offsetof(tk_merge_params, threshold)},
+        {"tk_merge_params", "protect_first", offsetof(tk_merge_params, protect_first)},
+        {"tk_merge_params", "protect_second", offsetof(tk_merge_params, protect_second)},
+        {"tk_merge_params", "mode", offsetof(tk_merge_params, mode)},
+        {"tk_merge_params", "order", offsetof(tk_merge_params, order)},
     };
     for (const LayoutEntry& e : entries) {
         uint64_t value = ~uint64_t{0};
@@ -82,6 +90,7 @@ TEST(Abi, StructLayoutMatchesThisCompiler) {
     // A fixed-layout ABI: these hold on every platform TokenKernels supports (8-byte pointers).
     EXPECT_EQ(sizeof(tk_tensor), 8u + 4 * 4 + 2 * 8 * TK_MAX_RANK);
     EXPECT_EQ(sizeof(tk_pool_params), 40u);
+    EXPECT_EQ(sizeof(tk_merge_params), 28u);  // seven 4-byte fields, no padding
 }
 
 TEST(Abi, StructLayoutRejectsUnknownNames) {
@@ -92,6 +101,7 @@ TEST(Abi, StructLayoutRejectsUnknownNames) {
     EXPECT_NE(std::string(tk_last_error()).find("field"), std::string::npos) << tk_last_error();
     // A field of another struct is not a field of this one.
     EXPECT_EQ(tk_struct_layout("tk_tensor", "mode", &value), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(tk_struct_layout("tk_merge_params", "kernel", &value), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(tk_struct_layout(nullptr, nullptr, &value), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(tk_last_error()).find("struct_name"), std::string::npos) << tk_last_error();
     EXPECT_EQ(value, 7u) << "a rejected query wrote its result";

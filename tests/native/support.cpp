@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <utility>
 
 namespace tkt {
 
@@ -242,6 +243,166 @@ std::string index_string(const Shape5& shape, int64_t flat_index) {
     std::string s = "[";
     for (int d = 0; d < 5; ++d) s += (d ? ", " : "") + std::to_string(index[d]);
     return s + "]";
+}
+
+// ---- HostArray ----------------------------------------------------------------------------------
+
+HostArray::HostArray(tk_dtype dtype, std::vector<int64_t> shape, const ArrayLayout& layout)
+    : dtype_(dtype), shape_(std::move(shape)), offset_(layout.offset), element_size_(tk_dtype_size(dtype)) {
+    const size_t rank = shape_.size();
+    if (rank < 1 || rank > 3 || element_size_ == 0) throw std::invalid_argument("HostArray: rank 1-3, known dtype");
+    strides_.assign(rank, 1);
+    if (rank == 1) {
+        strides_[0] = 1 + layout.pad;
+    } else {
+        // The row of the innermost dimension: C channels (contiguous) or one element.
+        // Sizes of 0 count as 1, as PyTorch does, so that an empty view still has positive strides.
+        const auto at_least_1 = [](int64_t n) { return n > 0 ? n : int64_t{1}; };
+        const int64_t inner = rank == 3 ? at_least_1(shape_[2]) + layout.pad : 1 + layout.pad;
+        if (rank == 3) strides_[2] = 1;
+        if (layout.batch_inner) {
+            strides_[0] = inner;
+            strides_[1] = inner * at_least_1(shape_[0]);
+        } else {
+            strides_[1] = inner;
+            strides_[0] = inner * at_least_1(shape_[1]);
+        }
+    }
+    int64_t last = offset_;
+    bool empty = false;
+    for (size_t d = 0; d < rank; ++d) {
+        if (shape_[d] == 0) empty = true;
+        else last += (shape_[d] - 1) * strides_[d];
+    }
+    const int64_t buffer_elements = empty ? offset_ + 4 : last + 1 + 4;
+    bytes_.assign(static_cast<size_t>(buffer_elements * element_size_), 0);
+    in_view_.assign(static_cast<size_t>(buffer_elements), false);
+    if (!empty) {
+        const int64_t n1 = rank > 1 ? shape_[1] : 1;
+        const int64_t n2 = rank > 2 ? shape_[2] : 1;
+        for (int64_t i = 0; i < shape_[0]; ++i)
+            for (int64_t j = 0; j < n1; ++j)
+                for (int64_t k = 0; k < n2; ++k) in_view_[static_cast<size_t>(offset_of(i, j, k))] = true;
+    }
+}
+
+int64_t HostArray::numel() const {
+    int64_t n = 1;
+    for (int64_t size : shape_) n *= size;
+    return n;
+}
+
+int64_t HostArray::offset_of(int64_t i, int64_t j, int64_t k) const {
+    int64_t offset = offset_ + i * strides_[0];
+    if (shape_.size() > 1) offset += j * strides_[1];
+    if (shape_.size() > 2) offset += k * strides_[2];
+    return offset;
+}
+
+double HostArray::load(int64_t element_offset) const {
+    const uint8_t* p = bytes_.data() + element_offset * element_size_;
+    switch (dtype_) {
+        case TK_DTYPE_F32: {
+            float v;
+            std::memcpy(&v, p, sizeof v);
+            return v;
+        }
+        case TK_DTYPE_I32: {
+            int32_t v;
+            std::memcpy(&v, p, sizeof v);
+            return v;
+        }
+        case TK_DTYPE_I64: {
+            int64_t v;
+            std::memcpy(&v, p, sizeof v);
+            return static_cast<double>(v);
+        }
+        default: {
+            uint16_t bits;
+            std::memcpy(&bits, p, sizeof bits);
+            return dtype_ == TK_DTYPE_F16 ? half_to_float(bits) : bf16_to_float(bits);
+        }
+    }
+}
+
+void HostArray::store(int64_t element_offset, double value) {
+    uint8_t* p = bytes_.data() + element_offset * element_size_;
+    switch (dtype_) {
+        case TK_DTYPE_F32: {
+            const auto v = static_cast<float>(value);
+            std::memcpy(p, &v, sizeof v);
+            return;
+        }
+        case TK_DTYPE_I32: {
+            const auto v = static_cast<int32_t>(value);
+            std::memcpy(p, &v, sizeof v);
+            return;
+        }
+        case TK_DTYPE_I64: {
+            const auto v = static_cast<int64_t>(value);
+            std::memcpy(p, &v, sizeof v);
+            return;
+        }
+        default: {
+            const auto f = static_cast<float>(value);
+            const uint16_t bits = dtype_ == TK_DTYPE_F16 ? float_to_half(f) : float_to_bf16(f);
+            std::memcpy(p, &bits, sizeof bits);
+        }
+    }
+}
+
+double HostArray::get(int64_t i, int64_t j, int64_t k) const { return load(offset_of(i, j, k)); }
+
+void HostArray::set(int64_t i, int64_t j, int64_t k, double value) { store(offset_of(i, j, k), value); }
+
+std::vector<double> HostArray::values() const {
+    std::vector<double> out;
+    out.reserve(static_cast<size_t>(numel()));
+    const int64_t n1 = shape_.size() > 1 ? shape_[1] : 1;
+    const int64_t n2 = shape_.size() > 2 ? shape_[2] : 1;
+    for (int64_t i = 0; i < shape_[0]; ++i)
+        for (int64_t j = 0; j < n1; ++j)
+            for (int64_t k = 0; k < n2; ++k) out.push_back(get(i, j, k));
+    return out;
+}
+
+void HostArray::fill_bytes(uint8_t pattern) { std::memset(bytes_.data(), pattern, bytes_.size()); }
+
+void HostArray::fill_gaps_with_nan() {
+    for (int64_t i = 0; i < buffer_elements(); ++i)
+        if (!in_view(i)) store(i, std::numeric_limits<double>::quiet_NaN());
+}
+
+tk_tensor HostArray::desc() const {
+    tk_tensor t{};
+    t.data = const_cast<uint8_t*>(bytes_.data()) + offset_ * element_size_;
+    t.dtype = dtype_;
+    t.device_kind = TK_DEVICE_CPU;
+    t.device_ordinal = 0;
+    t.rank = static_cast<int32_t>(shape_.size());
+    for (size_t d = 0; d < shape_.size(); ++d) {
+        t.shape[d] = shape_[d];
+        t.strides[d] = strides_[d];
+    }
+    return t;
+}
+
+tk_tensor HostArray::device_desc(void* device_buffer, int32_t ordinal) const {
+    tk_tensor t = desc();
+    t.data = static_cast<uint8_t*>(device_buffer) + offset_ * element_size_;
+    t.device_kind = TK_DEVICE_CUDA;
+    t.device_ordinal = ordinal;
+    return t;
+}
+
+std::string first_changed_gap(const HostArray& before, const HostArray& after) {
+    const int32_t size = tk_dtype_size(after.dtype());
+    for (int64_t i = 0; i < after.buffer_elements(); ++i) {
+        if (after.in_view(i)) continue;
+        if (std::memcmp(before.bytes().data() + i * size, after.bytes().data() + i * size, static_cast<size_t>(size)) != 0)
+            return "buffer element " + std::to_string(i) + " (outside the view) was written";
+    }
+    return "";
 }
 
 // ---- CUDA and threads ---------------------------------------------------------------------------

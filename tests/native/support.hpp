@@ -98,6 +98,62 @@ uint64_t seed_from_name(const std::string& name);
 // Row-major [B, T, H, W, C] index -> "[b, t, h, w, c]".
 std::string index_string(const Shape5& shape, int64_t flat_index);
 
+// ---- Strided tensors of rank 1 to 3 and any dtype in host memory ------------------------------------
+
+// How a [B], [B, N] or [B, N, C] view sits inside a larger buffer. The default is dense row-major.
+struct ArrayLayout {
+    int64_t pad = 0;             // unused elements after each row: of C channels (rank 3), or after each
+                                 // element of a [B, N] row (rank 2: N stride 1 + pad), or of [B] (rank 1)
+    bool batch_inner = false;    // rank >= 2: B is the inner dimension (B stride < N stride)
+    int64_t offset = 0;          // elements before the first one; 1 misaligns the data pointer
+};
+
+// A view owning its whole backing buffer, like HostTensor, for f32/f16/bf16/i32/i64 of rank 1-3
+// (the [B, N, C] tokens, [B, N] sizes and maps and [B] counts of token merging).
+class HostArray {
+public:
+    HostArray() = default;
+    HostArray(tk_dtype dtype, std::vector<int64_t> shape, const ArrayLayout& layout = ArrayLayout());
+
+    tk_dtype dtype() const { return dtype_; }
+    const std::vector<int64_t>& shape() const { return shape_; }
+    int64_t numel() const;
+
+    // Element (i, j, k) of the view (unused trailing indices are 0), exact for every dtype.
+    double get(int64_t i, int64_t j = 0, int64_t k = 0) const;
+    // Stores value, rounded to nearest for f16/bf16 and truncated for integers.
+    void set(int64_t i, int64_t j, int64_t k, double value);
+    // The view's elements in row-major order.
+    std::vector<double> values() const;
+
+    void fill_bytes(uint8_t pattern);
+    void fill_gaps_with_nan();  // float dtypes only
+
+    tk_tensor desc() const;
+    tk_tensor device_desc(void* device_buffer, int32_t ordinal) const;
+
+    std::vector<uint8_t>& bytes() { return bytes_; }
+    const std::vector<uint8_t>& bytes() const { return bytes_; }
+    bool in_view(int64_t element_offset) const { return in_view_[static_cast<size_t>(element_offset)]; }
+    int64_t buffer_elements() const { return static_cast<int64_t>(in_view_.size()); }
+    int64_t offset_of(int64_t i, int64_t j, int64_t k) const;
+
+private:
+    double load(int64_t element_offset) const;
+    void store(int64_t element_offset, double value);
+
+    tk_dtype dtype_ = TK_DTYPE_F32;
+    std::vector<int64_t> shape_;
+    std::vector<int64_t> strides_;
+    int64_t offset_ = 0;
+    int32_t element_size_ = 4;
+    std::vector<uint8_t> bytes_;
+    std::vector<bool> in_view_;
+};
+
+// Names the first buffer element outside the view whose bytes differ, or "".
+std::string first_changed_gap(const HostArray& before, const HostArray& after);
+
 // ---- CUDA -----------------------------------------------------------------------------------------
 
 // "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device").

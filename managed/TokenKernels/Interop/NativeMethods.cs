@@ -49,6 +49,17 @@ internal static unsafe class NativeMethods
     public const int TK_POOL_ADAPTIVE_MAX = 3;
     public const int TK_POOL_BILINEAR = 4;
 
+    // ---- tk_merge_mode ----
+    public const int TK_MERGE_WEIGHTED_MEAN = 0;
+    public const int TK_MERGE_MEAN = 1;
+    public const int TK_MERGE_SUM = 2;
+    public const int TK_MERGE_AMAX = 3;
+    public const int TK_MERGE_DROP = 4;
+
+    // ---- tk_merge_order ----
+    public const int TK_MERGE_ORDER_POSITIONAL = 0;
+    public const int TK_MERGE_ORDER_TOME = 1;
+
     // ---- Version ----
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
@@ -126,4 +137,21 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_pool(TkPoolParams* @params, TkTensor* x, TkTensor* @out, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 2. Bipartite token merging ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_merge_output_tokens(TkMergeParams* @params, long tokens, long* effective_r, long* output_tokens);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_merge_match(TkMergeParams* @params, TkTensor* metric, TkTensor* dst, TkTensor* best, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_merge_workspace_size(TkMergeParams* @params, TkTensor* metric, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_merge(TkMergeParams* @params, TkTensor* metric, TkTensor* x, TkTensor* size, TkTensor* @out, TkTensor* out_size, TkTensor* source_map, TkTensor* merge_count, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_unmerge(TkTensor* y, TkTensor* source_map, TkTensor* @out, IntPtr stream);
 }

@@ -28,6 +28,19 @@ internal unsafe struct TkPoolParams
     public fixed int OutputSize[3];
 }
 
+/// <summary>Mirror of <c>tk_merge_params</c>; the flags are 0 or 1, mode and order the <c>tk_merge_mode</c> / <c>tk_merge_order</c> values.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkMergeParams
+{
+    public int R;
+    public int UseThreshold;
+    public float Threshold;
+    public int ProtectFirst;
+    public int ProtectSecond;
+    public int Mode;
+    public int Order;
+}
+
 /// <summary>
 /// Room for <c>TK_MAX_RANK</c> sizes, for the shape arguments of native calls. A local of this type is used rather
 /// than <c>stackalloc</c> because a method that stackallocs makes its P/Invoke calls several times slower

@@ -184,6 +184,93 @@ TK_API tk_status tk_pool_workspace_size(const tk_pool_params* params, const tk_t
 TK_API tk_status tk_pool(const tk_pool_params* params, const tk_tensor* x, const tk_tensor* out,
                          void* workspace, uint64_t workspace_bytes, tk_stream stream);
 
+/* ---- 2. Bipartite token merging, ToMe family (SPEC section 2) ---------------------------------
+ *
+ * metric [B, N, Cm] (any floating dtype) chooses what merges; x [B, N, C] (any floating dtype,
+ * independent of metric's; metric may be the same tensor as x) is what is merged. Channels
+ * contiguous, other strides free. Sizes (`size`, `out_size`) are f32; indices are i32.
+ *
+ * Matching: metric rows are normalised (cosine, |v| clamped to 1e-12). Sources are the tokens at
+ * even positions 0, 2, 4, ...; destinations those at odd positions 1, 3, .... Each source takes its
+ * most similar destination (ties to the lower position) and that score, best(a). protect_first:
+ * token 0 never becomes a source (best = -inf, ranked below everything); protect_second: nothing
+ * merges into token 1 (it is no candidate destination). A destination whose metric holds NaN is never
+ * chosen; a source whose metric holds NaN gets best = NaN, which ranks below -inf.
+ * The sources with the highest best (ties to the lower position) merge:
+ *   fixed mode:     r of them, r clamped to (N - protected) / 2 (ToMe); 0 when no destination is
+ *                   a candidate. The effective r depends only on N and params (tk_merge_output_tokens).
+ *   threshold mode: (DyMU) every source with best > threshold (strict), at most r (r_max) and the
+ *                   clamp; the count varies per item and is written to merge_count [B]; outputs
+ *                   have N rows, the rows past N - count[b] are zero (out_size too).
+ *
+ * Merging into each destination d with merged sources S(d):
+ *   TK_MERGE_WEIGHTED_MEAN (default, ToMe merge_wavg): (size_d x_d + sum size_a x_a) / (size_d + sum size_a)
+ *   TK_MERGE_MEAN  (ToMe mode="mean"): (x_d + sum x_a) / (1 + |S(d)|)
+ *   TK_MERGE_SUM, TK_MERGE_AMAX: x_d + sum x_a, elementwise max (NaN propagates)
+ *   TK_MERGE_DROP: merged sources vanish, destinations unchanged
+ * accumulated in float32 (separate multiply and add, true division) starting from the destination's
+ * own term, then S(d) in increasing source position, so the result is bit-identical run to run and
+ * across backends. A token nothing merged into is copied bit for bit. out_size = size_d + sum size_a
+ * (size_d for DROP), with size all ones when absent.
+ *
+ * Output order:
+ *   TK_MERGE_ORDER_POSITIONAL (default): surviving tokens in increasing original position.
+ *   TK_MERGE_ORDER_TOME: ToMe's own order, for parity with its code: unmerged sources by descending
+ *   best (in original order with protect_first), then all destinations in original order; with
+ *   protect_second ToMe's [unm[0], dst[0], unm[1:], dst[1:]]. In fixed mode with an effective r of
+ *   0 the output is x in its original order, as ToMe returns x untouched then.
+ * source_map [B, N] (i32): the output row every input token ended up in; tk_unmerge uses it. */
+typedef int32_t tk_merge_mode;
+enum {
+    TK_MERGE_WEIGHTED_MEAN = 0,
+    TK_MERGE_MEAN = 1,
+    TK_MERGE_SUM = 2,
+    TK_MERGE_AMAX = 3,
+    TK_MERGE_DROP = 4
+};
+
+typedef int32_t tk_merge_order;
+enum {
+    TK_MERGE_ORDER_POSITIONAL = 0,
+    TK_MERGE_ORDER_TOME = 1
+};
+
+typedef struct tk_merge_params {
+    int32_t r;              /* merges per item (fixed mode) or the cap r_max (threshold mode); >= 0 */
+    int32_t use_threshold;  /* 0: fixed r (ToMe); 1: threshold (DyMU) */
+    float threshold;        /* threshold mode: sources with best > threshold merge */
+    int32_t protect_first;  /* 0 or 1: token 0 is a class token */
+    int32_t protect_second; /* 0 or 1: token 1 is a distillation token */
+    tk_merge_mode mode;
+    tk_merge_order order;
+} tk_merge_params;
+
+/* For N = tokens: the effective r of fixed mode (the cap in threshold mode) and the number of
+ * output rows (N - r in fixed mode, N in threshold mode). */
+TK_API tk_status tk_merge_output_tokens(const tk_merge_params* params, int64_t tokens, int64_t* effective_r,
+                                        int64_t* output_tokens);
+/* Matching only: for every source (token 2i) the position of its best destination, dst [B, ceil(N/2)]
+ * i32, and its score, best [B, ceil(N/2)] f32. A protected source, or one with no finite score, gets
+ * best = -inf (NaN when its metric holds NaN) and dst = the first candidate destination (1, or 3 with
+ * protect_second; 1 when there is none). */
+TK_API tk_status tk_merge_match(const tk_merge_params* params, const tk_tensor* metric, const tk_tensor* dst,
+                                const tk_tensor* best, void* workspace, uint64_t workspace_bytes, tk_stream stream);
+/* Scratch bytes tk_merge_match / tk_merge need for these shapes (0 on the CPU). */
+TK_API tk_status tk_merge_workspace_size(const tk_merge_params* params, const tk_tensor* metric, const tk_tensor* x,
+                                         uint64_t* bytes);
+/* Merges x [B, N, C] into out [B, N', C] (N' from tk_merge_output_tokens). size [B, N] f32 may be NULL
+ * (all ones); out_size [B, N'] f32, source_map [B, N] i32 and merge_count [B] i32 may be NULL, except
+ * merge_count in threshold mode (in fixed mode it receives the effective r). On CUDA without a workspace (NULL, 0) the op allocates its scratch
+ * stream-ordered. */
+TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric, const tk_tensor* x,
+                          const tk_tensor* size, const tk_tensor* out, const tk_tensor* out_size,
+                          const tk_tensor* source_map, const tk_tensor* merge_count, void* workspace,
+                          uint64_t workspace_bytes, tk_stream stream);
+/* out[b, i] = y[b, source_map[b, i]]: y [B, N', C], source_map [B, N] i32 (or i64), out [B, N, C] of
+ * y's dtype. Indices outside [0, N') are an error reported by status on the CPU; on CUDA (where
+ * checking would need a host synchronisation) the row is written as zeros. */
+TK_API tk_status tk_unmerge(const tk_tensor* y, const tk_tensor* source_map, const tk_tensor* out, tk_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,14 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_pool_params, kernel),
     TK_FIELD(tk_pool_params, stride),
     TK_FIELD(tk_pool_params, output_size),
+    TK_STRUCT(tk_merge_params),
+    TK_FIELD(tk_merge_params, r),
+    TK_FIELD(tk_merge_params, use_threshold),
+    TK_FIELD(tk_merge_params, threshold),
+    TK_FIELD(tk_merge_params, protect_first),
+    TK_FIELD(tk_merge_params, protect_second),
+    TK_FIELD(tk_merge_params, mode),
+    TK_FIELD(tk_merge_params, order),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

@@ -119,13 +119,10 @@ void require_same_device(const tk_tensor& t, const char* name, const tk_tensor& 
             [&] { return device_name(t); });
 }
 
-void require_channels_contiguous(const tk_tensor& t, const char* name) {
-    const int32_t last = t.rank - 1;
-    if (t.shape[last] > 1)
-        require(t.strides[last] == 1, indexed(name, "strides", last), "1 (channels must be contiguous)",
-                [&] { return std::to_string(t.strides[last]); });
+void require_positive_strides(const tk_tensor& t, const char* name) {
+    if (numel(t) == 0) return;  // an empty tensor addresses no memory: its strides are never used
     int64_t offset = 0;
-    for (int32_t d = 0; d < last; ++d) {
+    for (int32_t d = 0; d < t.rank; ++d) {
         if (t.shape[d] <= 1) continue;
         require(t.strides[d] >= 1, indexed(name, "strides", d), "a positive stride",
                 [&] { return std::to_string(t.strides[d]); });
@@ -136,9 +133,26 @@ void require_channels_contiguous(const tk_tensor& t, const char* name) {
     }
 }
 
+void require_channels_contiguous(const tk_tensor& t, const char* name) {
+    const int32_t last = t.rank - 1;
+    if (t.shape[last] > 1 && numel(t) > 0)
+        require(t.strides[last] == 1, indexed(name, "strides", last), "1 (channels must be contiguous)",
+                [&] { return std::to_string(t.strides[last]); });
+    require_positive_strides(t, name);
+}
+
+void require_shape(const tk_tensor& t, const char* name, int32_t rank, const int64_t* shape, const char* layout) {
+    require_rank(t, name, rank, layout);
+    for (int32_t d = 0; d < rank; ++d)
+        require(t.shape[d] == shape[d], indexed(name, "shape", d),
+                [&] { return std::to_string(shape[d]) + " (" + name + " is " + layout + ")"; },
+                [&] { return std::to_string(t.shape[d]); });
+}
+
 void require_non_self_overlapping(const tk_tensor& t, const char* name) {
     // Sufficient condition: ordered by stride, each dimension steps over the whole extent of the
     // smaller ones, so distinct indices give distinct offsets.
+    if (numel(t) == 0) return;
     std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of dimensions of size > 1
     for (int32_t d = 0; d < t.rank; ++d)
         if (t.shape[d] > 1) dims.emplace_back(t.strides[d], t.shape[d]);

@@ -21,9 +21,12 @@ void require_rank(const tk_tensor& t, const char* name, int32_t rank, const char
 void require_float_dtype(const tk_tensor& t, const char* name);
 void require_same_dtype(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name);
 void require_same_device(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name);
-// Last dimension has stride 1, every other dimension of size > 1 a positive stride, and every
-// element offset fits in int64.
+// Every dimension of size > 1 has a positive stride, and every element offset fits in int64.
+void require_positive_strides(const tk_tensor& t, const char* name);
+// require_positive_strides, and the last dimension has stride 1.
 void require_channels_contiguous(const tk_tensor& t, const char* name);
+// Shape equal to `shape` (rank entries), naming the first differing dimension and what it means.
+void require_shape(const tk_tensor& t, const char* name, int32_t rank, const int64_t* shape, const char* layout);
 // No two elements of t share memory (it is written to).
 void require_non_self_overlapping(const tk_tensor& t, const char* name);
 // The memory spans of an output and an input do not intersect.

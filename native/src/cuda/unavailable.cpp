@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "cuda/runtime.hpp"
+#include "ops/merge.hpp"
 #include "ops/pool.hpp"
 
 namespace tk::cuda {
@@ -48,5 +49,13 @@ void memcpy_async(void*, const void*, uint64_t, void*) { unavailable("tk_cuda_me
 void memset_async(void*, int32_t, uint64_t, void*) { unavailable("tk_cuda_memset_async"); }
 
 void pool(const PoolPlan&, void*) { unavailable("tk_pool"); }
+
+uint64_t merge_workspace_bytes(const MergePlan&) { unavailable("tk_merge_workspace_size"); }
+
+void merge_match(const MergePlan&, void*, void*) { unavailable("tk_merge_match"); }
+
+void merge(const MergePlan&, void*, void*) { unavailable("tk_merge"); }
+
+void unmerge(const UnmergePlan&, void*) { unavailable("tk_unmerge"); }
 
 }  // namespace tk::cuda

@@ -23,6 +23,7 @@ public class ConformanceTests
     {
         [typeof(TkTensor)] = "tk_tensor",
         [typeof(TkPoolParams)] = "tk_pool_params",
+        [typeof(TkMergeParams)] = "tk_merge_params",
     };
 
     [OneTimeSetUp]

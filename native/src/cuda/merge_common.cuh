@@ -1,0 +1,65 @@
+// Element types, conversions and the score ordering shared by the CUDA merge kernels.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "tokenkernels/tokenkernels.h"
+
+namespace tk::cuda::merge_detail {
+
+template <tk_dtype D>
+struct StorageOf;
+template <>
+struct StorageOf<TK_DTYPE_F32> {
+    using type = float;
+};
+template <>
+struct StorageOf<TK_DTYPE_F16> {
+    using type = __half;
+};
+template <>
+struct StorageOf<TK_DTYPE_BF16> {
+    using type = __nv_bfloat16;
+};
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+    return v;
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+    return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+// Unsigned key ordered as the contract ranks scores: NaN (1) below -inf (0x007fffff) below every
+// other float; -0 and +0 are one value. 0 is left for the protected source, below NaN.
+__device__ __forceinline__ uint32_t order_key(float score) {
+    if (score != score) return 1u;
+    const uint32_t bits = __float_as_uint(score == 0.0f ? 0.0f : score);
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+// Selection key of source s: its score key above, the complement of s below, so that keys are
+// distinct and a higher key means a higher score, ties to the lower position. A protected source
+// gets score key 0: it ranks below every other source, NaN included, and never merges while another
+// source can.
+__device__ __forceinline__ uint64_t selection_key(float best, int64_t source, int32_t protect_first) {
+    const uint32_t score_key = protect_first && source == 0 ? 0u : order_key(best);
+    return (static_cast<uint64_t>(score_key) << 32) | (0xffffffffu - static_cast<uint32_t>(source));
+}
+
+}  // namespace tk::cuda::merge_detail
