@@ -39,6 +39,15 @@ int64_t min_pixels_per_chunk(int64_t elements_per_pixel) {
     return elements_per_pixel >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / (elements_per_pixel > 0 ? elements_per_pixel : 1);
 }
 
+template <bool IsMax>
+inline float reduce(float acc, float v) {
+    if constexpr (IsMax) {
+        return max_propagate_nan(acc, v);
+    } else {
+        return acc + v;
+    }
+}
+
 // Window and adaptive modes: reduce the box of input rows pool_range gives for each output pixel.
 template <class T, bool IsMax>
 void pool_box(const PoolPlan& plan) {
@@ -52,27 +61,38 @@ void pool_box(const PoolPlan& plan) {
     }
     parallel_for(pixel_count(plan), min_pixels_per_chunk(channels * box_rows), [&](int64_t begin, int64_t end) {
         std::vector<float> acc(static_cast<size_t>(channels));
+        std::vector<const T*> rows;
         float* a = acc.data();
         for (int64_t index = begin; index < end; ++index) {
             const Pixel p = unflatten(index, plan.out_size);
             const Range rt = pool_range(plan, 0, p.t);
             const Range rh = pool_range(plan, 1, p.h);
             const Range rw = pool_range(plan, 2, p.w);
-            const float init = IsMax ? -std::numeric_limits<float>::infinity() : 0.0f;
-            for (int64_t c = 0; c < channels; ++c) a[c] = init;
+            rows.clear();
             for (int64_t t = rt.start; t < rt.end; ++t)
                 for (int64_t h = rh.start; h < rh.end; ++h)
-                    for (int64_t w = rw.start; w < rw.end; ++w) {
-                        const T* row = x + p.b * plan.in_stride[0] + t * plan.in_stride[1] + h * plan.in_stride[2] +
-                                       w * plan.in_stride[3];
-                        for (int64_t c = 0; c < channels; ++c) {
-                            if constexpr (IsMax) {
-                                a[c] = max_propagate_nan(a[c], to_float(row[c]));
-                            } else {
-                                a[c] += to_float(row[c]);
-                            }
-                        }
-                    }
+                    for (int64_t w = rw.start; w < rw.end; ++w)
+                        rows.push_back(x + p.b * plan.in_stride[0] + t * plan.in_stride[1] + h * plan.in_stride[2] +
+                                       w * plan.in_stride[3]);
+            const float init = IsMax ? -std::numeric_limits<float>::infinity() : 0.0f;
+            for (int64_t c = 0; c < channels; ++c) a[c] = init;
+            // Four rows per pass over the accumulator row: a quarter of its loads and stores, and
+            // the same (t, h, w) order of float operations as one row at a time (and as CUDA).
+            size_t k = 0;
+            for (; k + 4 <= rows.size(); k += 4) {
+                const T* r0 = rows[k];
+                const T* r1 = rows[k + 1];
+                const T* r2 = rows[k + 2];
+                const T* r3 = rows[k + 3];
+                for (int64_t c = 0; c < channels; ++c)
+                    a[c] = reduce<IsMax>(reduce<IsMax>(reduce<IsMax>(reduce<IsMax>(a[c], to_float(r0[c])), to_float(r1[c])),
+                                                       to_float(r2[c])),
+                                         to_float(r3[c]));
+            }
+            for (; k < rows.size(); ++k) {
+                const T* r = rows[k];
+                for (int64_t c = 0; c < channels; ++c) a[c] = reduce<IsMax>(a[c], to_float(r[c]));
+            }
             T* out_row = out + out_offset(plan, p);
             if constexpr (IsMax) {
                 for (int64_t c = 0; c < channels; ++c) out_row[c] = from_float<T>(a[c]);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs Debian's PyTorch for the side-by-side harness, with the pthread OpenBLAS (without it
+# Debian's torch falls back to a reference BLAS and its baselines are far too slow to compare with).
+set -euo pipefail
+if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 && dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends python3-torch libopenblas0-pthread >/dev/null
+/usr/bin/python3 -c 'import torch; print("torch", torch.__version__)'
