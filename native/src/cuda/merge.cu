@@ -36,6 +36,7 @@
 
 #include "core/dispatch.hpp"
 #include "cuda/check.cuh"
+#include "cuda/dtype.cuh"
 #include "cuda/merge_common.cuh"
 #include "cuda/merge_match.cuh"
 #include "ops/merge.hpp"
@@ -168,31 +169,6 @@ private:
 };
 
 // ---- Vectors of channels ----------------------------------------------------------------------
-
-template <int Bytes>
-struct WordOf;
-template <>
-struct WordOf<16> {
-    using type = uint4;
-};
-template <>
-struct WordOf<4> {
-    using type = unsigned int;
-};
-template <>
-struct WordOf<2> {
-    using type = unsigned short;
-};
-template <class T, int V>
-using Word = typename WordOf<static_cast<int>(sizeof(T)) * V>::type;
-
-template <class T>
-constexpr int kMaxVector = 16 / static_cast<int>(sizeof(T));
-
-template <class T, int V>
-__device__ __forceinline__ Word<T, V> load_word(const T* ptr) {
-    return __ldg(reinterpret_cast<const Word<T, V>*>(ptr));
-}
 
 template <class T, int V>
 __device__ __forceinline__ void store_word(T* ptr, const Word<T, V>& word) {

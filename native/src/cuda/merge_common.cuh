@@ -1,4 +1,4 @@
-// Element types, conversions and the score ordering shared by the CUDA merge kernels.
+// The score ordering shared by the CUDA merge kernels.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,43 +7,10 @@
 
 #include <cstdint>
 
+#include "cuda/dtype.cuh"
 #include "tokenkernels/tokenkernels.h"
 
 namespace tk::cuda::merge_detail {
-
-template <tk_dtype D>
-struct StorageOf;
-template <>
-struct StorageOf<TK_DTYPE_F32> {
-    using type = float;
-};
-template <>
-struct StorageOf<TK_DTYPE_F16> {
-    using type = __half;
-};
-template <>
-struct StorageOf<TK_DTYPE_BF16> {
-    using type = __nv_bfloat16;
-};
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <class T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-    return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
 
 // Unsigned key ordered as the contract ranks scores: NaN (1) below -inf (0x007fffff) below every
 // other float; -0 and +0 are one value. 0 is left for the protected source, below NaN.
