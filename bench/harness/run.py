@@ -18,21 +18,71 @@ Debian's /usr/bin/python3 is named because its python3-torch is the PyTorch mean
 interpreter works if it has PyTorch.
 """
 import argparse
+import ctypes
 import fnmatch
 import math
 import os
 import shlex
+import subprocess
 import sys
 
-import torch
 
-import measure
-import pool_cases
-import report
-import tokenkernels_abi as tk
+def choose_openblas_coretype():
+    """Debian's OpenBLAS 0.3.21 does not know recent Xeons (Sapphire Rapids class, with AVX-512): it
+    names the core "Prescott" and runs its SSE3 kernels, 4-5x slower than its AVX-512 ones. That
+    would make every baseline that calls BLAS (ToMe's similarity matmul) look slow for a reason that
+    is no part of the method. So, before PyTorch loads OpenBLAS (the variable is read only then): ask
+    a child process which core OpenBLAS detects, and where it is Prescott or unknown on a CPU with
+    AVX-512F (AVX2), set OPENBLAS_CORETYPE=SkylakeX (Haswell). A value the user set is left alone.
+    Returns the override made, or None. Pooling calls no BLAS and is unaffected."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return None
+    probe = ("import ctypes, ctypes.util\n"
+             "name = ctypes.util.find_library('openblas') or 'libopenblas.so.0'\n"
+             "f = ctypes.CDLL(name).openblas_get_corename\n"
+             "f.restype = ctypes.c_char_p\n"
+             "print(f().decode())")
+    try:
+        detected = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30,
+                                  check=True).stdout.strip()
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if detected.lower() not in ("prescott", "unknown", ""):
+        return None
+    coretype = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
+    if coretype:
+        os.environ["OPENBLAS_CORETYPE"] = coretype
+        return f"{detected or 'unknown'} detected, OPENBLAS_CORETYPE={coretype} set"
+    return None
+
+
+OPENBLAS_OVERRIDE = choose_openblas_coretype()
+
+import torch  # noqa: E402 (after the OpenBLAS core choice)
+
+import measure  # noqa: E402
+import merge_cases  # noqa: E402
+import pool_cases  # noqa: E402
+import report  # noqa: E402
+import tokenkernels_abi as tk  # noqa: E402
 
 # Every family's cases; a new op adds its module here.
-CASE_FAMILIES = [pool_cases.CASES]
+CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES]
+
+
+def openblas_core(blas_paths):
+    """The core OpenBLAS chose in this process ("SkylakeX", "Prescott", ...), or None."""
+    for path in blas_paths:
+        if "openblas" in os.path.basename(path).lower():
+            try:
+                function = ctypes.CDLL(path).openblas_get_corename
+            except (OSError, AttributeError):
+                continue
+            function.restype = ctypes.c_char_p
+            return function().decode()
+    return None
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 
@@ -71,11 +121,28 @@ def tensor_bytes(tensor):
     return tensor.numel() * tensor.element_size()
 
 
+def as_tuple(outputs):
+    """A case's outputs: one tensor, or a tuple of them (merging: the tokens and their sizes)."""
+    return outputs if isinstance(outputs, tuple) else (outputs,)
+
+
+def compare_all(values, references, input_scale):
+    """measure.compare of each output against its reference, combined: passes when all pass."""
+    checks = [measure.compare(v.reshape(r.shape), r, input_scale) for v, r in zip(values, references)]
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "mismatches": sum(c["mismatches"] for c in checks),
+        "elements": sum(c["elements"] for c in checks),
+        "max_abs_error": max(c["max_abs_error"] for c in checks),
+        "worst_error_over_tolerance": max(c["worst_error_over_tolerance"] for c in checks),
+    }
+
+
 def run_baseline(case, inputs):
-    """The baseline's output at the inputs' dtype, or None where PyTorch has no kernel for that dtype on
+    """The baseline's outputs at the inputs' dtype, or None where PyTorch has no kernel for that dtype on
     this device (PyTorch 1.13 lacks CPU float16 kernels for several of these ops)."""
     try:
-        return case.baseline(*inputs)
+        return as_tuple(case.baseline(*inputs))
     except RuntimeError as error:
         if "not implemented for" not in str(error):
             raise
@@ -88,10 +155,12 @@ def run_case(case, library, device, dtype_name, strided, args):
     inputs = case.make_inputs(shape, dtype, device, strided)
     # The baseline on float32 inputs: for float32 the baseline itself; for half types the function the
     # method defines before its final rounding, which PyTorch's own half kernels do not always reach.
-    reference = case.baseline(*[t.float() if t.is_floating_point() else t for t in inputs])
+    reference = as_tuple(case.baseline(*[t.float() if t.is_floating_point() else t for t in inputs]))
     input_scale = max(float(t.abs().max()) for t in inputs if t.is_floating_point())
     out, run = case.prepare_ours(library, *inputs)
-    out.fill_(math.nan)  # an element the op fails to write stays NaN and fails the check
+    out = as_tuple(out)
+    for tensor in out:
+        tensor.fill_(math.nan)  # an element the op fails to write stays NaN and fails the check
     run()
     measure.synchronize(device)
     baseline = run_baseline(case, inputs)
@@ -99,15 +168,15 @@ def run_case(case, library, device, dtype_name, strided, args):
         "case": case.name,
         "method": case.method,
         "input_shape": list(shape),
-        "output_shape": list(out.shape),
+        "output_shape": list(out[0].shape),
         "dtype": dtype_name,
         "device": str(device),
         "layout": "strided" if strided else "packed",
         "threads": args.threads,
         "baseline_native": baseline is not None,
-        "check": measure.compare(out.reshape(reference.shape), reference, input_scale),
+        "check": compare_all(out, reference, input_scale),
         # The same test applied to the baseline at this dtype: informative, PyTorch is not under test.
-        "baseline_check": (measure.compare(baseline, reference, input_scale) if baseline is not None else None),
+        "baseline_check": (compare_all(baseline, reference, input_scale) if baseline is not None else None),
     }
     if args.quick or not result["check"]["passed"]:
         return result
@@ -124,13 +193,16 @@ def run_case(case, library, device, dtype_name, strided, args):
         copy_sources = [max(s, key=tensor_bytes) for s in input_sets]
         copy_destination = torch.empty_like(copy_sources[0])
         contenders["copy_s"] = [lambda src=src: copy_destination.copy_(src) for src in copy_sources]
+    # Reference calls a case names (a GEMM of the op's size), timed alongside on the same input sets.
+    for name, prepare_reference in getattr(case, "references", {}).items():
+        contenders[f"reference_{name}_s"] = [prepare_reference(*s) for s in input_sets]
     seconds = measure.time_interleaved(contenders, device, args.warmup, args.repeats)
     result["input_sets"] = len(input_sets)
     result["calls_per_sample"] = measure.CUDA_CALLS_PER_SAMPLE if device.type == "cuda" else 1
     result["timing"] = {name: measure.summarize(s) for name, s in seconds.items()}
     if case.memory_bound:
         ours_s = result["timing"]["ours_s"]["median"]
-        moved = input_bytes + tensor_bytes(prepared[0][0])
+        moved = input_bytes + sum(tensor_bytes(t) for t in as_tuple(prepared[0][0]))
         copy_bytes_per_s = 2 * tensor_bytes(copy_destination) / result["timing"]["copy_s"]["median"]
         floor_s = moved / copy_bytes_per_s
         result["bandwidth"] = {
@@ -141,6 +213,20 @@ def run_case(case, library, device, dtype_name, strided, args):
             "ours_over_floor": ours_s / floor_s,
         }
     return result
+
+
+def reference_notes(results):
+    """One line per reference call timed with a case: its time, and ours as a multiple of it."""
+    notes = []
+    for result in results:
+        timing = result.get("timing") or {}
+        ours = timing.get("ours_s", {}).get("median")
+        for key, summary in timing.items():
+            if key.startswith("reference_") and ours:
+                name = key[len("reference_"):-len("_s")]
+                notes.append(f"{result['case']} {result['dtype']}: reference {name} {summary['median'] * 1e3:.3f} ms, "
+                             f"ours = {ours / summary['median']:.2f}x {name}")
+    return notes
 
 
 def open_device(name, library):
@@ -180,9 +266,17 @@ def main(argv):
     command = shlex.join([sys.executable] + sys.argv)
 
     env = report.environment(library, device, args.threads)
+    env["blas_core"] = openblas_core(env["blas"])
+    env["blas_core_override"] = OPENBLAS_OVERRIDE
+    if env["blas_core"]:
+        # Shown with the library's path wherever the conditions are written (the Markdown header too).
+        env["blas"] = [f"{path} (OpenBLAS core {env['blas_core']}" +
+                       (f"; {OPENBLAS_OVERRIDE})" if OPENBLAS_OVERRIDE else ")")
+                       if "openblas" in os.path.basename(path).lower() else path for path in env["blas"]]
     print(f"TokenKernels {env['library_version']} ({env['library']}), PyTorch {env['torch']}, "
           f"{env['cpu']}, {args.threads} threads, device {device}" +
           (f" ({env['gpu']}, driver {env['driver']})" if device.type == "cuda" else ""))
+    print("BLAS: " + (", ".join(env["blas"]) or "none loaded"))
     warning = report.blas_warning(env)
     if warning:
         print(warning)
@@ -209,11 +303,17 @@ def main(argv):
     columns = report.QUICK_COLUMNS if args.quick else report.TIMED_COLUMNS
     print()
     print(report.text_table(results, columns))
+    notes = reference_notes(results)
+    if notes:
+        print()
+        print("\n".join(notes))
     if args.json:
         report.write_json(args.json, env, results, command)
     if args.markdown:
         with open(args.markdown, "w") as out:
             out.write(report.markdown(env, results, columns, command))
+            if notes:
+                out.write("\n" + "\n".join(f"- {note}" for note in notes) + "\n")
     failed = sum(not r["check"]["passed"] for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -25,6 +25,15 @@ TK_POOL_ADAPTIVE_AVG = 2
 TK_POOL_ADAPTIVE_MAX = 3
 TK_POOL_BILINEAR = 4
 
+TK_MERGE_WEIGHTED_MEAN = 0
+TK_MERGE_MEAN = 1
+TK_MERGE_SUM = 2
+TK_MERGE_AMAX = 3
+TK_MERGE_DROP = 4
+
+TK_MERGE_ORDER_POSITIONAL = 0
+TK_MERGE_ORDER_TOME = 1
+
 # The test preset's build output, in the repository that holds this file.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_LIBRARY = os.path.join(REPOSITORY_ROOT, "build", "test", "lib", "libtokenkernels.so")
@@ -52,8 +61,20 @@ class TkPoolParams(ctypes.Structure):
     ]
 
 
+class TkMergeParams(ctypes.Structure):
+    _fields_ = [
+        ("r", ctypes.c_int32),
+        ("use_threshold", ctypes.c_int32),
+        ("threshold", ctypes.c_float),
+        ("protect_first", ctypes.c_int32),
+        ("protect_second", ctypes.c_int32),
+        ("mode", ctypes.c_int32),
+        ("order", ctypes.c_int32),
+    ]
+
+
 # C name of each bound struct, for the layout check.
-BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams}
+BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -82,6 +103,13 @@ def _declare_functions(library):
              [p(TkPoolParams), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_pool", status,
              [p(TkPoolParams), p(TkTensor), p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_merge_output_tokens", status,
+             [p(TkMergeParams), ctypes.c_int64, p(ctypes.c_int64), p(ctypes.c_int64)])
+    _declare(library, "tk_merge_workspace_size", status,
+             [p(TkMergeParams), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_merge", status,
+             [p(TkMergeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
 
 
 def resolve_library_path(cli_path):
@@ -162,6 +190,30 @@ class Library:
         pool = self.native.tk_pool
         return PreparedCall(lambda: self.check(pool(*arguments)), (x, out, workspace))
 
+    def merge_output_tokens(self, params, tokens):
+        """(effective r, output rows) of tk_merge for N = tokens."""
+        effective_r = ctypes.c_int64()
+        rows = ctypes.c_int64()
+        self.check(self.native.tk_merge_output_tokens(ctypes.byref(params), tokens, ctypes.byref(effective_r),
+                                                      ctypes.byref(rows)))
+        return effective_r.value, rows.value
+
+    def prepare_merge(self, params, metric, x, out, size=None, out_size=None, source_map=None, merge_count=None):
+        """A zero-argument call of tk_merge on these tensors (the optional ones NULL when None), with
+        descriptors, workspace and stream settled now, as prepare_pool."""
+        views = [tensor_view(t) if t is not None else None for t in (metric, x, size, out, out_size, source_map,
+                                                                       merge_count)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_merge_workspace_size(ctypes.byref(params), refs[0], refs[1],
+                                                       ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        merge = self.native.tk_merge
+        tensors = (metric, x, size, out, out_size, source_map, merge_count, workspace, views, params)
+        return PreparedCall(lambda: self.check(merge(*arguments)), tensors)
+
 
 class PreparedCall:
     """A native call with its arguments marshalled once. It holds the tensors that the descriptors
@@ -210,4 +262,18 @@ def pool_params(mode, kernel=(0, 0, 0), stride=(0, 0, 0), output_size=(0, 0, 0))
     params.kernel[:] = kernel
     params.stride[:] = stride
     params.output_size[:] = output_size
+    return params
+
+
+def merge_params(r, mode=TK_MERGE_WEIGHTED_MEAN, order=TK_MERGE_ORDER_POSITIONAL, protect_first=0, protect_second=0,
+                 threshold=None):
+    """tk_merge_params: fixed r, or threshold mode (r = the cap r_max) when threshold is given."""
+    params = TkMergeParams()
+    params.r = r
+    params.use_threshold = 0 if threshold is None else 1
+    params.threshold = 0.0 if threshold is None else threshold
+    params.protect_first = protect_first
+    params.protect_second = protect_second
+    params.mode = mode
+    params.order = order
     return params
