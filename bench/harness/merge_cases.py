@@ -142,7 +142,7 @@ def _key_channels(channels):
 CASES = [
     MergeCase(f"tome_vitl_b{batch}", f"ToMe matching + merge_wavg, r={TOME_R}, class token; metric = keys [B,N,64]",
               (batch, 577, 1024), (quick_batch, 37, 24), _inputs(_key_channels), _baseline(_tome_r),
-              _prepare_merge(_tome_r), False)
+              _prepare_merge(_tome_r), True)  # one pass over x after a small GEMM on the keys
     for batch, quick_batch in ((1, 1), (8, 2), (32, 3))
 ] + [
     MergeCase("tome_llava_video_64f", "ToMe matching + merge_wavg, r=N/4, class token; metric = x (Cm = C)",

@@ -1,12 +1,11 @@
-// CPU parallelism: one process-wide thread count (tk_set_num_threads) and a static-schedule
-// parallel loop over [0, n). Built on OpenMP when the compiler has it, serial otherwise.
+// CPU parallelism: one process-wide thread count (tk_set_num_threads) and a dynamically
+// scheduled parallel loop over [0, n). Built on OpenMP when the compiler has it, serial otherwise.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace tk {
 
@@ -26,14 +25,19 @@ void parallel_for(int64_t n, int64_t min_chunk, Body&& body) {
         return;
     }
 #if defined(_OPENMP)
+    // Chunks are handed out as threads ask for them, a few per thread: a thread that shares its core
+    // with another process's (a BLAS pool spinning after its call, a game's render thread) takes
+    // fewer, instead of every other thread waiting for its fixed share.
+    constexpr int64_t kChunksPerThread = 4;
+    const int64_t chunk = std::max(min_chunk, (n + threads * kChunksPerThread - 1) / (threads * kChunksPerThread));
+    std::atomic<int64_t> next_begin{0};
 #pragma omp parallel num_threads(static_cast<int>(threads))
     {
-        // The team may be smaller than asked for; split by the size it really has.
-        const int64_t team = omp_get_num_threads();
-        const int64_t t = omp_get_thread_num();
-        const int64_t begin = n * t / team;
-        const int64_t end = n * (t + 1) / team;
-        if (begin < end) body(begin, end);
+        for (;;) {
+            const int64_t begin = next_begin.fetch_add(chunk, std::memory_order_relaxed);
+            if (begin >= n) break;
+            body(begin, std::min(begin + chunk, n));
+        }
     }
 #else
     body(int64_t{0}, n);
