@@ -1,10 +1,10 @@
 """What one benchmark case is: a published method's step, its PyTorch eager baseline, and our op.
 
-A family of cases (pooling now; merging, top-k, k-center later) lives in its own module that builds a
+A family of cases (pooling, merging, attention pruning, diversity) lives in its own module that builds a
 list of Case and is added to CASE_FAMILIES in run.py. The driver needs nothing else from it.
 """
-from dataclasses import dataclass
-from typing import Callable, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -27,6 +27,16 @@ class Case:
     prepare_ours: Callable
     # Whether the op is limited by memory traffic, so that its time is judged against the copy bandwidth.
     memory_bound: bool
+    # Device types ("cpu", "cuda") whose runs time the full shape; elsewhere the case runs only in
+    # --quick (a GPU-sized case would take many GB and minutes on a CPU).
+    full_on: Tuple[str, ...] = ("cpu", "cuda")
+    # Caps on the warm-up and timed runs of the full shape, for a case whose baseline takes seconds a
+    # call (DivPrune at 10,816 tokens: about 12 s on a CPU); None: --warmup and --repeats as given.
+    max_warmup: Optional[int] = None
+    max_repeats: Optional[int] = None
+    # Further calls timed alongside baseline and ours, for reference (the GEMM inside a method):
+    # {name: prepare(*inputs) -> a zero-argument call}.
+    references: Dict[str, Callable] = field(default_factory=dict)
 
 
 def random_tokens(shape, dtype, device, strided):

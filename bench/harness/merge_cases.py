@@ -9,8 +9,6 @@ all ones), on the same tensors. Both the merged tokens and their sizes are compa
 ends up in another place, or a different set of merges, fails the check.
 """
 import warnings
-from dataclasses import dataclass, field
-from typing import Callable, Dict
 
 import torch
 
@@ -63,14 +61,6 @@ def tome_merge_wavg(metric, x, r):
     merged_x = tome_merge_sum(x * size, unmerged, merged, destination)
     merged_size = tome_merge_sum(size, unmerged, merged, destination)
     return merged_x / merged_size, merged_size
-
-
-@dataclass(frozen=True)
-class MergeCase(Case):
-    # Further calls timed alongside baseline and ours, for reference: {name: prepare(*inputs) -> a
-    # zero-argument call}, e.g. a BLAS GEMM of the size of the op's similarity matrix. run.py times them
-    # on the same input sets and reports ours over each.
-    references: Dict[str, Callable] = field(default_factory=dict)
 
 
 def _inputs(metric_channels):
@@ -140,12 +130,12 @@ def _key_channels(channels):
 
 
 CASES = [
-    MergeCase(f"tome_vitl_b{batch}", f"ToMe matching + merge_wavg, r={TOME_R}, class token; metric = keys [B,N,64]",
+    Case(f"tome_vitl_b{batch}", f"ToMe matching + merge_wavg, r={TOME_R}, class token; metric = keys [B,N,64]",
               (batch, 577, 1024), (quick_batch, 37, 24), _inputs(_key_channels), _baseline(_tome_r),
               _prepare_merge(_tome_r), True)  # one pass over x after a small GEMM on the keys
     for batch, quick_batch in ((1, 1), (8, 2), (32, 3))
 ] + [
-    MergeCase("tome_llava_video_64f", "ToMe matching + merge_wavg, r=N/4, class token; metric = x (Cm = C)",
+    Case("tome_llava_video_64f", "ToMe matching + merge_wavg, r=N/4, class token; metric = x (Cm = C)",
               (1, 10816, 1152), (2, 51, 20), _inputs(lambda channels: None), _baseline(_quarter),
               _prepare_merge(_quarter), False,
               references={"gemm": _prepare_similarity_gemm}),

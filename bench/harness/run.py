@@ -62,6 +62,8 @@ OPENBLAS_OVERRIDE = choose_openblas_coretype()
 
 import torch  # noqa: E402 (after the OpenBLAS core choice)
 
+import attention_cases  # noqa: E402
+import diversity_cases  # noqa: E402
 import measure  # noqa: E402
 import merge_cases  # noqa: E402
 import pool_cases  # noqa: E402
@@ -69,7 +71,7 @@ import report  # noqa: E402
 import tokenkernels_abi as tk  # noqa: E402
 
 # Every family's cases; a new op adds its module here.
-CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES]
+CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES, attention_cases.CASES, diversity_cases.CASES]
 
 
 def openblas_core(blas_paths):
@@ -112,8 +114,8 @@ def parse_args(argv):
     return args
 
 
-def selected_cases(patterns):
-    cases = [case for family in CASE_FAMILIES for case in family]
+def selected_cases(patterns, device_type, quick):
+    cases = [case for family in CASE_FAMILIES for case in family if quick or device_type in case.full_on]
     return [case for case in cases if any(fnmatch.fnmatchcase(case.name, p) for p in patterns)]
 
 
@@ -196,7 +198,9 @@ def run_case(case, library, device, dtype_name, strided, args):
     # Reference calls a case names (a GEMM of the op's size), timed alongside on the same input sets.
     for name, prepare_reference in getattr(case, "references", {}).items():
         contenders[f"reference_{name}_s"] = [prepare_reference(*s) for s in input_sets]
-    seconds = measure.time_interleaved(contenders, device, args.warmup, args.repeats)
+    warmup = min(args.warmup, case.max_warmup) if case.max_warmup is not None else args.warmup
+    repeats = min(args.repeats, case.max_repeats) if case.max_repeats is not None else args.repeats
+    seconds = measure.time_interleaved(contenders, device, warmup, repeats)
     result["input_sets"] = len(input_sets)
     result["calls_per_sample"] = measure.CUDA_CALLS_PER_SAMPLE if device.type == "cuda" else 1
     result["timing"] = {name: measure.summarize(s) for name, s in seconds.items()}
@@ -247,7 +251,7 @@ def open_device(name, library):
 
 def main(argv):
     args = parse_args(argv)
-    cases = selected_cases(args.cases)
+    cases = selected_cases(args.cases, args.device.split(":")[0], args.quick)
     if args.list:
         for case in cases:
             print(f"{case.name:28} {case.method}")

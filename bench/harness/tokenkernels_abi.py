@@ -34,6 +34,19 @@ TK_MERGE_DROP = 4
 TK_MERGE_ORDER_POSITIONAL = 0
 TK_MERGE_ORDER_TOME = 1
 
+TK_REDUCE_MEAN = 0
+TK_REDUCE_SUM = 1
+
+TK_DISTANCE_COSINE = 0
+TK_DISTANCE_L2 = 1
+
+TK_FIRST_MOST_ISOLATED = 0
+TK_FIRST_INDEX = 1
+TK_FIRST_SCORE = 2
+
+TK_DIVERSITY_MAX_MIN = 0
+TK_DIVERSITY_MAX_SUM = 1
+
 # The test preset's build output, in the repository that holds this file.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_LIBRARY = os.path.join(REPOSITORY_ROOT, "build", "test", "lib", "libtokenkernels.so")
@@ -73,8 +86,36 @@ class TkMergeParams(ctypes.Structure):
     ]
 
 
+class TkImportanceParams(ctypes.Structure):
+    _fields_ = [
+        ("query_begin", ctypes.c_int64),
+        ("query_end", ctypes.c_int64),
+        ("key_begin", ctypes.c_int64),
+        ("key_end", ctypes.c_int64),
+        ("head_reduce", ctypes.c_int32),
+        ("query_reduce", ctypes.c_int32),
+        ("scale", ctypes.c_float),
+        ("causal", ctypes.c_int32),
+    ]
+
+
+class TkTopkParams(ctypes.Structure):
+    _fields_ = [("k", ctypes.c_int32)]
+
+
+class TkDiversityParams(ctypes.Structure):
+    _fields_ = [
+        ("k", ctypes.c_int32),
+        ("distance", ctypes.c_int32),
+        ("first", ctypes.c_int32),
+        ("objective", ctypes.c_int32),
+    ]
+
+
 # C name of each bound struct, for the layout check.
-BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams}
+BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
+                 "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
+                 "tk_diversity_params": TkDiversityParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -109,6 +150,27 @@ def _declare_functions(library):
              [p(TkMergeParams), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_merge", status,
              [p(TkMergeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_attention_importance", status,
+             [p(TkImportanceParams), p(TkTensor), p(TkTensor), ctypes.c_void_p])
+    _declare(library, "tk_qk_importance_workspace_size", status,
+             [p(TkImportanceParams), p(TkTensor), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_qk_importance", status,
+             [p(TkImportanceParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_topk_workspace_size", status, [p(TkTopkParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_topk", status,
+             [p(TkTopkParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_gather", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
+    _declare(library, "tk_visionzip_contextual_workspace_size", status,
+             [ctypes.c_int32, p(TkTensor), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_visionzip_contextual", status,
+             [ctypes.c_int32, p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p, ctypes.c_uint64,
+              ctypes.c_void_p])
+    _declare(library, "tk_diversity_workspace_size", status, [p(TkDiversityParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_diversity_select", status,
+             [p(TkDiversityParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
 
 
@@ -214,6 +276,86 @@ class Library:
         tensors = (metric, x, size, out, out_size, source_map, merge_count, workspace, views, params)
         return PreparedCall(lambda: self.check(merge(*arguments)), tensors)
 
+    def prepare_attention_importance(self, params, attn, out):
+        """A zero-argument call of tk_attention_importance (attn [B, H, Nq, Nk] -> out [B, key_end -
+        key_begin] f32), with descriptors and stream settled now, as prepare_pool."""
+        views = (tensor_view(attn), tensor_view(out))
+        arguments = (ctypes.byref(params), ctypes.byref(views[0]), ctypes.byref(views[1]), current_stream(attn.device))
+        importance = self.native.tk_attention_importance
+        return PreparedCall(lambda: self.check(importance(*arguments)), (attn, out, views, params))
+
+    def prepare_qk_importance(self, params, q, k, out, lse=None):
+        """A zero-argument call of tk_qk_importance (q [B, H, Nq, d], k [B, Hk, Nk, d], the row
+        log-sum-exp lse [B, H, Nq] or None -> out [B, key_end - key_begin] f32), with descriptors,
+        workspace and stream settled now."""
+        views = [tensor_view(t) if t is not None else None for t in (q, k, lse, out)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_qk_importance_workspace_size(ctypes.byref(params), refs[0], refs[1], refs[2],
+                                                               ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=q.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(q.device))
+        importance = self.native.tk_qk_importance
+        return PreparedCall(lambda: self.check(importance(*arguments)), (q, k, lse, out, workspace, views, params))
+
+    def prepare_topk(self, params, scores, indices, lengths=None, item_k=None, ranked=None):
+        """A zero-argument call of tk_topk (scores [B, N] -> indices [B, k] i32 in increasing position,
+        ranked [B, k] by descending score when given; lengths, item_k [B] i32 or None), with
+        descriptors, workspace and stream settled now."""
+        views = [tensor_view(t) if t is not None else None for t in (scores, lengths, item_k, indices, ranked)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_topk_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=scores.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(scores.device))
+        topk = self.native.tk_topk
+        tensors = (scores, lengths, item_k, indices, ranked, workspace, views, params)
+        return PreparedCall(lambda: self.check(topk(*arguments)), tensors)
+
+    def prepare_gather(self, x, indices, out):
+        """A zero-argument call of tk_gather (out[b, i] = x[b, indices[b, i]], a zero row for -1)."""
+        views = (tensor_view(x), tensor_view(indices), tensor_view(out))
+        arguments = (*(ctypes.byref(v) for v in views), current_stream(x.device))
+        gather = self.native.tk_gather
+        return PreparedCall(lambda: self.check(gather(*arguments)), (x, indices, out, views))
+
+    def prepare_visionzip_contextual(self, contextual, metric, x, kept, out):
+        """A zero-argument call of tk_visionzip_contextual (metric [B, N, Cm], x [B, N, C], the kept
+        positions kept [B, K] -> out [B, contextual, C]), with descriptors, workspace and stream settled
+        now. On the CPU the library validates kept's values in the workspace query too, so kept must
+        already hold K distinct positions in [0, N) here."""
+        views = (tensor_view(metric), tensor_view(x), tensor_view(kept), tensor_view(out))
+        refs = [ctypes.byref(v) for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_visionzip_contextual_workspace_size(contextual, refs[0], refs[1], refs[2],
+                                                                      ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (contextual, *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        contextual_tokens = self.native.tk_visionzip_contextual
+        return PreparedCall(lambda: self.check(contextual_tokens(*arguments)), (metric, x, kept, out, workspace, views))
+
+    def prepare_diversity(self, params, x, order, sorted_indices=None, lengths=None, item_k=None, first_index=None,
+                          first_score=None):
+        """A zero-argument call of tk_diversity_select (x [B, N, C] -> order [B, k] i32, the tokens in the
+        order chosen, and sorted_indices [B, k] i32, the same ascending, when given; lengths, item_k,
+        first_index [B] i32 and first_score [B, N] or None), with descriptors, workspace and stream
+        settled now."""
+        views = [tensor_view(t) if t is not None else None
+                 for t in (x, lengths, item_k, first_index, first_score, order, sorted_indices)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_diversity_workspace_size(ctypes.byref(params), refs[0],
+                                                           ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        select = self.native.tk_diversity_select
+        tensors = (x, lengths, item_k, first_index, first_score, order, sorted_indices, workspace, views, params)
+        return PreparedCall(lambda: self.check(select(*arguments)), tensors)
+
 
 class PreparedCall:
     """A native call with its arguments marshalled once. It holds the tensors that the descriptors
@@ -225,6 +367,14 @@ class PreparedCall:
 
     def __call__(self):
         self._call()
+
+
+def chained(*calls):
+    """One zero-argument call that runs the given prepared calls in order: a pipeline of ops."""
+    def run():
+        for call in calls:
+            call()
+    return PreparedCall(run, calls)
 
 
 def tensor_view(tensor):
@@ -276,4 +426,37 @@ def merge_params(r, mode=TK_MERGE_WEIGHTED_MEAN, order=TK_MERGE_ORDER_POSITIONAL
     params.protect_second = protect_second
     params.mode = mode
     params.order = order
+    return params
+
+
+def importance_params(query_begin, query_end, key_begin, key_end, head_reduce=TK_REDUCE_MEAN,
+                      query_reduce=TK_REDUCE_MEAN, scale=0.0, causal=False):
+    """tk_importance_params: the query and key ranges, the two reductions, and (tk_qk_importance only)
+    the softmax scale and the causal mask."""
+    params = TkImportanceParams()
+    params.query_begin = query_begin
+    params.query_end = query_end
+    params.key_begin = key_begin
+    params.key_end = key_end
+    params.head_reduce = head_reduce
+    params.query_reduce = query_reduce
+    params.scale = scale
+    params.causal = 1 if causal else 0
+    return params
+
+
+def topk_params(k):
+    params = TkTopkParams()
+    params.k = k
+    return params
+
+
+def diversity_params(k, distance=TK_DISTANCE_COSINE, first=TK_FIRST_MOST_ISOLATED, objective=TK_DIVERSITY_MAX_MIN):
+    """tk_diversity_params: k tokens, the distance, the first-center policy and the objective
+    (DivPrune's defaults: cosine, most isolated, max-min)."""
+    params = TkDiversityParams()
+    params.k = k
+    params.distance = distance
+    params.first = first
+    params.objective = objective
     return params

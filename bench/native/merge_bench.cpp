@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "tokenkernels/tokenkernels.h"
 
 #if defined(TOKENKERNELS_BENCH_BLAS)
@@ -23,28 +24,8 @@ extern "C" void sgemm_(const char* transa, const char* transb, const int* m, con
 
 namespace {
 
-tk_tensor contiguous(void* data, tk_dtype dtype, int32_t rank, const int64_t* shape) {
-    tk_tensor t{};
-    t.data = data;
-    t.dtype = dtype;
-    t.device_kind = TK_DEVICE_CPU;
-    t.rank = rank;
-    int64_t stride = 1;
-    for (int32_t d = rank - 1; d >= 0; --d) {
-        t.shape[d] = shape[d];
-        t.strides[d] = stride;
-        stride *= shape[d];
-    }
-    return t;
-}
-
-std::vector<float> random_floats(int64_t count) {
-    std::vector<float> values(static_cast<size_t>(count));
-    std::mt19937 rng(12345);
-    std::normal_distribution<float> dist;
-    for (float& v : values) v = dist(rng);
-    return values;
-}
+using tkb::contiguous;
+using tkb::random_floats;
 
 double similarity_flops(int64_t batch, int64_t tokens, int64_t channels) {
     return 2.0 * static_cast<double>(batch) * static_cast<double>((tokens + 1) / 2) * static_cast<double>(tokens / 2) *
@@ -149,11 +130,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return tkb::run_benchmarks(argc, argv, register_all); }

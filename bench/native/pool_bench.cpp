@@ -11,9 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "tokenkernels/tokenkernels.h"
 
 namespace {
+
+using tkb::contiguous;
 
 struct Case {
     const char* name;
@@ -25,21 +28,6 @@ struct Case {
 tk_pool_params window_avg_2x2() { return tk_pool_params{TK_POOL_WINDOW_AVG, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}}; }
 tk_pool_params bilinear_to(int32_t frames, int32_t side) { return tk_pool_params{TK_POOL_BILINEAR, {0, 0, 0}, {0, 0, 0}, {frames, side, side}}; }
 tk_pool_params adaptive_avg_to(int32_t t, int32_t h, int32_t w) { return tk_pool_params{TK_POOL_ADAPTIVE_AVG, {0, 0, 0}, {0, 0, 0}, {t, h, w}}; }
-
-tk_tensor contiguous(void* data, tk_dtype dtype, const int64_t* shape) {
-    tk_tensor t{};
-    t.data = data;
-    t.dtype = dtype;
-    t.device_kind = TK_DEVICE_CPU;
-    t.rank = 5;
-    int64_t stride = 1;
-    for (int d = 4; d >= 0; --d) {
-        t.shape[d] = shape[d];
-        t.strides[d] = stride;
-        stride *= shape[d];
-    }
-    return t;
-}
 
 int64_t count(const int64_t* shape) { return shape[0] * shape[1] * shape[2] * shape[3] * shape[4]; }
 
@@ -72,8 +60,8 @@ void BM_Pool(benchmark::State& state, Case c) {
     }
     std::vector<uint8_t> in = random_bytes(count(c.in_shape), c.dtype);
     std::vector<uint8_t> out(static_cast<size_t>(count(out_shape) * tk_dtype_size(c.dtype)), 1);
-    const tk_tensor x = contiguous(in.data(), c.dtype, c.in_shape);
-    const tk_tensor y = contiguous(out.data(), c.dtype, out_shape);
+    const tk_tensor x = contiguous(in.data(), c.dtype, 5, c.in_shape);
+    const tk_tensor y = contiguous(out.data(), c.dtype, 5, out_shape);
     for (auto _ : state) {
         if (tk_pool(&c.params, &x, &y, nullptr, 0, nullptr) != TK_STATUS_OK) {
             state.SkipWithError(tk_last_error());
@@ -125,11 +113,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return tkb::run_benchmarks(argc, argv, register_all); }

@@ -405,6 +405,27 @@ std::string first_changed_gap(const HostArray& before, const HostArray& after) {
     return "";
 }
 
+void fill_values(HostArray& a) {
+    const std::vector<int64_t>& s = a.shape();
+    const int64_t n1 = s.size() > 1 ? s[1] : 1;
+    const int64_t n2 = s.size() > 2 ? s[2] : 1;
+    for (int64_t i = 0; i < s[0]; ++i)
+        for (int64_t j = 0; j < n1; ++j)
+            for (int64_t k = 0; k < n2; ++k) a.set(i, j, k, std::cos(static_cast<double>(i * 13 + j * 5 + k)));
+}
+
+std::vector<std::vector<uint8_t>> snapshot(const std::vector<const HostArray*>& arrays) {
+    std::vector<std::vector<uint8_t>> bytes;
+    for (const HostArray* a : arrays) bytes.push_back(a->bytes());
+    return bytes;
+}
+
+void expect_rejected(tk_status status, const std::string& names, tk_status expected) {
+    EXPECT_EQ(status, expected) << tk_status_name(status) << ": " << tk_last_error();
+    EXPECT_NE(std::string(tk_last_error()).find(names), std::string::npos)
+        << "message \"" << tk_last_error() << "\" does not name " << names;
+}
+
 // ---- CUDA and threads ---------------------------------------------------------------------------
 
 std::string cuda_unavailable_reason() {

@@ -154,6 +154,15 @@ private:
 // Names the first buffer element outside the view whose bytes differ, or "".
 std::string first_changed_gap(const HostArray& before, const HostArray& after);
 
+// Fills a rank 1-3 array with distinct values cos(13 i + 5 j + k), every one of them finite.
+void fill_values(HostArray& a);
+
+// The bytes of every array of a call, inputs and outputs, to check that a rejected call changed none.
+std::vector<std::vector<uint8_t>> snapshot(const std::vector<const HostArray*>& arrays);
+
+// Expects status == expected and a tk_last_error() message that contains names.
+void expect_rejected(tk_status status, const std::string& names, tk_status expected = TK_STATUS_INVALID_ARGUMENT);
+
 // ---- CUDA -----------------------------------------------------------------------------------------
 
 // "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device").

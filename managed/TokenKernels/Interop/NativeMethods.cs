@@ -60,6 +60,23 @@ internal static unsafe class NativeMethods
     public const int TK_MERGE_ORDER_POSITIONAL = 0;
     public const int TK_MERGE_ORDER_TOME = 1;
 
+    // ---- tk_reduce ----
+    public const int TK_REDUCE_MEAN = 0;
+    public const int TK_REDUCE_SUM = 1;
+
+    // ---- tk_distance ----
+    public const int TK_DISTANCE_COSINE = 0;
+    public const int TK_DISTANCE_L2 = 1;
+
+    // ---- tk_first_center ----
+    public const int TK_FIRST_MOST_ISOLATED = 0;
+    public const int TK_FIRST_INDEX = 1;
+    public const int TK_FIRST_SCORE = 2;
+
+    // ---- tk_diversity_objective ----
+    public const int TK_DIVERSITY_MAX_MIN = 0;
+    public const int TK_DIVERSITY_MAX_SUM = 1;
+
     // ---- Version ----
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
@@ -154,4 +171,38 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_unmerge(TkTensor* y, TkTensor* source_map, TkTensor* @out, IntPtr stream);
+
+    // ---- 3. Attention-based pruning ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_attention_importance(TkImportanceParams* @params, TkTensor* attn, TkTensor* @out, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_qk_importance_workspace_size(TkImportanceParams* @params, TkTensor* q, TkTensor* k, TkTensor* lse, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_qk_importance(TkImportanceParams* @params, TkTensor* q, TkTensor* k, TkTensor* lse, TkTensor* @out, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_topk_workspace_size(TkTopkParams* @params, TkTensor* scores, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_topk(TkTopkParams* @params, TkTensor* scores, TkTensor* lengths, TkTensor* item_k, TkTensor* indices, TkTensor* ranked, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_gather(TkTensor* x, TkTensor* indices, TkTensor* @out, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_visionzip_contextual_workspace_size(int contextual, TkTensor* metric, TkTensor* x, TkTensor* kept, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_visionzip_contextual(int contextual, TkTensor* metric, TkTensor* x, TkTensor* kept, TkTensor* @out, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 4. Diversity selection ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_diversity_workspace_size(TkDiversityParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_diversity_select(TkDiversityParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* item_k, TkTensor* first_index, TkTensor* first_score, TkTensor* order, TkTensor* sorted, void* workspace, ulong workspace_bytes, IntPtr stream);
 }

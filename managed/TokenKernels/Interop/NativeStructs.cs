@@ -42,6 +42,40 @@ internal struct TkMergeParams
 }
 
 /// <summary>
+/// Mirror of <c>tk_importance_params</c>: half-open query and key ranges, the <c>tk_reduce</c> values of both
+/// reductions, and the softmax scale and causal flag (0 or 1) that only <c>tk_qk_importance</c> reads.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkImportanceParams
+{
+    public long QueryBegin;
+    public long QueryEnd;
+    public long KeyBegin;
+    public long KeyEnd;
+    public int HeadReduce;
+    public int QueryReduce;
+    public float Scale;
+    public int Causal;
+}
+
+/// <summary>Mirror of <c>tk_topk_params</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkTopkParams
+{
+    public int K;
+}
+
+/// <summary>Mirror of <c>tk_diversity_params</c>: k and the <c>tk_distance</c>, <c>tk_first_center</c> and <c>tk_diversity_objective</c> values.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkDiversityParams
+{
+    public int K;
+    public int Distance;
+    public int First;
+    public int Objective;
+}
+
+/// <summary>
 /// Room for <c>TK_MAX_RANK</c> sizes, for the shape arguments of native calls. A local of this type is used rather
 /// than <c>stackalloc</c> because a method that stackallocs makes its P/Invoke calls several times slower
 /// (measured: 190 ns against 30 ns per <c>tk_pool_output_shape</c> call on .NET 10).

@@ -271,6 +271,160 @@ TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric
  * checking would need a host synchronisation) the row is written as zeros. */
 TK_API tk_status tk_unmerge(const tk_tensor* y, const tk_tensor* source_map, const tk_tensor* out, tk_stream stream);
 
+/* ---- 3. Attention-based pruning (SPEC section 3) ----------------------------------------------
+ *
+ * Pruning = importance (from attention probabilities, or from Q and K without the attention matrix),
+ * then top-k, then gather. Importance and scores are f32; index outputs are i32, index inputs i32 or
+ * i64. Feature tensors are f32/f16/bf16 with contiguous last dimension, other strides free.
+ *
+ * Importance of key j (j in [key_begin, key_end)), out[b, j - key_begin]:
+ *     reduce over heads h and queries i in [query_begin, query_end) of P[b, h, i, j]
+ * where P is the attention probability matrix (softmax over all Nk keys of each query row). Both
+ * reductions are sums, divided once at the end by H (head_reduce MEAN) times the query count
+ * (query_reduce MEAN). In tk_attention_importance the float32 sum runs over h, then i, in increasing
+ * order, so the CPU and CUDA results are bit-identical.
+ *   FastV:     layer K-1's attention, head MEAN, the last query row (query range [Nq-1, Nq)), keys =
+ *              the image span.
+ *   VisionZip: the CLS row (query range [0, 1)), head SUM, keys [1, N).
+ */
+typedef int32_t tk_reduce;
+enum {
+    TK_REDUCE_MEAN = 0,
+    TK_REDUCE_SUM = 1
+};
+
+typedef struct tk_importance_params {
+    int64_t query_begin;     /* 0 <= query_begin < query_end <= Nq */
+    int64_t query_end;
+    int64_t key_begin;       /* 0 <= key_begin <= key_end <= Nk; out has key_end - key_begin columns */
+    int64_t key_end;
+    tk_reduce head_reduce;
+    tk_reduce query_reduce;
+    float scale;             /* tk_qk_importance only: softmax scale (1/sqrt(d) for SDPA), finite, > 0 */
+    int32_t causal;          /* tk_qk_importance only: 0 or 1; query i (queries right-aligned to the
+                              * keys) sees keys j <= i + Nk - Nq; a query that sees no key adds 0 */
+} tk_importance_params;
+
+/* attn [B, H, Nq, Nk] (f32/f16/bf16) -> out [B, key_end - key_begin] f32. Needs no workspace. */
+TK_API tk_status tk_attention_importance(const tk_importance_params* params, const tk_tensor* attn,
+                                         const tk_tensor* out, tk_stream stream);
+
+/* The same importance from q [B, H, Nq, d] and k [B, Hk, Nk, d] (one float dtype, H a multiple of
+ * Hk: query head h reads key head h / (H / Hk), grouped-query attention), with
+ * P[b, h, i, j] = exp(scale * q_i . k_j - lse[b, h, i]), computed in tiles without the Nq x Nk matrix.
+ * lse [B, H, Nq] f32 (the natural-log log-sum-exp of each row over the keys it sees, as FlashAttention
+ * returns it) may be NULL: the op then computes it in a first pass over the query range. Sums are in
+ * float32 in a fixed order (deterministic run to run); CPU and CUDA agree within float32 rounding.
+ * CUDA: d in {64, 80, 96, 128} (any d >= 1 on the CPU); workspace from tk_qk_importance_workspace_size,
+ * or NULL/0 to allocate stream-ordered. */
+TK_API tk_status tk_qk_importance_workspace_size(const tk_importance_params* params, const tk_tensor* q,
+                                                 const tk_tensor* k, const tk_tensor* lse, uint64_t* bytes);
+TK_API tk_status tk_qk_importance(const tk_importance_params* params, const tk_tensor* q, const tk_tensor* k,
+                                  const tk_tensor* lse, const tk_tensor* out, void* workspace,
+                                  uint64_t workspace_bytes, tk_stream stream);
+
+/* Top-k: scores [B, N] (f32/f16/bf16) -> the k highest of each item, ties to the lower index, NaN
+ * below every number (-inf included) and chosen last, lower index first among NaNs.
+ *   lengths [B] (i32, may be NULL): item b ranks only positions [0, lengths[b]);
+ *   item_k [B] (i32, may be NULL): item b keeps item_k[b] <= k tokens.
+ * Item b keeps count_b = min(item_k[b] or k, lengths[b] or N) tokens.
+ *   indices [B, k] i32: the kept positions in increasing order, then -1 in the k - count_b slots left;
+ *   ranked [B, k] i32 (may be NULL): the same positions by descending score, then -1.
+ * lengths outside [0, N] or item_k outside [0, k] are an error on the CPU; on CUDA (where checking would
+ * need a host synchronisation) they are clamped to those ranges. */
+typedef struct tk_topk_params {
+    int32_t k;               /* 0 <= k <= N: the columns of indices and ranked */
+} tk_topk_params;
+
+TK_API tk_status tk_topk_workspace_size(const tk_topk_params* params, const tk_tensor* scores, uint64_t* bytes);
+TK_API tk_status tk_topk(const tk_topk_params* params, const tk_tensor* scores, const tk_tensor* lengths,
+                         const tk_tensor* item_k, const tk_tensor* indices, const tk_tensor* ranked,
+                         void* workspace, uint64_t workspace_bytes, tk_stream stream);
+
+/* out[b, i] = x[b, indices[b, i]]: x [B, N, C] (any dtype), indices [B, k] i32 or i64, out [B, k, C]
+ * of x's dtype. Index -1 (top-k's padding) writes a zero row. Other indices outside [0, N) are an
+ * error on the CPU; on CUDA the row is written as zeros. */
+TK_API tk_status tk_gather(const tk_tensor* x, const tk_tensor* indices, const tk_tensor* out, tk_stream stream);
+
+/* VisionZip's contextual tokens. kept [B, K] (i32 or i64, K distinct positions in [0, N), any order)
+ * are the dominant tokens; the M = N - K others, in increasing position, are what remains. Targets:
+ * remaining tokens 0, step, 2 step, ... (the first `contextual` of them), step = max(1, M / contextual)
+ * (integer division). Every other remaining token is assigned to the target of highest cosine
+ * similarity of metric [B, N, Cm] (|v| clamped to 1e-12; ties and all-NaN rows to the lower target).
+ * out[b, t] = x[target t] + mean of x over the tokens assigned to target t (0 when none), summed in
+ * float32 in increasing position. x [B, N, C], out [B, contextual, C] of x's dtype; metric and x may
+ * differ in dtype and may be the same tensor. contextual <= N - K. On the CPU, duplicate or
+ * out-of-range kept positions are an error; on CUDA out-of-range ones are ignored and a duplicate
+ * counts once (M is then larger).
+ * Workspace from tk_visionzip_contextual_workspace_size, or NULL/0. */
+TK_API tk_status tk_visionzip_contextual_workspace_size(int32_t contextual, const tk_tensor* metric,
+                                                        const tk_tensor* x, const tk_tensor* kept, uint64_t* bytes);
+TK_API tk_status tk_visionzip_contextual(int32_t contextual, const tk_tensor* metric, const tk_tensor* x,
+                                         const tk_tensor* kept, const tk_tensor* out, void* workspace,
+                                         uint64_t workspace_bytes, tk_stream stream);
+
+/* ---- 4. Diversity selection (SPEC section 4) --------------------------------------------------
+ *
+ * Greedy k-center (max-min) or max-sum selection of k diverse tokens from x [B, N, C] (f32/f16/bf16,
+ * channels contiguous, other strides free), as DivPrune and ToDRE prune visual tokens.
+ *
+ * Distance d(i, j) in float32:
+ *   TK_DISTANCE_COSINE: 1 - dot(u_i, u_j), u = x / max(|x|, 1e-12) (zero-safe; DivPrune divides by the
+ *                       raw norm);
+ *   TK_DISTANCE_L2:     the squared Euclidean distance sum over c of (x_i[c] - x_j[c])^2 (the
+ *                       nearest-neighbour pass of TK_FIRST_MOST_ISOLATED evaluates it as
+ *                       |x_i|^2 + |x_j|^2 - 2 x_i . x_j, clamped at 0, which rounds differently).
+ * Item b ranks only tokens [0, L_b), L_b = lengths[b] (or N), and keeps count_b = min(item_k[b] (or k),
+ * L_b) tokens. Minima follow fmin: a NaN distance never lowers one (a token whose row holds NaN is
+ * nobody's nearest neighbour), and a minimum over NaN alone is NaN. A NaN score is chosen last (below
+ * every number, -inf included); ties go to the lower index everywhere.
+ *   1. First center: TK_FIRST_MOST_ISOLATED (DivPrune): argmax over i of min over j != i of d(i, j)
+ *      (token 0 when L_b = 1); TK_FIRST_INDEX: first_index[b]; TK_FIRST_SCORE: argmax of
+ *      first_score[b, 0:L_b) (e.g. CLS attention).
+ *   2. Then, until count_b are chosen: score[j] = min (TK_DIVERSITY_MAX_MIN, k-center) or sum
+ *      (TK_DIVERSITY_MAX_SUM; a NaN distance makes the sum NaN) over the chosen c of d(j, c); next =
+ *      argmax of score over the tokens not yet chosen (a token is never chosen twice, even among exact
+ *      duplicates).
+ * order [B, k] i32: the tokens in the order chosen, then -1; sorted [B, k] i32 (may be NULL): the same
+ * ascending, then -1. Memory O(N) per item: a running score per token, never an N x N matrix; the
+ * result equals DivPrune's, which builds the matrix, because min and sum are updated exactly.
+ * lengths and item_k [B] i32 may be NULL; first_index [B] i32 is given with TK_FIRST_INDEX and
+ * first_score [B, N] (f32/f16/bf16) with TK_FIRST_SCORE, each NULL otherwise. lengths outside [0, N],
+ * item_k outside [0, k] or first_index outside [0, L_b) (L_b > 0) are an error on the CPU; on CUDA
+ * (where checking would need a host synchronisation) they are clamped to those ranges.
+ * Workspace from tk_diversity_workspace_size, or NULL/0 to allocate stream-ordered. */
+typedef int32_t tk_distance;
+enum {
+    TK_DISTANCE_COSINE = 0,
+    TK_DISTANCE_L2 = 1
+};
+
+typedef int32_t tk_first_center;
+enum {
+    TK_FIRST_MOST_ISOLATED = 0,
+    TK_FIRST_INDEX = 1,
+    TK_FIRST_SCORE = 2
+};
+
+typedef int32_t tk_diversity_objective;
+enum {
+    TK_DIVERSITY_MAX_MIN = 0,
+    TK_DIVERSITY_MAX_SUM = 1
+};
+
+typedef struct tk_diversity_params {
+    int32_t k;                        /* 0 <= k <= N: the columns of order and sorted */
+    tk_distance distance;
+    tk_first_center first;
+    tk_diversity_objective objective;
+} tk_diversity_params;
+
+TK_API tk_status tk_diversity_workspace_size(const tk_diversity_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk_tensor* x, const tk_tensor* lengths,
+                                     const tk_tensor* item_k, const tk_tensor* first_index,
+                                     const tk_tensor* first_score, const tk_tensor* order, const tk_tensor* sorted,
+                                     void* workspace, uint64_t workspace_bytes, tk_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

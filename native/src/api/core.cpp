@@ -49,6 +49,22 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_merge_params, protect_second),
     TK_FIELD(tk_merge_params, mode),
     TK_FIELD(tk_merge_params, order),
+    TK_STRUCT(tk_importance_params),
+    TK_FIELD(tk_importance_params, query_begin),
+    TK_FIELD(tk_importance_params, query_end),
+    TK_FIELD(tk_importance_params, key_begin),
+    TK_FIELD(tk_importance_params, key_end),
+    TK_FIELD(tk_importance_params, head_reduce),
+    TK_FIELD(tk_importance_params, query_reduce),
+    TK_FIELD(tk_importance_params, scale),
+    TK_FIELD(tk_importance_params, causal),
+    TK_STRUCT(tk_topk_params),
+    TK_FIELD(tk_topk_params, k),
+    TK_STRUCT(tk_diversity_params),
+    TK_FIELD(tk_diversity_params, k),
+    TK_FIELD(tk_diversity_params, distance),
+    TK_FIELD(tk_diversity_params, first),
+    TK_FIELD(tk_diversity_params, objective),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

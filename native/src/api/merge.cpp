@@ -5,20 +5,19 @@
 #include <string>
 #include <vector>
 
+#include "api/arguments.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
 #include "cuda/runtime.hpp"
 #include "ops/merge.hpp"
 #include "tokenkernels/tokenkernels.h"
 
+using tk::null_text;
+using tk::number;
 using tk::require;
+using tk::require_token_count;
 
 namespace {
-
-auto null_text() { return std::string("NULL"); }
-auto number(int64_t v) {
-    return [v] { return std::to_string(v); };
-}
 
 const tk_merge_params& require_merge_params(const tk_merge_params* params) {
     require(params != nullptr, "params", "a tk_merge_params", null_text);
@@ -34,11 +33,6 @@ const tk_merge_params& require_merge_params(const tk_merge_params* params) {
     require(p.order == TK_MERGE_ORDER_POSITIONAL || p.order == TK_MERGE_ORDER_TOME, "params->order",
             "TK_MERGE_ORDER_POSITIONAL (0) or TK_MERGE_ORDER_TOME (1)", number(p.order));
     return p;
-}
-
-void require_token_count(int64_t tokens, const char* argument) {
-    require(tokens <= std::numeric_limits<int32_t>::max(), argument, "at most 2147483647 tokens (i32 indices)",
-            number(tokens));
 }
 
 void output_tokens(const tk_merge_params& p, int64_t tokens, int64_t* effective_r, int64_t* rows) {
@@ -59,35 +53,13 @@ const tk_tensor& require_metric(const tk_tensor* metric_ptr) {
     return metric;
 }
 
-// An output of exactly `shape`, dtype, on the inputs' device, written without overlapping itself
-// or any of `inputs`.
 const tk_tensor& require_output(const tk_tensor* ptr, const char* name, int32_t rank, const int64_t* shape,
-                                const char* layout, tk_dtype dtype, const tk_tensor& device_of,
-                                const std::vector<std::pair<const tk_tensor*, const char*>>& inputs) {
-    const tk_tensor& t = tk::require_tensor(ptr, name);
-    tk::require_shape(t, name, rank, shape, layout);
-    require(t.dtype == dtype, std::string(name) + ".dtype", tk::dtype_name(dtype), [&] { return tk::dtype_name(t.dtype); });
-    tk::require_same_device(t, name, device_of, "metric");
-    tk::require_positive_strides(t, name);
-    tk::require_non_self_overlapping(t, name);
-    for (const auto& [input, input_name] : inputs)
-        if (input != nullptr) tk::require_disjoint(t, name, *input, input_name);
-    return t;
+                                const char* layout, tk_dtype dtype, const tk_tensor& metric, const tk::NamedTensors& inputs) {
+    return tk::require_output(ptr, name, rank, shape, layout, dtype, metric, "metric", inputs);
 }
 
-// Validated workspace for a CUDA op that needs `needed` bytes: NULL with 0 bytes (the op
-// allocates), or device memory of at least `needed` bytes.
-void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& device_of) {
-    if (workspace == nullptr) {
-        require(workspace_bytes == 0, "workspace", [&] { return "a pointer to workspace_bytes = " + std::to_string(workspace_bytes) + " bytes"; },
-                null_text);
-        return;
-    }
-    require(workspace_bytes >= needed, "workspace_bytes",
-            [&] { return "at least " + std::to_string(needed) + " (tk_merge_workspace_size)"; },
-            [&] { return std::to_string(workspace_bytes); });
-    if (device_of.device_kind == TK_DEVICE_CUDA)
-        tk::cuda::require_device_pointer(workspace, device_of.device_ordinal, "workspace");
+void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& metric) {
+    tk::require_workspace(workspace, workspace_bytes, needed, metric, "tk_merge_workspace_size");
 }
 
 tk::MergePlan base_plan(const tk_merge_params& p, const tk_tensor& metric) {
@@ -159,12 +131,12 @@ tk::MergePlan make_merge_plan(const tk_merge_params* params_ptr, const MergeArgu
     tk::MergePlan plan = base_plan(p, metric);
     plan.channels = x.shape[2];
 
-    const std::vector<std::pair<const tk_tensor*, const char*>> inputs = {{a.metric, "metric"}, {a.x, "x"}, {a.size, "size"}};
+    const tk::NamedTensors inputs = {{a.metric, "metric"}, {a.x, "x"}, {a.size, "size"}};
     const int64_t out_shape[3] = {batch, plan.output_tokens, plan.channels};
     const tk_tensor& out = require_output(a.out, "out", 3, out_shape, "[B, N', C]", x.dtype, metric, inputs);
     require(out.shape[2] <= 1 || out.strides[2] == 1, "out.strides[2]", "1 (channels must be contiguous)",
             number(out.strides[2]));
-    std::vector<std::pair<const tk_tensor*, const char*>> written = inputs;
+    tk::NamedTensors written = inputs;
     written.emplace_back(a.out, "out");
     const int64_t out_rows[2] = {batch, plan.output_tokens};
     if (a.out_size != nullptr) {
@@ -219,9 +191,7 @@ tk::UnmergePlan make_unmerge_plan(const tk_tensor* y_ptr, const tk_tensor* map_p
     if (map.device_kind == TK_DEVICE_CPU) {
         for (int64_t b = 0; b < plan.batch; ++b)
             for (int64_t i = 0; i < plan.tokens; ++i) {
-                const int64_t offset = b * map.strides[0] + i * map.strides[1];
-                const int64_t row = map.dtype == TK_DTYPE_I32 ? static_cast<const int32_t*>(map.data)[offset]
-                                                              : static_cast<const int64_t*>(map.data)[offset];
+                const int64_t row = tk::host_index(map, b, i);
                 require(row >= 0 && row < plan.merged_tokens,
                         [&] { return "source_map[" + std::to_string(b) + ", " + std::to_string(i) + "]"; },
                         [&] { return "an output row in [0, " + std::to_string(plan.merged_tokens) + ") (N' of y)"; },

@@ -39,6 +39,7 @@
 #include "cuda/dtype.cuh"
 #include "cuda/merge_common.cuh"
 #include "cuda/merge_match.cuh"
+#include "cuda/scratch.cuh"
 #include "ops/merge.hpp"
 
 namespace tk::cuda {
@@ -54,11 +55,7 @@ constexpr uint64_t kNoKey = ~0ull;  // above every selection key: "nothing merge
 
 // ---- Workspace -------------------------------------------------------------------------------
 
-constexpr uint64_t kAlignment = 256;
-
-uint64_t align_up(uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
-
-// Regions of the workspace, each kAlignment-aligned; offsets in bytes.
+// Regions of the workspace, each kWorkspaceAlignment-aligned; offsets in bytes.
 struct WorkspaceLayout {
     uint64_t inverse_norm;    // f32 [B, N]
     uint64_t best;            // f32 [B, S]
@@ -109,64 +106,28 @@ WorkspaceLayout workspace_layout(const MergePlan& plan) {
     const uint64_t sources = static_cast<uint64_t>(items);
     const uint64_t batch = static_cast<uint64_t>(plan.batch);
     WorkspaceLayout w{};
-    uint64_t at = 0;
-    auto region = [&at](uint64_t bytes) {
-        const uint64_t offset = at;
-        at += align_up(bytes);
-        return offset;
-    };
-    w.inverse_norm = region(rows * sizeof(float));
-    w.match_bytes = at;
-    w.best = region(sources * sizeof(float));
-    w.best_position = region(sources * sizeof(int32_t));
-    w.kth_key = region(batch * sizeof(uint64_t));
-    w.count = region(batch * sizeof(int32_t));
-    w.source_id = region(sources * sizeof(int32_t));
-    w.group_key = region(sources * sizeof(uint64_t));
-    w.order_key = region(sources * sizeof(uint64_t));
-    w.sorted_key = region(sources * sizeof(uint64_t));
-    w.group_source = region(sources * sizeof(int32_t));
-    w.ordered_source = region(sources * sizeof(int32_t));
-    w.token_row = region(rows * sizeof(int32_t));
-    w.row_token = region(rows * sizeof(int32_t));
+    RegionCursor cursor;
+    w.inverse_norm = cursor.take(rows * sizeof(float));
+    w.match_bytes = cursor.used();
+    w.best = cursor.take(sources * sizeof(float));
+    w.best_position = cursor.take(sources * sizeof(int32_t));
+    w.kth_key = cursor.take(batch * sizeof(uint64_t));
+    w.count = cursor.take(batch * sizeof(int32_t));
+    w.source_id = cursor.take(sources * sizeof(int32_t));
+    w.group_key = cursor.take(sources * sizeof(uint64_t));
+    w.order_key = cursor.take(sources * sizeof(uint64_t));
+    w.sorted_key = cursor.take(sources * sizeof(uint64_t));
+    w.group_source = cursor.take(sources * sizeof(int32_t));
+    w.ordered_source = cursor.take(sources * sizeof(int32_t));
+    w.token_row = cursor.take(rows * sizeof(int32_t));
+    w.row_token = cursor.take(rows * sizeof(int32_t));
     w.sort_temp_bytes = items > 0 ? sort_temp_bytes(items, sort_end_bit(plan.batch)) : 0;
-    w.sort_temp = region(w.sort_temp_bytes);
-    // Slack to align a caller's workspace that starts off a kAlignment boundary.
-    w.total = at + kAlignment - 1;
-    w.match_bytes += kAlignment - 1;
+    w.sort_temp = cursor.take(w.sort_temp_bytes);
+    // Slack to align a caller's workspace that starts off a kWorkspaceAlignment boundary.
+    w.total = cursor.used() + kWorkspaceAlignment - 1;
+    w.match_bytes += kWorkspaceAlignment - 1;
     return w;
 }
-
-template <class T>
-T* at_offset(void* base, uint64_t offset) {
-    return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
-}
-
-// The caller's workspace, or one allocated and freed stream-ordered around the call.
-class Scratch {
-public:
-    Scratch(void* caller_workspace, uint64_t bytes, cudaStream_t stream) : data_(caller_workspace), stream_(stream) {
-        if (data_ == nullptr && bytes > 0) {
-            check(cudaMallocAsync(&data_, bytes, stream_), "cudaMallocAsync (merge workspace)");
-            owned_ = true;
-        }
-    }
-    ~Scratch() {
-        // Freed after the work enqueued before it; a failure here leaves nothing to report.
-        if (owned_ && cudaFreeAsync(data_, stream_) != cudaSuccess) cudaGetLastError();
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    // Regions are laid out from the first kAlignment boundary (the sizes include the slack).
-    void* data() const {
-        return reinterpret_cast<void*>(align_up(reinterpret_cast<uintptr_t>(data_)));
-    }
-
-private:
-    void* data_;
-    cudaStream_t stream_;
-    bool owned_ = false;
-};
 
 // ---- Vectors of channels ----------------------------------------------------------------------
 
@@ -641,7 +602,7 @@ void merge_match(const MergePlan& plan, void* workspace, void* stream_handle) {
     DeviceGuard guard(plan.device_ordinal);
     const auto stream = static_cast<cudaStream_t>(stream_handle);
     const WorkspaceLayout layout = workspace_layout(plan);
-    Scratch scratch(workspace, layout.match_bytes, stream);
+    Scratch scratch(workspace, layout.match_bytes, stream, "cudaMallocAsync (merge workspace)");
     MatchArgs args{};
     args.best = static_cast<float*>(plan.match_best.data);
     args.best_batch_stride = plan.match_best.batch_stride;
@@ -663,7 +624,7 @@ void merge(const MergePlan& plan, void* workspace, void* stream_handle) {
         return;
     }
     const WorkspaceLayout layout = workspace_layout(plan);
-    Scratch scratch(workspace, layout.total, stream);
+    Scratch scratch(workspace, layout.total, stream, "cudaMallocAsync (merge workspace)");
     void* base = scratch.data();
     const int64_t sources = merge_source_count(plan.tokens);
     const int64_t destinations = merge_destination_count(plan.tokens);

@@ -1,9 +1,11 @@
-// cuda/runtime.hpp and tk::cuda::pool for a library built without CUDA: no devices, and every
+// cuda/runtime.hpp and the tk::cuda ops for a library built without CUDA: no devices, and every
 // request for CUDA work fails with BACKEND_UNAVAILABLE saying how to get a CUDA build.
 #include <string>
 
 #include "core/error.hpp"
 #include "cuda/runtime.hpp"
+#include "ops/attention.hpp"
+#include "ops/diversity.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 
@@ -47,6 +49,26 @@ void free_device(int32_t, void*) { unavailable("tk_cuda_free"); }
 void memcpy_async(void*, const void*, uint64_t, void*) { unavailable("tk_cuda_memcpy_async"); }
 
 void memset_async(void*, int32_t, uint64_t, void*) { unavailable("tk_cuda_memset_async"); }
+
+void attention_importance(const ImportancePlan&, void*) { unavailable("tk_attention_importance"); }
+
+uint64_t qk_importance_workspace_bytes(const ImportancePlan&) { unavailable("tk_qk_importance_workspace_size"); }
+
+void qk_importance(const ImportancePlan&, void*, void*) { unavailable("tk_qk_importance"); }
+
+uint64_t topk_workspace_bytes(const TopkPlan&) { unavailable("tk_topk_workspace_size"); }
+
+void topk(const TopkPlan&, void*, void*) { unavailable("tk_topk"); }
+
+void gather(const GatherPlan&, void*) { unavailable("tk_gather"); }
+
+uint64_t contextual_workspace_bytes(const ContextualPlan&) { unavailable("tk_visionzip_contextual_workspace_size"); }
+
+void visionzip_contextual(const ContextualPlan&, void*, void*) { unavailable("tk_visionzip_contextual"); }
+
+uint64_t diversity_workspace_bytes(const DiversityPlan&) { unavailable("tk_diversity_workspace_size"); }
+
+void diversity_select(const DiversityPlan&, void*, void*) { unavailable("tk_diversity_select"); }
 
 void pool(const PoolPlan&, void*) { unavailable("tk_pool"); }
 

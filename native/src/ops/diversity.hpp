@@ -1,0 +1,40 @@
+// Diversity selection (SPEC section 4): the validated plan handed to a backend. The header's comment
+// on tk_diversity_params and tk_diversity_select is the contract.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/strided_tensor.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+namespace tk {
+
+struct DiversityPlan {
+    int64_t batch;
+    int64_t tokens;            // N
+    int64_t channels;          // C
+    int64_t k;
+    tk_distance distance;
+    tk_first_center first;
+    tk_diversity_objective objective;
+    int32_t device_ordinal;
+    StridedTensor x;            // [B, N, C]
+    StridedTensor lengths;      // [B] i32, data NULL when absent
+    StridedTensor item_k;       // [B] i32, data NULL when absent
+    StridedTensor first_index;  // [B] i32 (TK_FIRST_INDEX)
+    StridedTensor first_score;  // [B, N] float (TK_FIRST_SCORE)
+    StridedTensor order;        // [B, k] i32
+    StridedTensor sorted;       // [B, k] i32, data NULL when absent
+};
+
+namespace cpu {
+void diversity_select(const DiversityPlan& plan);
+}  // namespace cpu
+
+namespace cuda {
+// Scratch on the device for this plan; the op allocates it stream-ordered when given NULL.
+uint64_t diversity_workspace_bytes(const DiversityPlan& plan);
+void diversity_select(const DiversityPlan& plan, void* workspace, void* stream);
+}  // namespace cuda
+
+}  // namespace tk

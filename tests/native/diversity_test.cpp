@@ -1,0 +1,418 @@
+// Diversity selection (SPEC section 4): the CPU backend against the float64 reference on fresh random
+// inputs (redrawn until no choice is a near-tie), every objective, first-center policy, distance and
+// dtype, strided views, lengths and per-item k; exact duplicates and NaN rows; DivPrune's published
+// algorithm; determinism across thread counts; and the CUDA backend against the CPU backend.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "diversity_reference.hpp"
+#include "support.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+namespace tkt {
+namespace {
+
+constexpr tk_dtype kFloatDtypes[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16};
+constexpr tk_distance kDistances[] = {TK_DISTANCE_COSINE, TK_DISTANCE_L2};
+constexpr tk_first_center kFirstCenters[] = {TK_FIRST_MOST_ISOLATED, TK_FIRST_INDEX, TK_FIRST_SCORE};
+constexpr tk_diversity_objective kObjectives[] = {TK_DIVERSITY_MAX_MIN, TK_DIVERSITY_MAX_SUM};
+
+::testing::AssertionResult ok(tk_status status) {
+    if (status != TK_STATUS_OK) return ::testing::AssertionFailure() << tk_status_name(status) << ": " << tk_last_error();
+    return ::testing::AssertionSuccess();
+}
+
+std::string test_name() {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    return std::string(info->test_suite_name()) + "." + info->name();
+}
+
+const char* distance_label(tk_distance d) { return d == TK_DISTANCE_L2 ? "l2" : "cosine"; }
+const char* first_label(tk_first_center f) {
+    return f == TK_FIRST_MOST_ISOLATED ? "most_isolated" : f == TK_FIRST_INDEX ? "index" : "score";
+}
+const char* objective_label(tk_diversity_objective o) { return o == TK_DIVERSITY_MAX_MIN ? "max_min" : "max_sum"; }
+
+tk_diversity_params diversity_params(int64_t k, tk_distance distance, tk_first_center first, tk_diversity_objective objective) {
+    tk_diversity_params p{};
+    p.k = static_cast<int32_t>(k);
+    p.distance = distance;
+    p.first = first;
+    p.objective = objective;
+    return p;
+}
+
+std::string describe(const tk_diversity_params& p) {
+    std::ostringstream s;
+    s << "k=" << p.k << " " << distance_label(p.distance) << " " << first_label(p.first) << " " << objective_label(p.objective);
+    return s.str();
+}
+
+std::vector<int32_t> as_int32(const HostArray& a) {
+    std::vector<int32_t> v;
+    for (double d : a.values()) v.push_back(static_cast<int32_t>(d));
+    return v;
+}
+
+// Every tensor of one call, in padded buffers so that a write outside a view shows.
+struct DiversityBuffers {
+    tk_diversity_params params{};
+    HostArray x, lengths, item_k, first_index, first_score, order, sorted;
+    bool has_lengths = false, has_item_k = false, has_sorted = true;
+
+    DiversityInputs inputs() const {
+        DiversityInputs in;
+        in.batch = x.shape()[0];
+        in.tokens = x.shape()[1];
+        in.channels = x.shape()[2];
+        in.x = x.values();
+        for (double v : lengths.values())
+            if (has_lengths) in.lengths.push_back(static_cast<int64_t>(v));
+        for (double v : item_k.values())
+            if (has_item_k) in.item_k.push_back(static_cast<int64_t>(v));
+        if (params.first == TK_FIRST_INDEX)
+            for (double v : first_index.values()) in.first_index.push_back(static_cast<int64_t>(v));
+        if (params.first == TK_FIRST_SCORE) in.first_score = first_score.values();
+        return in;
+    }
+};
+
+// x [B, N, C] of dtype, standard normal, with layout; optional lengths and item_k drawn per item;
+// first_index and first_score as the policy needs.
+DiversityBuffers diversity_buffers(const tk_diversity_params& params, tk_dtype dtype, int64_t batch, int64_t tokens,
+                                   int64_t channels, const ArrayLayout& layout, bool has_lengths, bool has_item_k,
+                                   std::mt19937_64& g) {
+    DiversityBuffers d;
+    d.params = params;
+    d.has_lengths = has_lengths;
+    d.has_item_k = has_item_k;
+    d.x = HostArray(dtype, {batch, tokens, channels}, layout);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < tokens; ++i)
+            for (int64_t c = 0; c < channels; ++c) d.x.set(b, i, c, normal(g));
+    d.x.fill_gaps_with_nan();
+    d.lengths = HostArray(TK_DTYPE_I32, {batch}, ArrayLayout{1, false, 1});
+    d.item_k = HostArray(TK_DTYPE_I32, {batch}, ArrayLayout{2, false, 0});
+    std::vector<int64_t> length(static_cast<size_t>(batch), tokens);
+    for (int64_t b = 0; b < batch; ++b) {
+        if (has_lengths) length[static_cast<size_t>(b)] = b == 0 ? tokens : std::uniform_int_distribution<int64_t>(0, tokens)(g);
+        d.lengths.set(b, 0, 0, static_cast<double>(length[static_cast<size_t>(b)]));
+        d.item_k.set(b, 0, 0, has_item_k ? static_cast<double>(std::uniform_int_distribution<int64_t>(0, params.k)(g)) : params.k);
+    }
+    if (params.first == TK_FIRST_INDEX) {
+        d.first_index = HostArray(TK_DTYPE_I32, {batch}, ArrayLayout{1, false, 0});
+        for (int64_t b = 0; b < batch; ++b) {
+            const int64_t l = length[static_cast<size_t>(b)];
+            d.first_index.set(b, 0, 0, l == 0 ? 0.0 : static_cast<double>(std::uniform_int_distribution<int64_t>(0, l - 1)(g)));
+        }
+    }
+    if (params.first == TK_FIRST_SCORE) {
+        d.first_score = HostArray(dtype, {batch, tokens}, ArrayLayout{1, false, 0});
+        // Distinct in every dtype: a permutation of small integers.
+        std::vector<int64_t> values(static_cast<size_t>(tokens));
+        for (int64_t b = 0; b < batch; ++b) {
+            for (int64_t i = 0; i < tokens; ++i) values[static_cast<size_t>(i)] = i;
+            std::shuffle(values.begin(), values.end(), g);
+            for (int64_t i = 0; i < tokens; ++i) d.first_score.set(b, i, 0, static_cast<double>(values[static_cast<size_t>(i)] % 256) + 0.5 * (i >= 256));
+        }
+    }
+    d.order = HostArray(TK_DTYPE_I32, {batch, params.k}, ArrayLayout{1, false, 1});
+    d.sorted = HostArray(TK_DTYPE_I32, {batch, params.k}, ArrayLayout{0, true, 0});
+    d.order.fill_bytes(0x5a);
+    d.sorted.fill_bytes(0x5a);
+    return d;
+}
+
+// Runs tk_diversity_select on d's tensors (on the CPU) and checks that nothing outside the views
+// changed.
+::testing::AssertionResult run_diversity(DiversityBuffers& d) {
+    const HostArray order_before = d.order, sorted_before = d.sorted;
+    const tk_tensor x = d.x.desc(), l = d.lengths.desc(), ik = d.item_k.desc(), o = d.order.desc(), s = d.sorted.desc();
+    const tk_tensor fi = d.params.first == TK_FIRST_INDEX ? d.first_index.desc() : tk_tensor{};
+    const tk_tensor fs = d.params.first == TK_FIRST_SCORE ? d.first_score.desc() : tk_tensor{};
+    const tk_status status = tk_diversity_select(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_k ? &ik : nullptr,
+                                                 d.params.first == TK_FIRST_INDEX ? &fi : nullptr,
+                                                 d.params.first == TK_FIRST_SCORE ? &fs : nullptr, &o, d.has_sorted ? &s : nullptr,
+                                                 nullptr, 0, nullptr);
+    if (status != TK_STATUS_OK) return ok(status);
+    const std::string order_gap = first_changed_gap(order_before, d.order), sorted_gap = first_changed_gap(sorted_before, d.sorted);
+    if (!order_gap.empty()) return ::testing::AssertionFailure() << "order written outside its view: " << order_gap;
+    if (!sorted_gap.empty()) return ::testing::AssertionFailure() << "sorted written outside its view: " << sorted_gap;
+    return ::testing::AssertionSuccess();
+}
+
+// The smallest score gap the float32 backend must resolve as the float64 reference does: its
+// distances are sums of C products of values of order 1 (squared L2: of order C).
+double required_margin(const tk_diversity_params& p, int64_t channels) {
+    return (p.distance == TK_DISTANCE_L2 ? 2e-5 * static_cast<double>(channels) : 2e-5) *
+           (p.objective == TK_DIVERSITY_MAX_SUM ? static_cast<double>(p.k) : 1.0);
+}
+
+// Draws inputs until the reference has no near-tie, runs the library and compares exactly.
+void expect_matches_reference(const tk_diversity_params& p, tk_dtype dtype, int64_t batch, int64_t tokens, int64_t channels,
+                              const ArrayLayout& layout, bool has_lengths, bool has_item_k, std::mt19937_64& g) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        DiversityBuffers d = diversity_buffers(p, dtype, batch, tokens, channels, layout, has_lengths, has_item_k, g);
+        const DiversityResult want = reference_diversity(p, d.inputs());
+        if (want.margin < required_margin(p, channels)) continue;
+        ASSERT_TRUE(run_diversity(d));
+        EXPECT_EQ(as_int32(d.order), want.order);
+        EXPECT_EQ(as_int32(d.sorted), want.sorted);
+        return;
+    }
+    FAIL() << "no draw without a near-tie in 20 attempts";
+}
+
+TEST(Diversity, EveryPolicyObjectiveAndDistanceMatchesReference) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const ArrayLayout padded{3, false, 1};
+    const ArrayLayout batch_inner{2, true, 0};
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives)
+                for (int64_t batch : {1, 3})
+                    for (int64_t k : {1, 9, 37}) {
+                        const tk_diversity_params p = diversity_params(k, distance, first, objective);
+                        SCOPED_TRACE(describe(p) + " B=" + std::to_string(batch));
+                        expect_matches_reference(p, TK_DTYPE_F32, batch, 37, 19, batch == 1 ? padded : batch_inner, false, false, g);
+                    }
+}
+
+TEST(Diversity, LengthsAndPerItemK) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives)
+                for (int options = 1; options < 4; ++options) {
+                    const tk_diversity_params p = diversity_params(11, distance, first, objective);
+                    SCOPED_TRACE(describe(p) + " options " + std::to_string(options));
+                    expect_matches_reference(p, TK_DTYPE_F32, 3, 29, 13, ArrayLayout{1, false, 0}, options & 1, options & 2, g);
+                }
+}
+
+TEST(Diversity, HalfAndBfloat16InputsRoundedToTheirDtype) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_dtype dtype : {TK_DTYPE_F16, TK_DTYPE_BF16})
+        for (tk_distance distance : kDistances)
+            for (tk_first_center first : kFirstCenters)
+                for (tk_diversity_objective objective : kObjectives) {
+                    const tk_diversity_params p = diversity_params(13, distance, first, objective);
+                    SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p));
+                    expect_matches_reference(p, dtype, 2, 41, 24, ArrayLayout{2, false, 1}, false, true, g);
+                }
+}
+
+// Sizes that cross the CPU's blocks: 256-channel GEMM blocks, 256-token update blocks and column
+// tiles, partial micro-kernel panels.
+TEST(Diversity, LargerThanTheCpuBlocks) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_diversity_objective objective : kObjectives) {
+            const tk_diversity_params p = diversity_params(40, distance, TK_FIRST_MOST_ISOLATED, objective);
+            SCOPED_TRACE(describe(p));
+            expect_matches_reference(p, TK_DTYPE_F32, 1, 531, 270, ArrayLayout{1, false, 0}, false, false, g);
+        }
+}
+
+TEST(Diversity, KEqualsNAndSingleToken) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives) {
+                SCOPED_TRACE(describe(diversity_params(0, distance, first, objective)));
+                expect_matches_reference(diversity_params(23, distance, first, objective), TK_DTYPE_F32, 2, 23, 7,
+                                         ArrayLayout{}, false, false, g);
+                expect_matches_reference(diversity_params(1, distance, first, objective), TK_DTYPE_F32, 3, 1, 5, ArrayLayout{},
+                                         false, false, g);
+            }
+}
+
+// Exact duplicate rows tie exactly on both sides; each token is chosen once even with k = N.
+TEST(Diversity, ExactDuplicatesAreNeverChosenTwice) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    constexpr int64_t kDistinct = 30, kCopies = 8, kTokens = kDistinct + kCopies;
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives) {
+                const tk_diversity_params p = diversity_params(kTokens, distance, first, objective);
+                SCOPED_TRACE(describe(p));
+                bool compared = false;
+                for (int attempt = 0; attempt < 20 && !compared; ++attempt) {
+                    DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, 9, ArrayLayout{}, false, false, g);
+                    for (int64_t i = 0; i < kCopies; ++i)
+                        for (int64_t c = 0; c < 9; ++c) d.x.set(0, kDistinct + i, c, d.x.get(0, 3 * i, c));
+                    // Scores of the first center tie between a row and its copy too.
+                    if (first == TK_FIRST_SCORE)
+                        for (int64_t i = 0; i < kCopies; ++i) d.first_score.set(0, kDistinct + i, 0, d.first_score.get(0, 3 * i, 0));
+                    // Compare the choices made among the distinct rows: past them, max-min scores are
+                    // rounding noise around 0.
+                    tk_diversity_params distinct_p = p;
+                    distinct_p.k = objective == TK_DIVERSITY_MAX_MIN ? static_cast<int32_t>(kDistinct) : static_cast<int32_t>(kTokens);
+                    const DiversityResult want = reference_diversity(distinct_p, d.inputs());
+                    if (want.margin < required_margin(distinct_p, 9)) continue;
+                    ASSERT_TRUE(run_diversity(d));
+                    const std::vector<int32_t> got = as_int32(d.order);
+                    for (int64_t i = 0; i < distinct_p.k; ++i)
+                        EXPECT_EQ(got[static_cast<size_t>(i)], want.order[static_cast<size_t>(i)]) << "choice " << i;
+                    std::vector<int32_t> seen = got;
+                    std::sort(seen.begin(), seen.end());
+                    for (int64_t i = 0; i < kTokens; ++i) EXPECT_EQ(seen[static_cast<size_t>(i)], i) << "not a permutation";
+                    compared = true;
+                }
+                EXPECT_TRUE(compared) << "no draw without a near-tie";
+            }
+}
+
+// A row holding NaN has NaN distances: nobody's nearest neighbour, its score NaN, chosen last.
+TEST(Diversity, NanRowsAreChosenLast) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : {TK_FIRST_MOST_ISOLATED, TK_FIRST_SCORE})
+            for (tk_diversity_objective objective : kObjectives) {
+                const tk_diversity_params p = diversity_params(26, distance, first, objective);
+                SCOPED_TRACE(describe(p));
+                bool compared = false;
+                for (int attempt = 0; attempt < 20 && !compared; ++attempt) {
+                    DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 1, 26, 8, ArrayLayout{}, false, false, g);
+                    for (int64_t i : {2, 11, 17}) d.x.set(0, i, 5, std::numeric_limits<double>::quiet_NaN());
+                    const DiversityResult want = reference_diversity(p, d.inputs());
+                    if (want.margin < required_margin(p, 8)) continue;
+                    ASSERT_TRUE(run_diversity(d));
+                    EXPECT_EQ(as_int32(d.order), want.order);
+                    if (first == TK_FIRST_MOST_ISOLATED) {
+                        const std::vector<int32_t> tail(want.order.end() - 3, want.order.end());
+                        EXPECT_EQ(tail, (std::vector<int32_t>{2, 11, 17}));
+                    }
+                    compared = true;
+                }
+                EXPECT_TRUE(compared) << "no draw without a near-tie";
+            }
+}
+
+// DivPrune's code, literally (full matrix, second smallest per column, min over the chosen rows),
+// against tk_diversity_select with cosine, most isolated, max-min.
+TEST(DiversityDivPrune, SameSelectionAsThePublishedAlgorithm) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const tk_diversity_params p = diversity_params(19, TK_DISTANCE_COSINE, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_MIN);
+    for (int trial = 0; trial < 3; ++trial) {
+        bool compared = false;
+        for (int attempt = 0; attempt < 20 && !compared; ++attempt) {
+            DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 1, 96, 48, ArrayLayout{}, false, false, g);
+            const DiversityInputs in = d.inputs();
+            if (reference_diversity(p, in).margin < required_margin(p, 48)) continue;
+            const std::vector<int64_t> divprune = reference_divprune(in.x, 96, 48, p.k);
+            ASSERT_TRUE(run_diversity(d));
+            const std::vector<int32_t> got = as_int32(d.order);
+            EXPECT_EQ(std::vector<int64_t>(got.begin(), got.end()), divprune);
+            compared = true;
+        }
+        EXPECT_TRUE(compared) << "no draw without a near-tie";
+    }
+}
+
+TEST(Diversity, DeterministicAcrossThreadCounts) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_diversity_objective objective : kObjectives)
+            for (int64_t batch : {1, 3}) {
+                const tk_diversity_params p = diversity_params(120, distance, TK_FIRST_MOST_ISOLATED, objective);
+                SCOPED_TRACE(describe(p) + " B=" + std::to_string(batch));
+                DiversityBuffers one = diversity_buffers(p, TK_DTYPE_BF16, batch, 777, 33, ArrayLayout{}, false, false, g);
+                DiversityBuffers two = one;
+                {
+                    const ScopedNumThreads threads(1);
+                    ASSERT_TRUE(run_diversity(one));
+                }
+                {
+                    const ScopedNumThreads threads(2);
+                    ASSERT_TRUE(run_diversity(two));
+                }
+                EXPECT_TRUE(one.order.bytes() == two.order.bytes());
+                EXPECT_TRUE(one.sorted.bytes() == two.sorted.bytes());
+            }
+}
+
+// ---- CUDA against CPU --------------------------------------------------------------------------------
+
+class CudaStream {
+public:
+    CudaStream() { EXPECT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error(); }
+    ~CudaStream() { EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error(); }
+    CudaStream(const CudaStream&) = delete;
+    CudaStream& operator=(const CudaStream&) = delete;
+    tk_stream get() const { return stream_; }
+
+private:
+    tk_stream stream_ = nullptr;
+};
+
+// Runs tk_diversity_select on device copies of d's buffers and copies order and sorted back.
+::testing::AssertionResult run_diversity_cuda(DiversityBuffers& d, tk_stream stream, bool caller_workspace) {
+    std::vector<std::unique_ptr<DeviceBuffer>> buffers;
+    const auto upload = [&](const HostArray& a) {
+        buffers.push_back(std::make_unique<DeviceBuffer>(std::max<size_t>(a.bytes().size(), 1)));
+        if (!a.bytes().empty()) {
+            EXPECT_EQ(tk_cuda_memcpy_async(buffers.back()->get(), a.bytes().data(), a.bytes().size(), stream), TK_STATUS_OK);
+        }
+        return a.device_desc(buffers.back()->get(), 0);
+    };
+    const tk_tensor x = upload(d.x), l = upload(d.lengths), ik = upload(d.item_k), o = upload(d.order), s = upload(d.sorted);
+    const tk_tensor fi = d.params.first == TK_FIRST_INDEX ? upload(d.first_index) : tk_tensor{};
+    const tk_tensor fs = d.params.first == TK_FIRST_SCORE ? upload(d.first_score) : tk_tensor{};
+    uint64_t bytes = 0;
+    const tk_status size_status = tk_diversity_workspace_size(&d.params, &x, &bytes);
+    if (size_status != TK_STATUS_OK) return ok(size_status);
+    std::unique_ptr<DeviceBuffer> workspace;
+    if (caller_workspace && bytes > 0) workspace = std::make_unique<DeviceBuffer>(bytes);
+    const tk_status status = tk_diversity_select(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_k ? &ik : nullptr,
+                                                 d.params.first == TK_FIRST_INDEX ? &fi : nullptr,
+                                                 d.params.first == TK_FIRST_SCORE ? &fs : nullptr, &o, &s,
+                                                 workspace ? workspace->get() : nullptr, workspace ? bytes : 0, stream);
+    if (status != TK_STATUS_OK) return ok(status);
+    const auto copy_back = [&](const tk_tensor& device, HostArray& host) {
+        const auto* base = static_cast<const uint8_t*>(device.data) - (static_cast<const uint8_t*>(host.desc().data) - host.bytes().data());
+        EXPECT_EQ(tk_cuda_memcpy_async(host.bytes().data(), base, host.bytes().size(), stream), TK_STATUS_OK);
+    };
+    copy_back(o, d.order);
+    copy_back(s, d.sorted);
+    return ok(tk_cuda_stream_synchronize(stream));
+}
+
+TEST(DiversityCuda, SameIndicesAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 g(seed_from_name(test_name()));
+    struct Shape {
+        int64_t batch, tokens, channels, k;
+    };
+    for (const Shape& shape : {Shape{3, 37, 19, 9}, Shape{1, 1, 4, 1}, Shape{2, 23, 7, 23}, Shape{1, 2100, 72, 200}})
+        for (tk_dtype dtype : kFloatDtypes)
+            for (tk_distance distance : kDistances)
+                for (tk_first_center first : kFirstCenters)
+                    for (tk_diversity_objective objective : kObjectives)
+                        for (bool caller_workspace : {false, true}) {
+                            const tk_diversity_params p = diversity_params(shape.k, distance, first, objective);
+                            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " B=" + std::to_string(shape.batch) +
+                                         " N=" + std::to_string(shape.tokens) + (caller_workspace ? " workspace" : ""));
+                            DiversityBuffers cpu = diversity_buffers(p, dtype, shape.batch, shape.tokens, shape.channels,
+                                                                     ArrayLayout{2, false, 1}, shape.batch > 1, shape.batch > 1, g);
+                            DiversityBuffers cuda = cpu;
+                            ASSERT_TRUE(run_diversity(cpu));
+                            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
+                            EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
+                            EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
+                        }
+}
+
+}  // namespace
+}  // namespace tkt
