@@ -1,5 +1,6 @@
 using System;
 using TokenKernels.Interop;
+using static TokenKernels.Interop.OpArguments;
 
 namespace TokenKernels;
 
@@ -358,68 +359,13 @@ public static unsafe class DiversitySelection
         }
     }
 
-    /// <summary>A host tensor passed as default (rank 0) stands for an optional tensor left out.</summary>
-    private static bool IsGiven(TensorShape shape) => shape.Rank != 0;
+    private const string Family = "Diversity selection";
 
-    private static void RequireFloat(TensorDataType dataType, string parameter)
-    {
-        if (!dataType.IsFloatingPoint())
-        {
-            throw new ArgumentException("Diversity selection takes Float32, Float16 or BFloat16 " + parameter + ", got " + dataType + ".", parameter);
-        }
-    }
+    private static void RequireFloat(TensorDataType dataType, string parameter) => RequireFloatOf(Family, dataType, parameter);
 
-    private static void RequireType(TensorDataType actual, TensorDataType expected, string parameter)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException(parameter + " is " + actual + " but must be " + expected + ".", parameter);
-        }
-    }
+    private static void RequireSameDevice(DeviceTensor tensor, DeviceTensor reference, string parameter, string referenceName = "x")
+        => OpArguments.RequireSameDevice(tensor, reference, parameter, referenceName);
 
-    private static void RequireSameDevice(DeviceTensor tensor, DeviceTensor x, string parameter)
-    {
-        if (tensor.DeviceOrdinal != x.DeviceOrdinal)
-        {
-            throw new ArgumentException(parameter + " is on cuda:" + tensor.DeviceOrdinal + " but x is on cuda:" + x.DeviceOrdinal + ".", parameter);
-        }
-    }
-
-    private static void RequireWorkspace(IntPtr workspace, long workspaceBytes)
-    {
-        if (workspaceBytes < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(workspaceBytes), workspaceBytes, "A workspace size is 0 or more bytes.");
-        }
-        if (workspace == IntPtr.Zero && workspaceBytes != 0)
-        {
-            throw new ArgumentException(
-                "workspaceBytes is " + workspaceBytes + " but no workspace was given; pass both, or neither to let the op allocate its scratch.",
-                nameof(workspaceBytes));
-        }
-    }
-
-    private static TkTensor* OptionalHostDescriptor(void* data, TensorDataType dataType, in TensorShape shape, in TensorStrides strides, TkTensor* storage)
-    {
-        if (!IsGiven(shape))
-        {
-            return null;
-        }
-        *storage = TensorLayout.Descriptor(data, dataType, Cpu, 0, shape, strides);
-        return storage;
-    }
-
-    private static TkTensor DeviceDescriptor(in DeviceTensor tensor)
-        => TensorLayout.Descriptor((void*)tensor.Data, tensor.DataType, Device, tensor.DeviceOrdinal, tensor.Shape, tensor.Strides);
-
-    private static TkTensor* OptionalDeviceDescriptor(DeviceTensor? tensor, in DeviceTensor x, string parameter, TkTensor* storage)
-    {
-        if (tensor is not DeviceTensor given || !IsGiven(given.Shape))
-        {
-            return null;
-        }
-        RequireSameDevice(given, x, parameter);
-        *storage = DeviceDescriptor(given);
-        return storage;
-    }
+    private static TkTensor* OptionalDeviceDescriptor(DeviceTensor? tensor, in DeviceTensor reference, string parameter, TkTensor* storage)
+        => OpArguments.OptionalDeviceDescriptor(tensor, reference, parameter, "x", storage);
 }

@@ -1,5 +1,6 @@
 using System;
 using TokenKernels.Interop;
+using static TokenKernels.Interop.OpArguments;
 
 namespace TokenKernels;
 
@@ -840,89 +841,10 @@ public static unsafe class TokenPruning
         }
     }
 
-    /// <summary>A host tensor passed as default (rank 0) stands for an optional tensor left out.</summary>
-    private static bool IsGiven(TensorShape shape) => shape.Rank != 0;
+    private const string Family = "Token pruning";
 
     private static void RequireRank(TensorShape shape, int rank, string layout, string parameter)
-    {
-        if (shape.Rank != rank)
-        {
-            throw new ArgumentException(
-                shape.Rank == 0
-                    ? parameter + " is the default tensor (no shape); token pruning needs " + layout + " (rank " + rank + ")."
-                    : "Token pruning takes " + parameter + " " + layout + " (rank " + rank + "), got shape " + shape + " (rank " + shape.Rank + ").",
-                parameter);
-        }
-    }
+        => RequireRankOf(Family, shape, rank, layout, parameter);
 
-    private static void RequireShape(TensorShape shape, long rows, long columns, string layout, string parameter)
-    {
-        if (shape.Rank != 2 || shape[0] != rows || shape[1] != columns)
-        {
-            throw new ArgumentException(
-                parameter + " has shape " + shape + " but must be " + layout + " = [" + rows + ", " + columns + "].", parameter);
-        }
-    }
-
-    private static void RequireFloat(TensorDataType dataType, string parameter)
-    {
-        if (!dataType.IsFloatingPoint())
-        {
-            throw new ArgumentException("Token pruning takes Float32, Float16 or BFloat16 " + parameter + ", got " + dataType + ".", parameter);
-        }
-    }
-
-    private static void RequireType(TensorDataType actual, TensorDataType expected, string parameter, string? what = null)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException(parameter + " is " + actual + " but must be " + (what == null ? expected.ToString() : what + ", " + expected) + ".", parameter);
-        }
-    }
-
-    private static void RequireSameDevice(DeviceTensor tensor, DeviceTensor reference, string parameter, string referenceName)
-    {
-        if (tensor.DeviceOrdinal != reference.DeviceOrdinal)
-        {
-            throw new ArgumentException(
-                parameter + " is on cuda:" + tensor.DeviceOrdinal + " but " + referenceName + " is on cuda:" + reference.DeviceOrdinal + ".", parameter);
-        }
-    }
-
-    private static void RequireWorkspace(IntPtr workspace, long workspaceBytes)
-    {
-        if (workspaceBytes < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(workspaceBytes), workspaceBytes, "A workspace size is 0 or more bytes.");
-        }
-        if (workspace == IntPtr.Zero && workspaceBytes != 0)
-        {
-            throw new ArgumentException(
-                "workspaceBytes is " + workspaceBytes + " but no workspace was given; pass both, or neither to let the op allocate its scratch.",
-                nameof(workspaceBytes));
-        }
-    }
-
-    private static void RequireArraySize(TensorShape shape, string parameter)
-    {
-        if (shape.ElementCount > int.MaxValue)
-        {
-            throw new ArgumentException(
-                "An output of shape " + shape + " has more elements than an array can hold; pass HostTensor outputs over native memory instead.", parameter);
-        }
-    }
-
-    private static TkTensor DeviceDescriptor(in DeviceTensor tensor)
-        => TensorLayout.Descriptor((void*)tensor.Data, tensor.DataType, Device, tensor.DeviceOrdinal, tensor.Shape, tensor.Strides);
-
-    private static TkTensor* OptionalDeviceDescriptor(DeviceTensor? tensor, in DeviceTensor reference, string parameter, string referenceName, TkTensor* storage)
-    {
-        if (tensor is not DeviceTensor given || !IsGiven(given.Shape))
-        {
-            return null;
-        }
-        RequireSameDevice(given, reference, parameter, referenceName);
-        *storage = DeviceDescriptor(given);
-        return storage;
-    }
+    private static void RequireFloat(TensorDataType dataType, string parameter) => RequireFloatOf(Family, dataType, parameter);
 }
