@@ -30,33 +30,6 @@ tk_tensor four_dimensional(const HostArray& a, int64_t heads) {
     return t;
 }
 
-template <class Call>
-struct InvalidCase {
-    std::string name;
-    std::function<void(Call&)> breaks;
-    std::string names;  // what tk_last_error() must mention
-};
-
-template <class Call>
-void PrintTo(const InvalidCase<Call>& c, std::ostream* os) {
-    *os << c.name;
-}
-
-template <class Call>
-std::string case_name(const ::testing::TestParamInfo<InvalidCase<Call>>& info) {
-    return info.param.name;
-}
-
-// Breaks a valid call one way and expects it rejected with nothing written.
-template <class Call>
-void check_invalid(const InvalidCase<Call>& c) {
-    Call call;
-    c.breaks(call);
-    const auto before = snapshot(call.arrays());
-    expect_rejected(call.run(), c.names);
-    EXPECT_TRUE(snapshot(call.arrays()) == before) << "a rejected call wrote to a tensor";
-}
-
 // ---- tk_attention_importance -----------------------------------------------------------------------------
 
 // attn [2, 3, 4, 6] f32, queries [1, 3), keys [1, 5): out [2, 4] f32.

@@ -2,8 +2,12 @@
 // device buffers. Everything here goes through the public C ABI only.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -162,6 +166,35 @@ std::vector<std::vector<uint8_t>> snapshot(const std::vector<const HostArray*>& 
 
 // Expects status == expected and a tk_last_error() message that contains names.
 void expect_rejected(tk_status status, const std::string& names, tk_status expected = TK_STATUS_INVALID_ARGUMENT);
+
+// One way to break a valid call: `breaks` changes a copy of the call, and tk_last_error() must then
+// mention `names`. Call has arrays() (every tensor's HostArray) and run() (the C call).
+template <class Call>
+struct InvalidCase {
+    std::string name;
+    std::function<void(Call&)> breaks;
+    std::string names;
+};
+
+template <class Call>
+void PrintTo(const InvalidCase<Call>& c, std::ostream* os) {
+    *os << c.name;
+}
+
+template <class Call>
+std::string case_name(const ::testing::TestParamInfo<InvalidCase<Call>>& info) {
+    return info.param.name;
+}
+
+// The broken call is rejected with a message naming the argument, and writes to no tensor.
+template <class Call>
+void check_invalid(const InvalidCase<Call>& c) {
+    Call call;
+    c.breaks(call);
+    const auto before = snapshot(call.arrays());
+    expect_rejected(call.run(), c.names);
+    EXPECT_TRUE(snapshot(call.arrays()) == before) << "a rejected call wrote to a tensor";
+}
 
 // ---- CUDA -----------------------------------------------------------------------------------------
 
