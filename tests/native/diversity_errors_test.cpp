@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct DiversityCall {
     tk_tensor x{}, lengths{}, item_k{}, first_index{}, first_score{}, order{}, sorted{};
     bool null_params = false, null_x = false, null_order = false, pass_first_index = true, pass_first_score = false;
     uint64_t workspace_bytes = 0;
+    mutable std::vector<uint8_t> workspace;  // passed when not empty
 
     DiversityCall() {
         fill_values(x_array);
@@ -59,7 +61,8 @@ struct DiversityCall {
     tk_status run() const {
         return tk_diversity_select(null_params ? nullptr : &params, null_x ? nullptr : &x, &lengths, &item_k,
                                    pass_first_index ? &first_index : nullptr, pass_first_score ? &first_score : nullptr,
-                                   null_order ? nullptr : &order, &sorted, nullptr, workspace_bytes, nullptr);
+                                   null_order ? nullptr : &order, &sorted, workspace.empty() ? nullptr : workspace.data(),
+                                   workspace_bytes, nullptr);
     }
 };
 
@@ -120,6 +123,14 @@ std::vector<DiversityInvalidCase> invalid_cases() {
         {"OrderOverlapsFirstScore", [](C& c) { c.use_score(); c.order.data = c.first_score.data; }, "disjoint from first_score"},
         {"SortedOverlapsOrder", [](C& c) { c.sorted.data = static_cast<int32_t*>(c.order.data) + 4; }, "disjoint from order"},
         {"WorkspaceBytesWithoutWorkspace", [](C& c) { c.workspace_bytes = 16; }, "workspace"},
+        {"WorkspaceSmallerThanItsQuery",
+         [](C& c) {
+             uint64_t bytes = 0;
+             ASSERT_EQ(tk_diversity_workspace_size(&c.params, &c.x, &bytes), TK_STATUS_OK) << tk_last_error();
+             c.workspace.assign(bytes, 0);
+             c.workspace_bytes = bytes - 1;
+         },
+         "workspace_bytes"},
     };
 }
 
@@ -164,7 +175,8 @@ TEST(DiversityInvalidWorkspaceSize, EachArgumentIsNamed) {
     EXPECT_EQ(bytes, 12345u) << "a rejected query wrote bytes";
     c.params.objective = TK_DIVERSITY_MAX_SUM;
     ASSERT_EQ(tk_diversity_workspace_size(&c.params, &c.x, &bytes), TK_STATUS_OK) << tk_last_error();
-    EXPECT_EQ(bytes, 0u) << "the CPU needs no workspace";
+    // One item's packed copy at least: N rows of C floats (rounded up to 16).
+    EXPECT_GE(bytes, 6u * 16u * sizeof(float));
 }
 
 // Without a CUDA device, a tensor that says it lives on one is refused as such.

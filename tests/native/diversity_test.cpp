@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <random>
@@ -132,17 +133,23 @@ DiversityBuffers diversity_buffers(const tk_diversity_params& params, tk_dtype d
     return d;
 }
 
-// Runs tk_diversity_select on d's tensors (on the CPU) and checks that nothing outside the views
-// changed.
-::testing::AssertionResult run_diversity(DiversityBuffers& d) {
+// Runs tk_diversity_select on d's tensors (on the CPU; with a workspace of the queried size at an
+// odd address when caller_workspace) and checks that nothing outside the views changed.
+::testing::AssertionResult run_diversity(DiversityBuffers& d, bool caller_workspace = false) {
     const HostArray order_before = d.order, sorted_before = d.sorted;
     const tk_tensor x = d.x.desc(), l = d.lengths.desc(), ik = d.item_k.desc(), o = d.order.desc(), s = d.sorted.desc();
     const tk_tensor fi = d.params.first == TK_FIRST_INDEX ? d.first_index.desc() : tk_tensor{};
     const tk_tensor fs = d.params.first == TK_FIRST_SCORE ? d.first_score.desc() : tk_tensor{};
+    uint64_t bytes = 0;
+    if (caller_workspace) {
+        const tk_status size_status = tk_diversity_workspace_size(&d.params, &x, &bytes);
+        if (size_status != TK_STATUS_OK) return ok(size_status);
+    }
+    std::vector<uint8_t> workspace(static_cast<size_t>(bytes) + 1);
     const tk_status status = tk_diversity_select(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_k ? &ik : nullptr,
                                                  d.params.first == TK_FIRST_INDEX ? &fi : nullptr,
                                                  d.params.first == TK_FIRST_SCORE ? &fs : nullptr, &o, d.has_sorted ? &s : nullptr,
-                                                 nullptr, 0, nullptr);
+                                                 caller_workspace ? workspace.data() + 1 : nullptr, bytes, nullptr);
     if (status != TK_STATUS_OK) return ok(status);
     const std::string order_gap = first_changed_gap(order_before, d.order), sorted_gap = first_changed_gap(sorted_before, d.sorted);
     if (!order_gap.empty()) return ::testing::AssertionFailure() << "order written outside its view: " << order_gap;
@@ -159,12 +166,13 @@ double required_margin(const tk_diversity_params& p, int64_t channels) {
 
 // Draws inputs until the reference has no near-tie, runs the library and compares exactly.
 void expect_matches_reference(const tk_diversity_params& p, tk_dtype dtype, int64_t batch, int64_t tokens, int64_t channels,
-                              const ArrayLayout& layout, bool has_lengths, bool has_item_k, std::mt19937_64& g) {
+                              const ArrayLayout& layout, bool has_lengths, bool has_item_k, std::mt19937_64& g,
+                              bool caller_workspace = false) {
     for (int attempt = 0; attempt < 20; ++attempt) {
         DiversityBuffers d = diversity_buffers(p, dtype, batch, tokens, channels, layout, has_lengths, has_item_k, g);
         const DiversityResult want = reference_diversity(p, d.inputs());
         if (want.margin < required_margin(p, channels)) continue;
-        ASSERT_TRUE(run_diversity(d));
+        ASSERT_TRUE(run_diversity(d, caller_workspace));
         EXPECT_EQ(as_int32(d.order), want.order);
         EXPECT_EQ(as_int32(d.sorted), want.sorted);
         return;
@@ -197,6 +205,18 @@ TEST(Diversity, LengthsAndPerItemK) {
                     SCOPED_TRACE(describe(p) + " options " + std::to_string(options));
                     expect_matches_reference(p, TK_DTYPE_F32, 3, 29, 13, ArrayLayout{1, false, 0}, options & 1, options & 2, g);
                 }
+}
+
+// With the caller's workspace the items run one after another in it, each split across threads.
+TEST(Diversity, CallerWorkspaceMatchesReference) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives) {
+                const tk_diversity_params p = diversity_params(17, distance, first, objective);
+                SCOPED_TRACE(describe(p));
+                expect_matches_reference(p, TK_DTYPE_F32, 3, 131, 21, ArrayLayout{1, false, 0}, true, true, g, true);
+            }
 }
 
 TEST(Diversity, HalfAndBfloat16InputsRoundedToTheirDtype) {

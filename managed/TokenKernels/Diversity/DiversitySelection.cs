@@ -44,8 +44,9 @@ public static unsafe class DiversitySelection
     /// <param name="lengths">Optional <c>[B]</c>: item b ranks only tokens [0, lengths[b]), each in [0, N]. Absent when default.</param>
     /// <param name="itemK">Optional <c>[B]</c>: item b keeps at most itemK[b] tokens, each in [0, k]. Absent when default.</param>
     /// <param name="firstIndex"><c>[B]</c> with <see cref="FirstCenter.Index"/>: item b's first token, in [0, lengths[b]) (unread when the item is empty); absent (default) otherwise.</param>
+    /// <param name="workspace">Optional scratch of <see cref="GetWorkspaceSize{T}(ReadOnlyHostTensor{T}, in DiversityOptions)"/> bytes, kept across calls: with it the native op allocates nothing large (the items then run one after another, each over all threads). Empty: it allocates per item.</param>
     /// <exception cref="ArgumentException">A wrong rank, non-float x, k above N, output or optional shapes other than <c>[B, k]</c> and <c>[B]</c>, a first index given or missing against the policy, or <see cref="FirstCenter.Score"/> (which takes the overload with <c>firstScore</c>).</exception>
-    /// <exception cref="TokenKernelsException">A length, per-item k or first index out of range (the message names it), or overlapping tensors; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">A length, per-item k or first index out of range (the message names it), overlapping tensors, or a workspace smaller than its size; nothing was written.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Select<T>(
         ReadOnlyHostTensor<T> x,
@@ -54,9 +55,10 @@ public static unsafe class DiversitySelection
         HostTensor<int> sorted = default,
         ReadOnlyHostTensor<int> lengths = default,
         ReadOnlyHostTensor<int> itemK = default,
-        ReadOnlyHostTensor<int> firstIndex = default)
+        ReadOnlyHostTensor<int> firstIndex = default,
+        Span<byte> workspace = default)
         where T : unmanaged
-        => SelectOnHost<T, float>(x, default, order, options, sorted, lengths, itemK, firstIndex);
+        => SelectOnHost<T, float>(x, default, order, options, sorted, lengths, itemK, firstIndex, workspace);
 
     /// <summary>
     /// The <see cref="DiversityOptions.K"/> most diverse tokens of each item, the first being the argmax of
@@ -69,8 +71,9 @@ public static unsafe class DiversitySelection
     /// <param name="sorted">Optional <c>[B, k]</c>: receives the same positions ascending, then -1. Absent when default.</param>
     /// <param name="lengths">Optional <c>[B]</c> valid lengths, each in [0, N]. Absent when default.</param>
     /// <param name="itemK">Optional <c>[B]</c> per-item k, each in [0, k]. Absent when default.</param>
+    /// <param name="workspace">Optional scratch of <see cref="GetWorkspaceSize{T}(ReadOnlyHostTensor{T}, in DiversityOptions)"/> bytes, kept across calls: with it the native op allocates nothing large. Empty: it allocates per item.</param>
     /// <exception cref="ArgumentException">A wrong rank, non-float x or scores, k above N, output or optional shapes other than <c>[B, k]</c>, <c>[B, N]</c> and <c>[B]</c>, or a policy other than <see cref="FirstCenter.Score"/>.</exception>
-    /// <exception cref="TokenKernelsException">A length or per-item k out of range (the message names it), or overlapping tensors; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">A length or per-item k out of range (the message names it), overlapping tensors, or a workspace smaller than its size; nothing was written.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Select<T, TScore>(
         ReadOnlyHostTensor<T> x,
@@ -79,10 +82,36 @@ public static unsafe class DiversitySelection
         in DiversityOptions options,
         HostTensor<int> sorted = default,
         ReadOnlyHostTensor<int> lengths = default,
-        ReadOnlyHostTensor<int> itemK = default)
+        ReadOnlyHostTensor<int> itemK = default,
+        Span<byte> workspace = default)
         where T : unmanaged
         where TScore : unmanaged
-        => SelectOnHost(x, firstScore, order, options, sorted, lengths, itemK, default);
+        => SelectOnHost(x, firstScore, order, options, sorted, lengths, itemK, default, workspace);
+
+    /// <summary>
+    /// Bytes of the optional host workspace for these tokens and options: one item's packed copy of the tokens (and of the
+    /// most-isolated search's panels). Depends on N, C, k and the options, and on the CPU's vector width.
+    /// </summary>
+    /// <param name="x">Tokens <c>[B, N, C]</c>.</param>
+    /// <param name="options">k, the distance, the first-center policy and the objective.</param>
+    /// <returns>Bytes of host memory.</returns>
+    /// <exception cref="ArgumentException">A wrong rank or element type, or k above N.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static long GetWorkspaceSize<T>(ReadOnlyHostTensor<T> x, in DiversityOptions options)
+        where T : unmanaged
+    {
+        RequireTokens(x.Shape, x.DataType, options);
+        NativeLibraryLoader.EnsureLoaded();
+        TkDiversityParams native = options.ToNative();
+        ulong bytes;
+        fixed (T* xp = x.Data)
+        {
+            TkTensor xTensor = TensorLayout.Descriptor(xp, x.DataType, Cpu, 0, x.Shape, x.Strides);
+            NativeStatus.Check(NativeMethods.tk_diversity_workspace_size(&native, &xTensor, &bytes));
+        }
+        return checked((long)bytes);
+    }
 
     /// <summary>The most diverse tokens of each item into new arrays, the first chosen by <see cref="FirstCenter.MostIsolated"/> or <see cref="FirstCenter.Index"/>.</summary>
     /// <param name="x">Tokens <c>[B, N, C]</c>.</param>
@@ -91,7 +120,7 @@ public static unsafe class DiversitySelection
     /// <param name="itemK">Optional <c>[B]</c> per-item k; absent when default.</param>
     /// <param name="firstIndex"><c>[B]</c> first tokens with <see cref="FirstCenter.Index"/>; absent (default) otherwise.</param>
     /// <returns>The positions in the order chosen and ascending, both <c>[B, k]</c> padded with -1, and their shape.</returns>
-    /// <inheritdoc cref="Select{T}(ReadOnlyHostTensor{T}, HostTensor{int}, in DiversityOptions, HostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int})" path="/exception"/>
+    /// <inheritdoc cref="Select{T}(ReadOnlyHostTensor{T}, HostTensor{int}, in DiversityOptions, HostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int}, Span{byte})" path="/exception"/>
     public static (int[] Order, int[] Sorted, TensorShape Shape) Select<T>(
         ReadOnlyHostTensor<T> x,
         in DiversityOptions options,
@@ -114,7 +143,7 @@ public static unsafe class DiversitySelection
     /// <param name="lengths">Optional <c>[B]</c> valid lengths; absent when default.</param>
     /// <param name="itemK">Optional <c>[B]</c> per-item k; absent when default.</param>
     /// <returns>The positions in the order chosen and ascending, both <c>[B, k]</c> padded with -1, and their shape.</returns>
-    /// <inheritdoc cref="Select{T, TScore}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{TScore}, HostTensor{int}, in DiversityOptions, HostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int})" path="/exception"/>
+    /// <inheritdoc cref="Select{T, TScore}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{TScore}, HostTensor{int}, in DiversityOptions, HostTensor{int}, ReadOnlyHostTensor{int}, ReadOnlyHostTensor{int}, Span{byte})" path="/exception"/>
     public static (int[] Order, int[] Sorted, TensorShape Shape) Select<T, TScore>(
         ReadOnlyHostTensor<T> x,
         ReadOnlyHostTensor<TScore> firstScore,
@@ -219,7 +248,8 @@ public static unsafe class DiversitySelection
         HostTensor<int> sorted,
         ReadOnlyHostTensor<int> lengths,
         ReadOnlyHostTensor<int> itemK,
-        ReadOnlyHostTensor<int> firstIndex)
+        ReadOnlyHostTensor<int> firstIndex,
+        Span<byte> workspace)
         where T : unmanaged
         where TScore : unmanaged
     {
@@ -234,6 +264,7 @@ public static unsafe class DiversitySelection
         fixed (int* lp = lengths.Data)
         fixed (int* kp = itemK.Data)
         fixed (int* fip = firstIndex.Data)
+        fixed (byte* wp = workspace)
         {
             TkTensor xTensor = TensorLayout.Descriptor(xp, x.DataType, Cpu, 0, x.Shape, x.Strides);
             TkTensor orderTensor = TensorLayout.Descriptor(op, TensorDataType.Int32, Cpu, 0, order.Shape, order.Strides);
@@ -249,7 +280,7 @@ public static unsafe class DiversitySelection
             TkTensor* firstScoreArgument = OptionalHostDescriptor(fsp, firstScore.DataType, firstScore.Shape, firstScore.Strides, &firstScoreTensor);
             NativeStatus.Check(NativeMethods.tk_diversity_select(
                 &native, &xTensor, lengthsArgument, itemKArgument, firstIndexArgument, firstScoreArgument, &orderTensor, sortedArgument,
-                null, 0, IntPtr.Zero));
+                wp, (ulong)workspace.Length, IntPtr.Zero));
         }
     }
 

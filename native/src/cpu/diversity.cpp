@@ -1,21 +1,21 @@
 // CPU backend of diversity selection (SPEC section 4). Per item, the tokens are converted once into a
 // packed float32 copy (unit rows for the cosine distance, the values for L2); every distance of the
-// greedy loop is then one fixed-order float32 reduction over a row of that copy, whichever thread or
-// block computes it, so the selection does not depend on the thread count.
+// greedy loop is then one fixed-order float32 reduction over two rows of that copy
+// (cpu/diversity_distance.hpp), whichever thread or tile computes it, so the selection does not
+// depend on the thread count. The large buffers come from the caller's workspace when given.
 //
 // The most isolated first center needs each token's nearest other token: an all-pairs problem, run
-// as a blocked GEMM on the register-blocked micro-kernels of token merging
-// (cpu/merge_microkernel.hpp) with a running row minimum, never an N x N matrix. It is exact but
-// lazy: the best nearest-neighbour distance of the rows finished so far, D*, is shared, and a row
-// stops as soon as its running minimum ranks below D* (it can no longer win). The winner is never
-// stopped, and finished rows hold exact minima, so the result is the plain argmax, whatever the
-// timing between threads.
+// on the register-blocked GEMM micro-kernels of token merging (cpu/merge_microkernel.hpp) with
+// running row minima, never an N x N matrix. It is exact but lazy: D*, the best nearest-neighbour
+// distance of the rows finished so far, is shared, and a row leaves as soon as a distance below D*
+// is known for it (it can no longer win); its panel lane is then given to the next row, so the GEMM
+// only runs on rows still in play. On random tokens that is about a tenth of the pairs.
 //
 // The greedy loop keeps a running score per token (the min or the sum of its distances to the
-// chosen tokens) and updates it with the newest center only. Max-min is evaluated lazily: a token's
-// score only falls as centers are added, so a stale score is an upper bound, and a max-heap of stale
-// scores refreshes only the tokens that could still be the argmax, a batch at a time against the
-// centers they have not seen (each center row read once per batch). Max-sum scores grow, so they are
+// chosen tokens). Max-min is evaluated lazily: a token's score only falls as centers are added, so a
+// stale score is an upper bound, and a max-heap of stale scores refreshes only the tokens that could
+// still be the argmax, a batch at a time against the centers they have not seen, each stopping as
+// soon as it falls below the best stale score left in the heap. Max-sum scores grow, so they are
 // updated eagerly, in parallel blocks of tokens whose winners are combined in block order.
 #include <algorithm>
 #include <atomic>
@@ -24,10 +24,12 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
+#include "cpu/diversity_distance.hpp"
 #include "cpu/float16.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/diversity.hpp"
@@ -72,7 +74,10 @@ float min_ignoring_nan(float score, float d) { return (d < score || is_nan(score
 
 // Cache-line aligned, uninitialised floats, as the micro-kernel's panels want them.
 struct AlignedDelete {
-    void operator()(float* p) const noexcept { ::operator delete(p, std::align_val_t{64}); }
+    bool owned = true;  // false: a piece of the caller's workspace
+    void operator()(float* p) const noexcept {
+        if (owned) ::operator delete(p, std::align_val_t{64});
+    }
 };
 using AlignedFloats = std::unique_ptr<float[], AlignedDelete>;
 
@@ -80,6 +85,27 @@ AlignedFloats allocate_floats(int64_t count) {
     return AlignedFloats(static_cast<float*>(::operator new(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float),
                                                             std::align_val_t{64})));
 }
+
+// Where one item's large buffers come from: the caller's workspace, carved in order, or the heap.
+class ItemBuffers {
+public:
+    ItemBuffers(void* workspace, uint64_t bytes) : next_(static_cast<char*>(workspace)), end_(next_ + bytes) {}
+    bool from_workspace() const { return next_ != nullptr; }
+    AlignedFloats floats(int64_t count) {
+        if (next_ == nullptr) return allocate_floats(count);
+        // The query sized the workspace for exactly these requests (diversity_workspace_bytes).
+        const uint64_t bytes = round_up_bytes(static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float));
+        char* p = next_ + (64 - reinterpret_cast<uintptr_t>(next_) % 64) % 64;
+        if (p + bytes > end_) throw std::logic_error("diversity workspace smaller than its query");
+        next_ = p + bytes;
+        return AlignedFloats(reinterpret_cast<float*>(p), AlignedDelete{false});
+    }
+    static uint64_t round_up_bytes(uint64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+private:
+    char* next_;
+    char* end_;
+};
 
 // Runs body(begin, end) over [0, n): split across threads, or in one call where the caller already
 // runs items in parallel.
@@ -94,38 +120,7 @@ void for_range(bool parallel, int64_t n, int64_t min_chunk, Body&& body) {
 
 // ---- Distances between rows of the packed copy ----------------------------------------------------
 
-// In 64 interleaved partial sums combined in a fixed order: the loop vectorises as written (four
-// independent AVX-512 accumulators, so it is not bound by the latency of one add chain), and the value
-// depends on the two rows alone.
-template <bool kL2>
-inline float row_distance(const float* a, const float* b, int64_t channels) {
-    constexpr int64_t kLanes = 64;
-    float partial[kLanes] = {};
-    int64_t c = 0;
-    for (; c + kLanes <= channels; c += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) {
-            if constexpr (kL2) {
-                const float diff = a[c + l] - b[c + l];
-                partial[l] += diff * diff;
-            } else {
-                partial[l] += a[c + l] * b[c + l];
-            }
-        }
-    for (int64_t l = 0; c + l < channels; ++l) {
-        if constexpr (kL2) {
-            const float diff = a[c + l] - b[c + l];
-            partial[l] += diff * diff;
-        } else {
-            partial[l] += a[c + l] * b[c + l];
-        }
-    }
-    // Halving, so the wide steps are vector adds instead of a chain of 64 scalar ones.
-    for (int64_t width = kLanes / 2; width >= 1; width /= 2)
-        for (int64_t l = 0; l < width; ++l) partial[l] += partial[l + width];
-    return kL2 ? partial[0] : 1.0f - partial[0];
-}
-
-// The squared length of a row, in the same 16 partial sums.
+// The squared length of a row, in 16 partial sums.
 float sum_of_squares(const float* row, int64_t channels) {
     constexpr int64_t kLanes = 16;
     float partial[kLanes] = {};
@@ -136,48 +131,6 @@ float sum_of_squares(const float* row, int64_t channels) {
     float sum = 0.0f;
     for (float p : partial) sum += p;
     return sum;
-}
-
-// out[i] = d(rows[i], center) for i in [begin, end), rows `stride` floats apart.
-using DistancesFn = void (*)(const float* rows, int64_t stride, int64_t begin, int64_t end, const float* center,
-                             int64_t channels, float* out);
-
-template <bool kL2>
-inline void distances_portable(const float* rows, int64_t stride, int64_t begin, int64_t end, const float* center,
-                               int64_t channels, float* out) {
-    for (int64_t i = begin; i < end; ++i) out[i] = row_distance<kL2>(rows + i * stride, center, channels);
-}
-
-#if defined(TK_MERGE_X86_KERNELS)
-// The same code compiled for wider vectors, chosen at run time as the micro-kernels are.
-template <bool kL2>
-__attribute__((target("avx512f"), flatten)) void distances_avx512(const float* rows, int64_t stride, int64_t begin,
-                                                                   int64_t end, const float* center, int64_t channels,
-                                                                   float* out) {
-    distances_portable<kL2>(rows, stride, begin, end, center, channels, out);
-}
-template <bool kL2>
-__attribute__((target("avx2"), flatten)) void distances_avx2(const float* rows, int64_t stride, int64_t begin, int64_t end,
-                                                              const float* center, int64_t channels, float* out) {
-    distances_portable<kL2>(rows, stride, begin, end, center, channels, out);
-}
-#endif
-
-// The widest variant this CPU runs, chosen once.
-DistancesFn best_distances(bool l2) {
-    struct Pair {
-        DistancesFn cosine;
-        DistancesFn l2;
-    };
-    static const Pair best = [] {
-#if defined(TK_MERGE_X86_KERNELS)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) return Pair{distances_avx512<false>, distances_avx512<true>};
-        if (__builtin_cpu_supports("avx2")) return Pair{distances_avx2<false>, distances_avx2<true>};
-#endif
-        return Pair{distances_portable<false>, distances_portable<true>};
-    }();
-    return l2 ? best.l2 : best.cosine;
 }
 
 // ---- Packed tokens ----------------------------------------------------------------------------------
@@ -194,12 +147,13 @@ struct PackedTokens {
 };
 
 template <class T>
-void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, PackedTokens& packed) {
+void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, ItemBuffers& buffers,
+                 PackedTokens& packed) {
     const int64_t channels = plan.channels;
     packed.count = count;
     packed.channels = channels;
     packed.stride = round_up(std::max<int64_t>(channels, 1), 16);
-    packed.rows = allocate_floats(count * packed.stride);
+    packed.rows = buffers.floats(count * packed.stride);
     const bool l2 = plan.distance == TK_DISTANCE_L2;
     packed.squared_norm.assign(static_cast<size_t>(l2 ? count : 0), 0.0f);
     for_range(parallel, count, min_tasks_per_chunk(channels), [&](int64_t begin, int64_t end) {
@@ -225,49 +179,67 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
 // Channels per block of the GEMM: a kc x nr column panel stays in L1 while row panels stream past.
 constexpr int64_t kChannelBlock = 256;
 
-// The packed rows in the micro-kernel's panel layouts: block after block of kChannelBlock channels,
-// row panels [ceil(L / mr)][kc][mr] and column panels [ceil(L / nr)][kc][nr], zero past L.
-struct GemmPanels {
-    int64_t padded_rows;
-    int64_t padded_cols;
-    AlignedFloats rows;
-    AlignedFloats cols;
+// The packed rows as the micro-kernel's column panels: block after block of kChannelBlock channels,
+// each [ceil(L / nr)][kc][nr], zero past L.
+struct ColumnPanels {
+    int64_t padded;
+    AlignedFloats data;
 };
 
-void pack_panel(const PackedTokens& tokens, int64_t first, int64_t lanes, int64_t padded, float* base) {
+ColumnPanels pack_columns(const PackedTokens& tokens, const MicroKernel& kernel, bool parallel, ItemBuffers& buffers) {
+    ColumnPanels p;
+    p.padded = round_up(tokens.count, kernel.nr);
+    p.data = buffers.floats(p.padded * tokens.channels);
     const int64_t channels = tokens.channels;
-    const int64_t valid = std::min(lanes, tokens.count - first);
-    for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
-        const int64_t kc = std::min(kChannelBlock, channels - k0);
-        float* block = base + k0 * padded + first * kc;
-        // Channel-major, so the block is written in order while `valid` rows are read in step.
-        for (int64_t c = 0; c < kc; ++c) {
-            float* out = block + c * lanes;
-            for (int64_t lane = 0; lane < valid; ++lane) out[lane] = tokens.row(first + lane)[k0 + c];
-            for (int64_t lane = valid; lane < lanes; ++lane) out[lane] = 0.0f;
-        }
-    }
-}
-
-GemmPanels pack_panels(const PackedTokens& tokens, const MicroKernel& kernel, bool parallel) {
-    GemmPanels p;
-    p.padded_rows = round_up(tokens.count, kernel.mr);
-    p.padded_cols = round_up(tokens.count, kernel.nr);
-    p.rows = allocate_floats(p.padded_rows * tokens.channels);
-    p.cols = allocate_floats(p.padded_cols * tokens.channels);
-    const int64_t row_panels = p.padded_rows / kernel.mr;
-    const int64_t panels = row_panels + p.padded_cols / kernel.nr;
-    for_range(parallel, panels, min_tasks_per_chunk(kernel.nr * tokens.channels), [&](int64_t begin, int64_t end) {
+    for_range(parallel, p.padded / kernel.nr, min_tasks_per_chunk(kernel.nr * channels), [&](int64_t begin, int64_t end) {
         for (int64_t panel = begin; panel < end; ++panel) {
-            if (panel < row_panels) {
-                pack_panel(tokens, panel * kernel.mr, kernel.mr, p.padded_rows, p.rows.get());
-            } else {
-                pack_panel(tokens, (panel - row_panels) * kernel.nr, kernel.nr, p.padded_cols, p.cols.get());
+            const int64_t first = panel * kernel.nr;
+            const int64_t valid = std::min(kernel.nr, tokens.count - first);
+            for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
+                const int64_t kc = std::min(kChannelBlock, channels - k0);
+                float* block = p.data.get() + k0 * p.padded + first * kc;
+                // Channel-major, so the block is written in order while `valid` rows are read in step.
+                for (int64_t c = 0; c < kc; ++c) {
+                    float* out = block + c * kernel.nr;
+                    for (int64_t lane = 0; lane < valid; ++lane) out[lane] = tokens.row(first + lane)[k0 + c];
+                    for (int64_t lane = valid; lane < kernel.nr; ++lane) out[lane] = 0.0f;
+                }
             }
         }
     });
     return p;
 }
+
+// The rows a conveyor is scanning, as the micro-kernel's row panels: block after block of
+// kChannelBlock channels, each [capacity / mr][kc][mr]. A slot is a lane; a lane not in use holds
+// zeros or a row that has left, whose scores are computed with the panel and never read.
+class RowSlots {
+public:
+    RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity)
+        : tokens_(tokens), mr_(mr), capacity_(capacity), data_(allocate_floats(capacity * std::max<int64_t>(tokens.channels, 1))) {
+        std::fill(data_.get(), data_.get() + capacity * std::max<int64_t>(tokens.channels, 1), 0.0f);
+    }
+    // Writes token's row into the slot's lane.
+    void write(int64_t slot, int64_t token) {
+        const int64_t channels = tokens_.channels;
+        const float* row = tokens_.row(token);
+        for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
+            const int64_t kc = std::min(kChannelBlock, channels - k0);
+            float* lane = data_.get() + panel_offset(k0, slot / mr_) + slot % mr_;
+            for (int64_t c = 0; c < kc; ++c) lane[c * mr_] = row[k0 + c];
+        }
+    }
+    const float* panel(int64_t k0, int64_t p) const { return data_.get() + panel_offset(k0, p); }
+
+private:
+    int64_t panel_offset(int64_t k0, int64_t p) const {
+        return k0 * capacity_ + p * mr_ * std::min(kChannelBlock, tokens_.channels - k0);
+    }
+    const PackedTokens& tokens_;
+    int64_t mr_;
+    int64_t capacity_;
+    AlignedFloats data_;
+};
 
 // Float bits made monotone as unsigned integers (for numbers; NaN is kept out of them).
 uint32_t monotone_bits(float v) {
@@ -298,111 +270,167 @@ void atomic_max(std::atomic<uint64_t>& target, uint64_t value) {
     }
 }
 
-// Row blocks of up to four row panels run as tasks; each scans column tiles of two column panels,
-// starting at its own position (neighbouring tokens are often nearest neighbours), and stops when
-// all its rows are out. A row is out once the smallest distance known for it ranks below D*, the
-// best finished row: its own running minimum, or any distance to it that another block computed
-// (d is symmetric, and the micro-kernel gives d(i, j) and d(j, i) the same bits), kept per token as
-// an atomic minimum. Every bound is a distance that the row's own scan would also see, so a row
-// that finishes holds its exact minimum and the winner always finishes.
-int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel) {
+constexpr int64_t kFoldLanes = 16;
+
+// Folds one row of a tile's dot products, as distances, into the row's running minimum and the
+// tile's column minima, in 16 lanes so that it vectorises (a minimum is exact in any order). NaN
+// products (left-out columns) never lower a minimum. For L2, d = |a|^2 + |b|^2 - 2 a.b, clamped at 0
+// against cancellation; the same bits for (i, j) and (j, i).
+template <bool kL2>
+float fold_tile_row(const float* g, int64_t columns, float row_norm, const float* column_norm, float partial,
+                    float* column_min) {
+    float lane_min[kFoldLanes];
+    std::fill(lane_min, lane_min + kFoldLanes, partial);
+    for (int64_t j = 0; j < columns; j += kFoldLanes)
+        for (int64_t l = 0; l < kFoldLanes; ++l) {
+            float d;
+            if constexpr (kL2) {
+                d = row_norm + column_norm[j + l] - 2.0f * g[j + l];
+                d = d < 0.0f ? 0.0f : d;
+            } else {
+                d = 1.0f - g[j + l];
+            }
+            lane_min[l] = min_ignoring_nan(lane_min[l], d);
+            column_min[j + l] = min_ignoring_nan(column_min[j + l], d);
+        }
+    float m = partial;
+    for (float v : lane_min) m = min_ignoring_nan(m, v);
+    return m;
+}
+
+// One conveyor per thread scans column tiles of two column panels in a cycle, holding up to four row
+// panels of rows. A row enters at the tile the conveyor is at, and leaves when it is out or when it
+// has met every tile (finished: its exact nearest-neighbour distance). A row is out once the smallest
+// distance known for it ranks below D*, the best finished row: its own running minimum, or any
+// distance to it that a conveyor computed as a column (d is symmetric, and the micro-kernel gives
+// d(i, j) and d(j, i) the same bits), kept per token as an atomic minimum. Rows out are replaced at
+// once, so the panels stay full of rows still in play (on random tokens a row needs on average about
+// N / 10 columns to meet a distance below D*, with a long tail, so fixed row blocks would wait on
+// their slowest row). Until some row has finished nothing can be out, so a conveyor starts with one
+// panel. Every bound is a distance that the row's own scan would also see, so a finished row holds
+// its exact minimum and the winner always finishes, whatever the timing between threads.
+int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, ItemBuffers& buffers) {
     const int64_t count = tokens.count;
     if (count == 1) return 0;
     const MicroKernel& kernel = best_micro_kernel();
-    const GemmPanels panels = pack_panels(tokens, kernel, parallel);
+    const ColumnPanels columns = pack_columns(tokens, kernel, parallel, buffers);
     const int64_t channels = tokens.channels;
     constexpr int64_t kMaxRowPanels = 4;
-    const int64_t row_block = kMaxRowPanels * kernel.mr;
+    const int64_t capacity = kMaxRowPanels * kernel.mr;
     constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
     const int64_t col_tile = std::min(2 * kernel.nr, kMaxColTile);
-    const int64_t row_blocks = (count + row_block - 1) / row_block;
     const int64_t col_tiles = (count + col_tile - 1) / col_tile;
 
     std::atomic<uint64_t> best_key{0};
+    std::atomic<int64_t> next_row{0};
     std::vector<std::atomic<uint32_t>> known(static_cast<size_t>(count));
     for (std::atomic<uint32_t>& k : known) k.store(kNoDistance, std::memory_order_relaxed);
     std::vector<float> nearest(static_cast<size_t>(count), kNan);
     std::vector<uint8_t> finished(static_cast<size_t>(count), 0);
     const float* norm = l2 ? tokens.squared_norm.data() : nullptr;
-    auto distance_of = [&](int64_t i, int64_t j, float g) {
-        if (!l2) return 1.0f - g;
-        const float d = norm[i] + norm[j] - 2.0f * g;
-        return d < 0.0f ? 0.0f : d;  // cancellation; a squared distance is never negative
+    auto is_out = [&](int64_t token, float partial) {
+        const uint32_t other = known[static_cast<size_t>(token)].load(std::memory_order_relaxed);
+        const float m = other != kNoDistance ? min_ignoring_nan(partial, from_monotone_bits(other)) : partial;
+        return !is_nan(m) && rank_key(m, token) < best_key.load(std::memory_order_relaxed);
     };
 
-    for_range(parallel, row_blocks, 1, [&](int64_t begin, int64_t end) {
-        const AlignedFloats scores = allocate_floats(row_block * col_tile);
-        std::vector<float> partial(static_cast<size_t>(row_block));
-        std::vector<uint8_t> alive(static_cast<size_t>(row_block));
-        for (int64_t block = begin; block < end; ++block) {
-            const int64_t i0 = block * row_block;
-            const int64_t rows = std::min(row_block, count - i0);
-            const int64_t row_panels = (rows + kernel.mr - 1) / kernel.mr;
-            std::fill(partial.begin(), partial.end(), kNan);
-            std::fill(alive.begin(), alive.end(), 1);
-            // Marks rows out against D*; returns how many remain.
-            auto prune = [&] {
-                const uint64_t bar = best_key.load(std::memory_order_relaxed);
-                int64_t remaining = 0;
-                for (int64_t r = 0; r < rows; ++r) {
-                    if (!alive[static_cast<size_t>(r)]) continue;
-                    const uint32_t other = known[static_cast<size_t>(i0 + r)].load(std::memory_order_relaxed);
-                    float m = partial[static_cast<size_t>(r)];
-                    if (other != kNoDistance) m = min_ignoring_nan(m, from_monotone_bits(other));
-                    if (!is_nan(m) && rank_key(m, i0 + r) < bar) {
-                        alive[static_cast<size_t>(r)] = 0;
-                    } else {
-                        ++remaining;
-                    }
+    const auto conveyor = [&] {
+        struct Slot {
+            int64_t token;  // -1: a hole, its lane's stale scores never read
+            float partial;
+            int64_t tiles_left;
+        };
+        std::vector<Slot> slots;  // the lanes in use, holes included
+        slots.reserve(static_cast<size_t>(capacity));
+        RowSlots rows(tokens, kernel.mr, capacity);
+        const AlignedFloats scores = allocate_floats(capacity * col_tile);
+        int64_t in_play = 0;
+        bool queue_done = false;
+        int64_t tile = -1;
+        for (;;) {
+            // New rows fill the holes first. Once the queue is done, the last rows move into the holes
+            // instead, so the panels shrink as the rows run out.
+            const int64_t limit = best_key.load(std::memory_order_relaxed) == 0 ? kernel.mr : capacity;
+            size_t hole = 0;
+            while (!queue_done && in_play < limit) {
+                const int64_t i = next_row.fetch_add(1, std::memory_order_relaxed);
+                if (i >= count) {
+                    queue_done = true;
+                    break;
                 }
-                return remaining;
-            };
-            const int64_t first_tile = i0 / col_tile;
-            for (int64_t t = 0; t < col_tiles && prune() > 0; ++t) {
-                const int64_t j0 = (first_tile + t) % col_tiles * col_tile;
-                const int64_t cols = std::min(col_tile, count - j0);
-                const int64_t padded_cols = round_up(cols, kernel.nr);
-                bool panel_alive[kMaxRowPanels] = {};
-                for (int64_t r = 0; r < rows; ++r) panel_alive[r / kernel.mr] |= alive[static_cast<size_t>(r)] != 0;
-                // k0 == 0 runs even with C = 0, so the tile is always written (zeros then).
-                for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
-                    const int64_t kc = std::min(kChannelBlock, channels - k0);
-                    for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
-                        const float* b_panel = panels.cols.get() + k0 * panels.padded_cols + (j0 + j) * kc;
-                        for (int64_t p = 0; p < row_panels; ++p) {
-                            if (!panel_alive[p]) continue;
-                            const float* a_panel = panels.rows.get() + k0 * panels.padded_rows + (i0 + p * kernel.mr) * kc;
-                            kernel.fn(kc, a_panel, b_panel, scores.get() + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
-                        }
-                    }
-                }
-                float column_min[kMaxColTile];
-                std::fill(column_min, column_min + cols, kNan);
-                for (int64_t r = 0; r < rows; ++r) {
-                    if (!panel_alive[r / kernel.mr]) continue;
-                    const int64_t i = i0 + r;
-                    const float* g = scores.get() + r * col_tile;
-                    float m = partial[static_cast<size_t>(r)];
-                    for (int64_t j = 0; j < cols; ++j) {
-                        if (j0 + j == i) continue;
-                        const float d = distance_of(i, j0 + j, g[j]);
-                        m = min_ignoring_nan(m, d);
-                        column_min[j] = min_ignoring_nan(column_min[j], d);
-                    }
-                    partial[static_cast<size_t>(r)] = m;
-                }
-                for (int64_t j = 0; j < cols; ++j)
-                    if (!is_nan(column_min[j])) atomic_min(known[static_cast<size_t>(j0 + j)], monotone_bits(column_min[j]));
+                if (is_out(i, kNan)) continue;
+                if (tile < 0) tile = i / col_tile;  // start where the first rows are: neighbours are often nearest
+                while (hole < slots.size() && slots[hole].token >= 0) ++hole;
+                if (hole == slots.size()) slots.emplace_back();
+                rows.write(static_cast<int64_t>(hole), i);
+                slots[hole] = Slot{i, kNan, col_tiles};
+                ++in_play;
             }
-            for (int64_t r = 0; r < rows; ++r) {
-                if (!alive[static_cast<size_t>(r)]) continue;
-                const int64_t i = i0 + r;
-                nearest[static_cast<size_t>(i)] = partial[static_cast<size_t>(r)];
-                finished[static_cast<size_t>(i)] = 1;
-                if (!is_nan(partial[static_cast<size_t>(r)])) atomic_max(best_key, rank_key(partial[static_cast<size_t>(r)], i));
+            for (;;) {
+                while (!slots.empty() && slots.back().token < 0) slots.pop_back();
+                if (!queue_done) break;
+                while (hole < slots.size() && slots[hole].token >= 0) ++hole;
+                if (hole >= slots.size()) break;
+                slots[hole] = slots.back();
+                slots.pop_back();
+                rows.write(static_cast<int64_t>(hole), slots[hole].token);
             }
+            if (slots.empty()) break;
+            const int64_t row_panels = (static_cast<int64_t>(slots.size()) + kernel.mr - 1) / kernel.mr;
+            const int64_t j0 = tile * col_tile;
+            const int64_t cols = std::min(col_tile, count - j0);
+            const int64_t padded_cols = round_up(cols, kernel.nr);
+            // k0 == 0 runs even with C = 0, so the tile is always written (zeros then).
+            for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
+                const int64_t kc = std::min(kChannelBlock, channels - k0);
+                for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
+                    const float* b_panel = columns.data.get() + k0 * columns.padded + (j0 + j) * kc;
+                    for (int64_t p = 0; p < row_panels; ++p)
+                        kernel.fn(kc, rows.panel(k0, p), b_panel, scores.get() + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
+                }
+            }
+            // Columns past the tile and each row's own column are set to NaN, which never lowers a
+            // minimum, so every row folds the same whole groups of 16.
+            const int64_t folded = round_up(cols, kFoldLanes);
+            float column_min[kMaxColTile];
+            float column_norm[kMaxColTile] = {};
+            std::fill(column_min, column_min + folded, kNan);
+            if (l2) std::copy(norm + j0, norm + j0 + cols, column_norm);
+            for (size_t s = 0; s < slots.size(); ++s) {
+                const int64_t i = slots[s].token;
+                if (i < 0) continue;
+                float* g = scores.get() + static_cast<int64_t>(s) * col_tile;
+                std::fill(g + cols, g + folded, kNan);
+                if (i >= j0 && i < j0 + cols) g[i - j0] = kNan;
+                slots[s].partial = l2 ? fold_tile_row<true>(g, folded, norm[i], column_norm, slots[s].partial, column_min)
+                                      : fold_tile_row<false>(g, folded, 0.0f, column_norm, slots[s].partial, column_min);
+                --slots[s].tiles_left;
+            }
+            for (int64_t j = 0; j < cols; ++j)
+                if (!is_nan(column_min[j])) atomic_min(known[static_cast<size_t>(j0 + j)], monotone_bits(column_min[j]));
+            for (Slot& slot : slots) {
+                if (slot.token < 0 || slot.tiles_left > 0) continue;
+                nearest[static_cast<size_t>(slot.token)] = slot.partial;
+                finished[static_cast<size_t>(slot.token)] = 1;
+                if (!is_nan(slot.partial)) atomic_max(best_key, rank_key(slot.partial, slot.token));
+                slot.token = -1;
+                --in_play;
+            }
+            for (Slot& slot : slots) {
+                if (slot.token < 0 || !is_out(slot.token, slot.partial)) continue;
+                slot.token = -1;
+                --in_play;
+            }
+            tile = (tile + 1) % col_tiles;
         }
-    });
+    };
+    if (parallel) {
+        parallel_for(num_threads(), 1, [&](int64_t begin, int64_t end) {
+            for (int64_t c = begin; c < end; ++c) conveyor();
+        });
+    } else {
+        conveyor();
+    }
 
     int64_t best = -1;
     for (int64_t i = 0; i < count; ++i) {
@@ -413,6 +441,18 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel) {
 }
 
 // ---- Greedy selection ---------------------------------------------------------------------------------
+
+// out[j - begin] = d(token j, center) for j in [begin, end), a block of rows at a time.
+void distances_to_center(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t begin, int64_t end,
+                         const float* center, float* out) {
+    constexpr int64_t kRows = 48;
+    const float* rows[kRows];
+    for (int64_t j0 = begin; j0 < end; j0 += kRows) {
+        const int64_t n = std::min(kRows, end - j0);
+        for (int64_t r = 0; r < n; ++r) rows[r] = tokens.row(j0 + r);
+        distance_block(rows, n, &center, 1, tokens.stride, out + (j0 - begin), 1);
+    }
+}
 
 // Tokens per block of the eager update: each block's winner is kept, and the winners are combined in
 // block order, so the result does not depend on which thread ran which block.
@@ -431,7 +471,7 @@ bool beats(const Winner& a, const Winner& b) {
 
 // Max-sum: every step adds each token's distance to the newest center, then takes the argmax of the
 // tokens not yet chosen.
-void greedy_max_sum(const PackedTokens& tokens, DistancesFn distances, int64_t count, bool parallel,
+void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
                     std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
     std::vector<float> score(static_cast<size_t>(n), 0.0f);
@@ -446,7 +486,7 @@ void greedy_max_sum(const PackedTokens& tokens, DistancesFn distances, int64_t c
             for (int64_t block = begin; block < end; ++block) {
                 const int64_t j0 = block * kTokenBlock;
                 const int64_t j1 = std::min(n, j0 + kTokenBlock);
-                distances(tokens.rows.get(), tokens.stride, j0, j1, center, tokens.channels, d.data());
+                distances_to_center(tokens, distance_block, j0, j1, center, d.data() + j0);
                 Winner w{0.0f, -1};
                 for (int64_t j = j0; j < j1; ++j) {
                     float& s = score[static_cast<size_t>(j)];
@@ -465,8 +505,12 @@ void greedy_max_sum(const PackedTokens& tokens, DistancesFn distances, int64_t c
     }
 }
 
-// Stale entries refreshed together (their rows stay in L2 while the centers stream past once).
-constexpr int64_t kRefreshBatch = 32;
+// Stale entries refreshed together, and the centers of one pass over them: the batch's rows stay in
+// L1 and L2 while each chunk of center rows is read once for the whole batch.
+constexpr int64_t kRefreshBatch = 24;
+constexpr int64_t kCenterChunk = 32;
+// Multiply-adds of a batch refresh worth waking the other threads for.
+constexpr int64_t kMinParallelRefresh = int64_t{1} << 20;
 
 // Max-min, lazily. Every unchosen token with a number for a score sits in a max-heap under the score
 // it had when last refreshed (`seen` centers ago), an upper bound of its current score. The top entry,
@@ -474,8 +518,8 @@ constexpr int64_t kRefreshBatch = 32;
 // which ranks below the top. If stale, it is refreshed against the centers it has not seen and pushed
 // back. Tokens whose score is NaN (every distance so far NaN: a NaN row, or NaN centers) wait outside
 // the heap and are refreshed every step, since a later center may give them a number.
-void greedy_max_min(const PackedTokens& tokens, DistancesFn distances, int64_t count, bool parallel,
-                    std::vector<int32_t>& order) {
+void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
+                    ItemBuffers& buffers, std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
     struct Entry {
         float score;
@@ -489,7 +533,7 @@ void greedy_max_min(const PackedTokens& tokens, DistancesFn distances, int64_t c
         std::vector<float> first_distance(static_cast<size_t>(n));
         const float* center = tokens.row(order[0]);
         for_range(parallel, n, min_tasks_per_chunk(tokens.channels), [&](int64_t begin, int64_t end) {
-            distances(tokens.rows.get(), tokens.stride, begin, end, center, tokens.channels, first_distance.data());
+            distances_to_center(tokens, distance_block, begin, end, center, first_distance.data() + begin);
         });
         heap.reserve(static_cast<size_t>(n));
         for (int64_t j = 0; j < n; ++j) {
@@ -504,36 +548,61 @@ void greedy_max_min(const PackedTokens& tokens, DistancesFn distances, int64_t c
         std::make_heap(heap.begin(), heap.end(), below);
     }
     // The chosen rows in order, contiguous, so a refresh streams through the centers it has not seen.
-    // d(c, j) is d(j, c) bit for bit (the same products, summed in the same order).
-    AlignedFloats center_rows = allocate_floats(count * tokens.stride);
+    AlignedFloats center_rows = buffers.floats(count * tokens.stride);
+    std::vector<const float*> center_row(static_cast<size_t>(count));
     const auto add_center = [&](int64_t step) {
-        std::memcpy(center_rows.get() + step * tokens.stride, tokens.row(order[static_cast<size_t>(step)]),
-                    static_cast<size_t>(tokens.stride) * sizeof(float));
+        float* row = center_rows.get() + step * tokens.stride;
+        std::memcpy(row, tokens.row(order[static_cast<size_t>(step)]), static_cast<size_t>(tokens.stride) * sizeof(float));
+        center_row[static_cast<size_t>(step)] = row;
     };
     add_center(0);
-    std::vector<float> d(static_cast<size_t>(count));
-    const auto refresh = [&](float score, int32_t token, int32_t seen, int32_t centers) {
-        distances(center_rows.get(), tokens.stride, seen, centers, tokens.row(token), tokens.channels, d.data());
-        for (int32_t c = seen; c < centers; ++c) score = min_ignoring_nan(score, d[static_cast<size_t>(c)]);
-        return score;
-    };
-    // Refreshes a batch of entries against the centers each has not seen, center by center, so a
-    // center row is read once for the whole batch while the batch's rows stay in cache. One thread:
-    // splitting the batch would have each thread stream every center again.
+    // Refreshes a batch of entries against the centers each has not seen, chunk by chunk of centers
+    // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by `seen`
+    // so a block's entries need about the same centers. An entry stops as soon as its score no longer
+    // ranks above `bar` (the best stale score outside the batch): it cannot be the next center yet,
+    // and it goes back with `seen` at the chunk it reached. Large batches are split across threads,
+    // entries dealt in turn; an entry's refresh depends on itself and the bar alone.
     std::vector<Entry> batch;
-    const auto refresh_batch = [&](int32_t centers) {
-        int32_t first_center = centers;
-        for (const Entry& e : batch) first_center = std::min(first_center, e.seen);
-        for (int32_t c = first_center; c < centers; ++c) {
-            const float* center = center_rows.get() + c * tokens.stride;
-            for (Entry& entry : batch) {
-                if (c < entry.seen) continue;
-                float distance;
-                distances(tokens.row(entry.token), 0, 0, 1, center, tokens.channels, &distance);
-                entry.score = min_ignoring_nan(entry.score, distance);
+    constexpr int64_t kEntryBlock = 6;
+    const auto refresh_part = [&](int32_t centers, const Entry& bar, bool has_bar, int64_t part, int64_t parts) {
+        std::vector<Entry*> active;
+        for (size_t e = static_cast<size_t>(part); e < batch.size(); e += static_cast<size_t>(parts)) active.push_back(&batch[e]);
+        if (active.empty()) return;
+        float d[kEntryBlock * kCenterChunk];
+        for (int64_t c0 = active.front()->seen / kCenterChunk * kCenterChunk; !active.empty() && c0 < centers; c0 += kCenterChunk) {
+            const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
+            size_t needing = 0;  // a prefix, by `seen`
+            while (needing < active.size() && active[needing]->seen < c1) ++needing;
+            for (size_t e0 = 0; e0 < needing; e0 += kEntryBlock) {
+                const int64_t rows = std::min<int64_t>(kEntryBlock, static_cast<int64_t>(needing - e0));
+                const int64_t first = std::max<int64_t>(c0, active[e0]->seen);
+                const float* row[kEntryBlock];
+                for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(active[e0 + static_cast<size_t>(r)]->token);
+                distance_block(row, rows, center_row.data() + first, c1 - first, tokens.stride, d, kCenterChunk);
+                for (int64_t r = 0; r < rows; ++r) {
+                    Entry& entry = *active[e0 + static_cast<size_t>(r)];
+                    for (int64_t c = std::max<int64_t>(first, entry.seen); c < c1; ++c)
+                        entry.score = min_ignoring_nan(entry.score, d[r * kCenterChunk + (c - first)]);
+                    entry.seen = static_cast<int32_t>(c1);
+                }
             }
+            const auto done = [&](const Entry* e) {
+                return e->seen == centers || (has_bar && !ranks_above(e->score, e->token, bar.score, bar.token));
+            };
+            active.erase(std::remove_if(active.begin(), active.begin() + static_cast<std::ptrdiff_t>(needing), done),
+                         active.begin() + static_cast<std::ptrdiff_t>(needing));
         }
-        for (Entry& entry : batch) entry.seen = centers;
+    };
+    const auto refresh_batch = [&](int32_t centers) {
+        std::sort(batch.begin(), batch.end(), [](const Entry& a, const Entry& b) { return a.seen < b.seen; });
+        const bool has_bar = !heap.empty();
+        const Entry bar = has_bar ? heap.front() : Entry{};
+        int64_t pairs = 0;
+        for (const Entry& entry : batch) pairs += centers - entry.seen;
+        const int64_t parts = parallel && pairs * tokens.stride >= kMinParallelRefresh ? num_threads() : 1;
+        for_range(parts > 1, parts, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t part = begin; part < end; ++part) refresh_part(centers, bar, has_bar, part, parts);
+        });
     };
     std::vector<int32_t> still_nan;
     for (int64_t step = 1; step < count; ++step) {
@@ -541,8 +610,11 @@ void greedy_max_min(const PackedTokens& tokens, DistancesFn distances, int64_t c
         // The NaN tokens have seen every center but the newest (at step 1, all of them).
         if (step > 1) {
             still_nan.clear();
+            const float* newest = center_row[static_cast<size_t>(centers - 1)];
             for (int32_t token : nan_tokens) {
-                const float s = refresh(kNan, token, centers - 1, centers);
+                const float* row = tokens.row(token);
+                float s;
+                distance_block(&row, 1, &newest, 1, tokens.stride, &s, 1);
                 if (is_nan(s)) {
                     still_nan.push_back(token);
                 } else {
@@ -601,7 +673,7 @@ int64_t score_argmax(const StridedTensor& scores, int64_t b, int64_t length) {
 }
 
 template <class T>
-void select_item(const DiversityPlan& plan, int64_t b, bool parallel) {
+void select_item(const DiversityPlan& plan, int64_t b, bool parallel, void* workspace, uint64_t workspace_bytes) {
     const int64_t length = plan.lengths.data ? *(static_cast<const int32_t*>(plan.lengths.data) + b * plan.lengths.strides[0])
                                              : plan.tokens;
     const int64_t item_k = plan.item_k.data ? *(static_cast<const int32_t*>(plan.item_k.data) + b * plan.item_k.strides[0])
@@ -611,7 +683,8 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel) {
     if (count > 0) {
         const bool l2 = plan.distance == TK_DISTANCE_L2;
         PackedTokens tokens;
-        pack_tokens<T>(plan, b, length, parallel, tokens);
+        ItemBuffers buffers(workspace, workspace_bytes);
+        pack_tokens<T>(plan, b, length, parallel, buffers, tokens);
         int64_t first = 0;
         switch (plan.first) {
             case TK_FIRST_INDEX:
@@ -623,15 +696,15 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel) {
                 });
                 break;
             default:
-                first = most_isolated(tokens, l2, parallel);
+                first = most_isolated(tokens, l2, parallel, buffers);
                 break;
         }
         order[0] = static_cast<int32_t>(first);
-        const DistancesFn distances = best_distances(l2);
+        const DistanceBlockFn distance_block = best_distance_block(l2);
         if (plan.objective == TK_DIVERSITY_MAX_MIN) {
-            greedy_max_min(tokens, distances, count, parallel, order);
+            greedy_max_min(tokens, distance_block, count, parallel, buffers, order);
         } else {
-            greedy_max_sum(tokens, distances, count, parallel, order);
+            greedy_max_sum(tokens, distance_block, count, parallel, order);
         }
     }
     for (int64_t i = 0; i < plan.k; ++i) *index_at(plan.order, b, i) = i < count ? order[static_cast<size_t>(i)] : -1;
@@ -643,16 +716,28 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel) {
 
 }  // namespace
 
-void diversity_select(const DiversityPlan& plan) {
+uint64_t diversity_workspace_bytes(const DiversityPlan& plan) {
+    const auto bytes_of = [](int64_t floats) {
+        return ItemBuffers::round_up_bytes(static_cast<uint64_t>(std::max<int64_t>(floats, 1)) * sizeof(float));
+    };
+    const int64_t stride = round_up(std::max<int64_t>(plan.channels, 1), 16);
+    uint64_t bytes = 64 + bytes_of(plan.tokens * stride);  // 64: aligning the first piece
+    if (plan.first == TK_FIRST_MOST_ISOLATED) bytes += bytes_of(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels);
+    if (plan.objective == TK_DIVERSITY_MAX_MIN) bytes += bytes_of(plan.k * stride);
+    return bytes;
+}
+
+void diversity_select(const DiversityPlan& plan, void* workspace, uint64_t workspace_bytes) {
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
-        // Several items: one per thread at a time, each on its own; one item: its work is split.
-        if (plan.batch > 1 && num_threads() > 1) {
+        // Several items and no workspace: one item per thread at a time, each with its own buffers.
+        // Otherwise one item at a time (in the workspace, which holds one item's buffers), its work split.
+        if (workspace == nullptr && plan.batch > 1 && num_threads() > 1) {
             parallel_for(plan.batch, 1, [&](int64_t begin, int64_t end) {
-                for (int64_t b = begin; b < end; ++b) select_item<T>(plan, b, false);
+                for (int64_t b = begin; b < end; ++b) select_item<T>(plan, b, false, nullptr, 0);
             });
         } else {
-            for (int64_t b = 0; b < plan.batch; ++b) select_item<T>(plan, b, true);
+            for (int64_t b = 0; b < plan.batch; ++b) select_item<T>(plan, b, true, workspace, workspace_bytes);
         }
     });
 }

@@ -38,6 +38,7 @@ public class DiversityHostTests
         CheckSelection<float, float>(c, seed + 1, strided: true);
         CheckSelection<Float16, Float16>(c, seed + 2, strided: true);
         CheckSelection<BFloat16, float>(c, seed + 3, strided: false);
+        CheckSelection<float, float>(c, seed + 4, strided: true, withWorkspace: true);
     }
 
     [Test]
@@ -171,6 +172,27 @@ public class DiversityHostTests
         Assert.That((none.Length, noneSorted.Length, shape), Is.EqualTo((0, 0, new TensorShape(2, 0))));
     }
 
+    [Test]
+    public void AWorkspaceShorterThanItsSizeIsRejectedWithoutWriting()
+    {
+        float[] values = Elements.Random<float>(2 * 9 * 6, new Random(5)).Item1;
+        var shape = new TensorShape(2, 9, 6);
+        var options = DiversityOptions.DivPrune(4);
+        long bytes = DiversitySelection.GetWorkspaceSize(new ReadOnlyHostTensor<float>(values, shape), options);
+        var order = Enumerable.Repeat(77, 8).ToArray();
+        var workspace = new byte[bytes];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(bytes, Is.GreaterThanOrEqualTo(9 * 16 * sizeof(float)), "one item's packed rows at least");
+            Assert.That(() => DiversitySelection.Select(new ReadOnlyHostTensor<float>(values, shape), new HostTensor<int>(order, new TensorShape(2, 4)), options, workspace: workspace.AsSpan(1)),
+                Throws.TypeOf<TokenKernelsException>().With.Message.Contains("workspace_bytes"));
+            Assert.That(order, Is.All.EqualTo(77));
+        }
+        var x = new ReadOnlyHostTensor<float>(values, shape);
+        DiversitySelection.Select(x, new HostTensor<int>(order, new TensorShape(2, 4)), options, workspace: workspace);
+        Assert.That(order, Is.EqualTo(DiversitySelection.Select(x, options).Order));
+    }
+
     // ---- Allocation ----
 
     [Test]
@@ -186,6 +208,7 @@ public class DiversityHostTests
         var maxMin = DiversityOptions.DivPrune(5);
         var byIndex = maxMin with { First = FirstCenter.Index, Distance = Distance.L2 };
         var byScore = DiversityOptions.KCenterFromScore(5) with { Objective = DiversityObjective.MaxSum };
+        var workspace = new byte[DiversitySelection.GetWorkspaceSize(new ReadOnlyHostTensor<Float16>(x, new TensorShape(2, 16, 8)), maxMin)];
         void SelectOnce()
         {
             var xv = new ReadOnlyHostTensor<Float16>(x, new TensorShape(2, 16, 8));
@@ -194,6 +217,7 @@ public class DiversityHostTests
             var lv = new ReadOnlyHostTensor<int>(lengths, new TensorShape(2));
             var kv = new ReadOnlyHostTensor<int>(itemK, new TensorShape(2));
             DiversitySelection.Select(xv, ov, maxMin, sv, lv, kv);
+            DiversitySelection.Select(xv, ov, maxMin, sv, lv, kv, workspace: workspace);
             DiversitySelection.Select(xv, ov, byIndex, sv, lv, kv, new ReadOnlyHostTensor<int>(firstIndex, new TensorShape(2)));
             DiversitySelection.Select(xv, new ReadOnlyHostTensor<float>(scores, new TensorShape(2, 16)), ov, byScore, sv, lv, kv);
         }
@@ -211,13 +235,13 @@ public class DiversityHostTests
 
     // ---- Helpers ----
 
-    private static void CheckSelection<T, TScore>(DiversityCase c, int seed, bool strided)
+    private static void CheckSelection<T, TScore>(DiversityCase c, int seed, bool strided, bool withWorkspace = false)
         where T : unmanaged
         where TScore : unmanaged
     {
         DiversityShape s = c.Shape;
         DiversityInputs<T> inputs = c.Draw<T>(seed);
-        string what = typeof(T).Name + (strided ? ", strided" : string.Empty);
+        string what = typeof(T).Name + (strided ? ", strided" : string.Empty) + (withWorkspace ? ", workspace" : string.Empty);
         var xShape = new long[] { s.Batch, s.Tokens, s.Channels };
         var outShape = new long[] { s.Batch, s.K };
         var x = new PaddedTensor<T>(xShape, strided ? 3 : 0, strided ? 5 : 0, Elements.FromDouble<T>(double.NaN));
@@ -226,15 +250,16 @@ public class DiversityHostTests
         var sorted = new PaddedTensor<int>(outShape, strided ? 1 : 0, strided ? 3 : 0, 99);
         ReadOnlyHostTensor<int> lengths = inputs.Lengths == null ? default : new ReadOnlyHostTensor<int>(inputs.Lengths, new TensorShape(s.Batch));
         ReadOnlyHostTensor<int> itemK = inputs.ItemK == null ? default : new ReadOnlyHostTensor<int>(inputs.ItemK, new TensorShape(s.Batch));
+        byte[] workspace = withWorkspace ? new byte[DiversitySelection.GetWorkspaceSize(x.ReadOnly, c.Options)] : [];
         if (c.Options.First == FirstCenter.Score)
         {
             TScore[] score = inputs.FirstScore!.Select(v => Elements.FromDouble<TScore>(Elements.ToDouble(v))).ToArray();
-            DiversitySelection.Select(x.ReadOnly, new ReadOnlyHostTensor<TScore>(score, new TensorShape(s.Batch, s.Tokens)), order.Tensor, c.Options, sorted.Tensor, lengths, itemK);
+            DiversitySelection.Select(x.ReadOnly, new ReadOnlyHostTensor<TScore>(score, new TensorShape(s.Batch, s.Tokens)), order.Tensor, c.Options, sorted.Tensor, lengths, itemK, workspace);
         }
         else
         {
             ReadOnlyHostTensor<int> firstIndex = inputs.FirstIndex == null ? default : new ReadOnlyHostTensor<int>(inputs.FirstIndex, new TensorShape(s.Batch));
-            DiversitySelection.Select(x.ReadOnly, order.Tensor, c.Options, sorted.Tensor, lengths, itemK, firstIndex);
+            DiversitySelection.Select(x.ReadOnly, order.Tensor, c.Options, sorted.Tensor, lengths, itemK, firstIndex, workspace);
         }
         using (Assert.EnterMultipleScope())
         {
