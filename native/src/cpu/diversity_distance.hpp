@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "cpu/isa.hpp"
+
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define TK_DIVERSITY_X86_KERNELS 1
 #include <immintrin.h>
@@ -149,7 +151,7 @@ void distance_block_avx512(const float* const* rows, int64_t row_count, const fl
 
 }  // namespace detail
 
-// The widest variant this CPU runs, chosen once.
+// The widest variant this CPU runs (cpu/isa.hpp), chosen once.
 inline DistanceBlockFn best_distance_block(bool l2) {
     struct Pair {
         DistanceBlockFn cosine;
@@ -157,10 +159,9 @@ inline DistanceBlockFn best_distance_block(bool l2) {
     };
     static const Pair best = [] {
 #if defined(TK_DIVERSITY_X86_KERNELS)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f"))
+        if (cpu_isa() == CpuIsa::kAvx512)
             return Pair{detail::distance_block_avx512<false>, detail::distance_block_avx512<true>};
-        if (__builtin_cpu_supports("avx2"))
+        if (cpu_isa() == CpuIsa::kAvx2)
             return Pair{detail::distance_block_avx2<false>, detail::distance_block_avx2<true>};
 #endif
         return Pair{detail::distance_block_portable<false>, detail::distance_block_portable<true>};

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "cpu/isa.hpp"
+
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define TK_MERGE_X86_KERNELS 1
 #include <immintrin.h>
@@ -145,14 +147,13 @@ __attribute__((target("avx512f"))) inline void micro_kernel_avx512(int64_t kc, c
 
 }  // namespace detail
 
-// The widest micro-kernel this CPU runs, chosen once.
+// The widest micro-kernel this CPU runs (cpu/isa.hpp), chosen once.
 inline const MicroKernel& best_micro_kernel() {
     static const MicroKernel kernel = [] {
 #if defined(TK_MERGE_X86_KERNELS)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f"))
+        if (cpu_isa() == CpuIsa::kAvx512)
             return MicroKernel{detail::kAvx512Mr, detail::kAvx512Nr, detail::micro_kernel_avx512, detail::row_argmax_avx512};
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        if (cpu_isa() == CpuIsa::kAvx2)
             return MicroKernel{detail::kAvx2Mr, detail::kAvx2Nr, detail::micro_kernel_avx2, detail::row_argmax_avx2};
 #endif
         return MicroKernel{detail::kPortableMr, detail::kPortableNr, detail::micro_kernel_portable, detail::row_argmax_portable};
