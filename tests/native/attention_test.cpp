@@ -886,18 +886,6 @@ private:
     std::vector<std::unique_ptr<DeviceBuffer>> buffers_;
 };
 
-class CudaStream {
-public:
-    CudaStream() { EXPECT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error(); }
-    ~CudaStream() { EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error(); }
-    CudaStream(const CudaStream&) = delete;
-    CudaStream& operator=(const CudaStream&) = delete;
-    tk_stream get() const { return stream_; }
-
-private:
-    tk_stream stream_ = nullptr;
-};
-
 #define TK_SKIP_WITHOUT_CUDA()                                  \
     do {                                                        \
         const std::string why = cuda_unavailable_reason();      \

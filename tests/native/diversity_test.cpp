@@ -363,18 +363,6 @@ TEST(Diversity, DeterministicAcrossThreadCounts) {
 
 // ---- CUDA against CPU --------------------------------------------------------------------------------
 
-class CudaStream {
-public:
-    CudaStream() { EXPECT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error(); }
-    ~CudaStream() { EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error(); }
-    CudaStream(const CudaStream&) = delete;
-    CudaStream& operator=(const CudaStream&) = delete;
-    tk_stream get() const { return stream_; }
-
-private:
-    tk_stream stream_ = nullptr;
-};
-
 // Runs tk_diversity_select on device copies of d's buffers and copies order and sorted back.
 ::testing::AssertionResult run_diversity_cuda(DiversityBuffers& d, tk_stream stream, bool caller_workspace) {
     std::vector<std::unique_ptr<DeviceBuffer>> buffers;

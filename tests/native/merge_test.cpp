@@ -1104,18 +1104,6 @@ private:
     std::vector<std::unique_ptr<DeviceBuffer>> buffers_;
 };
 
-class CudaStream {
-public:
-    CudaStream() { EXPECT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error(); }
-    ~CudaStream() { EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error(); }
-    CudaStream(const CudaStream&) = delete;
-    CudaStream& operator=(const CudaStream&) = delete;
-    tk_stream get() const { return stream_; }
-
-private:
-    tk_stream stream_ = nullptr;
-};
-
 enum class Workspace { None, Caller };
 
 // Runs tk_merge (and tk_merge_match into dst/best) on CUDA device 0 and copies the outputs into b.

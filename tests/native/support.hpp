@@ -223,4 +223,17 @@ public:
     ScopedNumThreads& operator=(const ScopedNumThreads&) = delete;
 };
 
+// A stream created on device 0 for the test and destroyed with it.
+class CudaStream {
+public:
+    CudaStream() { EXPECT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error(); }
+    ~CudaStream() { EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error(); }
+    CudaStream(const CudaStream&) = delete;
+    CudaStream& operator=(const CudaStream&) = delete;
+    tk_stream get() const { return stream_; }
+
+private:
+    tk_stream stream_ = nullptr;
+};
+
 }  // namespace tkt

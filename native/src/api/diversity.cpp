@@ -115,7 +115,7 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
                               *x, "tk_diversity_workspace_size");
         if (plan.batch * plan.k == 0) return;
         if (on_cpu) {
-            tk::cpu::diversity_select(plan, workspace, workspace_bytes);
+            tk::cpu::diversity_select(plan, workspace);
         } else {
             tk::cuda::diversity_select(plan, workspace, stream);
         }

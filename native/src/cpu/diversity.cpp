@@ -24,11 +24,11 @@
 #include <limits>
 #include <memory>
 #include <new>
-#include <stdexcept>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
+#include "core/regions.hpp"
 #include "cpu/diversity_distance.hpp"
 #include "cpu/float16.hpp"
 #include "cpu/merge_microkernel.hpp"
@@ -74,10 +74,7 @@ float min_ignoring_nan(float score, float d) { return (d < score || is_nan(score
 
 // Cache-line aligned, uninitialised floats, as the micro-kernel's panels want them.
 struct AlignedDelete {
-    bool owned = true;  // false: a piece of the caller's workspace
-    void operator()(float* p) const noexcept {
-        if (owned) ::operator delete(p, std::align_val_t{64});
-    }
+    void operator()(float* p) const noexcept { ::operator delete(p, std::align_val_t{64}); }
 };
 using AlignedFloats = std::unique_ptr<float[], AlignedDelete>;
 
@@ -86,25 +83,46 @@ AlignedFloats allocate_floats(int64_t count) {
                                                             std::align_val_t{64})));
 }
 
-// Where one item's large buffers come from: the caller's workspace, carved in order, or the heap.
-class ItemBuffers {
+// Floats per packed row: C rounded up to 16.
+int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
+
+// Where one item's large buffers lie in its scratch (packed rows, the first center's column panels,
+// the chosen rows), sized for N tokens: the workspace query's size and the carving, in one place.
+struct ItemLayout {
+    uint64_t rows = 0;
+    uint64_t columns = 0;
+    uint64_t centers = 0;
+    uint64_t total = 0;
+};
+
+ItemLayout item_layout(const DiversityPlan& plan) {
+    const auto floats = [](int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); };
+    const int64_t stride = packed_stride(plan.channels);
+    RegionCursor cursor;
+    ItemLayout layout;
+    layout.rows = cursor.take(floats(plan.tokens * stride));
+    if (plan.first == TK_FIRST_MOST_ISOLATED)
+        layout.columns = cursor.take(floats(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
+    if (plan.objective == TK_DIVERSITY_MAX_MIN) layout.centers = cursor.take(floats(plan.k * stride));
+    layout.total = cursor.total();
+    return layout;
+}
+
+// One item's scratch: the caller's workspace (at least layout.total bytes), else allocated for the item.
+class ItemScratch {
 public:
-    ItemBuffers(void* workspace, uint64_t bytes) : next_(static_cast<char*>(workspace)), end_(next_ + bytes) {}
-    bool from_workspace() const { return next_ != nullptr; }
-    AlignedFloats floats(int64_t count) {
-        if (next_ == nullptr) return allocate_floats(count);
-        // The query sized the workspace for exactly these requests (diversity_workspace_bytes).
-        const uint64_t bytes = round_up_bytes(static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float));
-        char* p = next_ + (64 - reinterpret_cast<uintptr_t>(next_) % 64) % 64;
-        if (p + bytes > end_) throw std::logic_error("diversity workspace smaller than its query");
-        next_ = p + bytes;
-        return AlignedFloats(reinterpret_cast<float*>(p), AlignedDelete{false});
+    ItemScratch(const ItemLayout& layout, void* workspace) {
+        if (workspace == nullptr) {
+            owned_.reset(new char[layout.total]);
+            workspace = owned_.get();
+        }
+        base_ = aligned_start(workspace);
     }
-    static uint64_t round_up_bytes(uint64_t bytes) { return (bytes + 63) / 64 * 64; }
+    float* floats(uint64_t offset) const { return at_offset<float>(base_, offset); }
 
 private:
-    char* next_;
-    char* end_;
+    std::unique_ptr<char[]> owned_;
+    void* base_ = nullptr;
 };
 
 // Runs body(begin, end) over [0, n): split across threads, or in one call where the caller already
@@ -141,25 +159,24 @@ struct PackedTokens {
     int64_t count = 0;
     int64_t channels = 0;
     int64_t stride = 0;
-    AlignedFloats rows;
+    float* rows = nullptr;  // in the item's scratch
     std::vector<float> squared_norm;  // L2: sum of squares of each row, for the all-pairs GEMM
-    const float* row(int64_t i) const { return rows.get() + i * stride; }
+    const float* row(int64_t i) const { return rows + i * stride; }
 };
 
 template <class T>
-void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, ItemBuffers& buffers,
-                 PackedTokens& packed) {
+void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, float* rows, PackedTokens& packed) {
     const int64_t channels = plan.channels;
     packed.count = count;
     packed.channels = channels;
-    packed.stride = round_up(std::max<int64_t>(channels, 1), 16);
-    packed.rows = buffers.floats(count * packed.stride);
+    packed.stride = packed_stride(channels);
+    packed.rows = rows;
     const bool l2 = plan.distance == TK_DISTANCE_L2;
     packed.squared_norm.assign(static_cast<size_t>(l2 ? count : 0), 0.0f);
     for_range(parallel, count, min_tasks_per_chunk(channels), [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
             const T* x = token_row<T>(plan.x, b, i);
-            float* out = packed.rows.get() + i * packed.stride;
+            float* out = packed.rows + i * packed.stride;
             for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
             std::fill(out + channels, out + packed.stride, 0.0f);
             const float sum_squares = sum_of_squares(out, channels);
@@ -183,13 +200,13 @@ constexpr int64_t kChannelBlock = 256;
 // each [ceil(L / nr)][kc][nr], zero past L.
 struct ColumnPanels {
     int64_t padded;
-    AlignedFloats data;
+    float* data;  // in the item's scratch
 };
 
-ColumnPanels pack_columns(const PackedTokens& tokens, const MicroKernel& kernel, bool parallel, ItemBuffers& buffers) {
+ColumnPanels pack_columns(const PackedTokens& tokens, const MicroKernel& kernel, bool parallel, float* data) {
     ColumnPanels p;
     p.padded = round_up(tokens.count, kernel.nr);
-    p.data = buffers.floats(p.padded * tokens.channels);
+    p.data = data;
     const int64_t channels = tokens.channels;
     for_range(parallel, p.padded / kernel.nr, min_tasks_per_chunk(kernel.nr * channels), [&](int64_t begin, int64_t end) {
         for (int64_t panel = begin; panel < end; ++panel) {
@@ -197,7 +214,7 @@ ColumnPanels pack_columns(const PackedTokens& tokens, const MicroKernel& kernel,
             const int64_t valid = std::min(kernel.nr, tokens.count - first);
             for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
                 const int64_t kc = std::min(kChannelBlock, channels - k0);
-                float* block = p.data.get() + k0 * p.padded + first * kc;
+                float* block = p.data + k0 * p.padded + first * kc;
                 // Channel-major, so the block is written in order while `valid` rows are read in step.
                 for (int64_t c = 0; c < kc; ++c) {
                     float* out = block + c * kernel.nr;
@@ -309,11 +326,11 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
 // their slowest row). Until some row has finished nothing can be out, so a conveyor starts with one
 // panel. Every bound is a distance that the row's own scan would also see, so a finished row holds
 // its exact minimum and the winner always finishes, whatever the timing between threads.
-int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, ItemBuffers& buffers) {
+int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float* column_storage) {
     const int64_t count = tokens.count;
     if (count == 1) return 0;
     const MicroKernel& kernel = best_micro_kernel();
-    const ColumnPanels columns = pack_columns(tokens, kernel, parallel, buffers);
+    const ColumnPanels columns = pack_columns(tokens, kernel, parallel, column_storage);
     const int64_t channels = tokens.channels;
     constexpr int64_t kMaxRowPanels = 4;
     const int64_t capacity = kMaxRowPanels * kernel.mr;
@@ -384,7 +401,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, ItemBu
             for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
                 const int64_t kc = std::min(kChannelBlock, channels - k0);
                 for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
-                    const float* b_panel = columns.data.get() + k0 * columns.padded + (j0 + j) * kc;
+                    const float* b_panel = columns.data + k0 * columns.padded + (j0 + j) * kc;
                     for (int64_t p = 0; p < row_panels; ++p)
                         kernel.fn(kc, rows.panel(k0, p), b_panel, scores.get() + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
                 }
@@ -519,7 +536,7 @@ constexpr int64_t kMinParallelRefresh = int64_t{1} << 20;
 // back. Tokens whose score is NaN (every distance so far NaN: a NaN row, or NaN centers) wait outside
 // the heap and are refreshed every step, since a later center may give them a number.
 void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
-                    ItemBuffers& buffers, std::vector<int32_t>& order) {
+                    float* center_storage, std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
     struct Entry {
         float score;
@@ -548,10 +565,10 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
         std::make_heap(heap.begin(), heap.end(), below);
     }
     // The chosen rows in order, contiguous, so a refresh streams through the centers it has not seen.
-    AlignedFloats center_rows = buffers.floats(count * tokens.stride);
+    float* const center_rows = center_storage;
     std::vector<const float*> center_row(static_cast<size_t>(count));
     const auto add_center = [&](int64_t step) {
-        float* row = center_rows.get() + step * tokens.stride;
+        float* row = center_rows + step * tokens.stride;
         std::memcpy(row, tokens.row(order[static_cast<size_t>(step)]), static_cast<size_t>(tokens.stride) * sizeof(float));
         center_row[static_cast<size_t>(step)] = row;
     };
@@ -673,7 +690,7 @@ int64_t score_argmax(const StridedTensor& scores, int64_t b, int64_t length) {
 }
 
 template <class T>
-void select_item(const DiversityPlan& plan, int64_t b, bool parallel, void* workspace, uint64_t workspace_bytes) {
+void select_item(const DiversityPlan& plan, const ItemLayout& layout, int64_t b, bool parallel, void* workspace) {
     const int64_t length = plan.lengths.data ? *(static_cast<const int32_t*>(plan.lengths.data) + b * plan.lengths.strides[0])
                                              : plan.tokens;
     const int64_t item_k = plan.item_k.data ? *(static_cast<const int32_t*>(plan.item_k.data) + b * plan.item_k.strides[0])
@@ -683,8 +700,8 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel, void* work
     if (count > 0) {
         const bool l2 = plan.distance == TK_DISTANCE_L2;
         PackedTokens tokens;
-        ItemBuffers buffers(workspace, workspace_bytes);
-        pack_tokens<T>(plan, b, length, parallel, buffers, tokens);
+        const ItemScratch scratch(layout, workspace);
+        pack_tokens<T>(plan, b, length, parallel, scratch.floats(layout.rows), tokens);
         int64_t first = 0;
         switch (plan.first) {
             case TK_FIRST_INDEX:
@@ -696,13 +713,13 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel, void* work
                 });
                 break;
             default:
-                first = most_isolated(tokens, l2, parallel, buffers);
+                first = most_isolated(tokens, l2, parallel, scratch.floats(layout.columns));
                 break;
         }
         order[0] = static_cast<int32_t>(first);
         const DistanceBlockFn distance_block = best_distance_block(l2);
         if (plan.objective == TK_DIVERSITY_MAX_MIN) {
-            greedy_max_min(tokens, distance_block, count, parallel, buffers, order);
+            greedy_max_min(tokens, distance_block, count, parallel, scratch.floats(layout.centers), order);
         } else {
             greedy_max_sum(tokens, distance_block, count, parallel, order);
         }
@@ -716,28 +733,20 @@ void select_item(const DiversityPlan& plan, int64_t b, bool parallel, void* work
 
 }  // namespace
 
-uint64_t diversity_workspace_bytes(const DiversityPlan& plan) {
-    const auto bytes_of = [](int64_t floats) {
-        return ItemBuffers::round_up_bytes(static_cast<uint64_t>(std::max<int64_t>(floats, 1)) * sizeof(float));
-    };
-    const int64_t stride = round_up(std::max<int64_t>(plan.channels, 1), 16);
-    uint64_t bytes = 64 + bytes_of(plan.tokens * stride);  // 64: aligning the first piece
-    if (plan.first == TK_FIRST_MOST_ISOLATED) bytes += bytes_of(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels);
-    if (plan.objective == TK_DIVERSITY_MAX_MIN) bytes += bytes_of(plan.k * stride);
-    return bytes;
-}
+uint64_t diversity_workspace_bytes(const DiversityPlan& plan) { return item_layout(plan).total; }
 
-void diversity_select(const DiversityPlan& plan, void* workspace, uint64_t workspace_bytes) {
+void diversity_select(const DiversityPlan& plan, void* workspace) {
+    const ItemLayout layout = item_layout(plan);
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
-        // Several items and no workspace: one item per thread at a time, each with its own buffers.
-        // Otherwise one item at a time (in the workspace, which holds one item's buffers), its work split.
+        // Several items and no workspace: one item per thread at a time, each with its own scratch.
+        // Otherwise one item at a time (in the workspace, which holds one item's scratch), its work split.
         if (workspace == nullptr && plan.batch > 1 && num_threads() > 1) {
             parallel_for(plan.batch, 1, [&](int64_t begin, int64_t end) {
-                for (int64_t b = begin; b < end; ++b) select_item<T>(plan, b, false, nullptr, 0);
+                for (int64_t b = begin; b < end; ++b) select_item<T>(plan, layout, b, false, nullptr);
             });
         } else {
-            for (int64_t b = 0; b < plan.batch; ++b) select_item<T>(plan, b, true, workspace, workspace_bytes);
+            for (int64_t b = 0; b < plan.batch; ++b) select_item<T>(plan, layout, b, true, workspace);
         }
     });
 }

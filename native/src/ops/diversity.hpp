@@ -31,7 +31,8 @@ namespace cpu {
 // One item's packed copies (the tokens, the first center's GEMM panels, the chosen rows). Given a
 // workspace of this size the op allocates nothing large and runs the items one after another.
 uint64_t diversity_workspace_bytes(const DiversityPlan& plan);
-void diversity_select(const DiversityPlan& plan, void* workspace, uint64_t workspace_bytes);
+// workspace: NULL, or at least diversity_workspace_bytes(plan) bytes (checked at the ABI).
+void diversity_select(const DiversityPlan& plan, void* workspace);
 }  // namespace cpu
 
 namespace cuda {
