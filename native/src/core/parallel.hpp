@@ -6,6 +6,9 @@
 #include <atomic>
 #include <cstdint>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace tk {
 
@@ -42,6 +45,36 @@ void parallel_for(int64_t n, int64_t min_chunk, Body&& body) {
 #else
     body(int64_t{0}, n);
 #endif
+}
+
+// The threads of one parallel_team call, as each sees them.
+struct Team {
+    int64_t thread;  // this thread's number, 0 to size - 1
+    int64_t size;
+    // Waits until every thread of the team has reached it.
+    void barrier() const {
+#if defined(_OPENMP)
+        if (size > 1) {
+#pragma omp barrier
+        }
+#endif
+    }
+};
+
+// Runs body(team) once on each of up to `threads` threads (at most num_threads(); fewer if the
+// runtime gives fewer, one inside another parallel region), for work done in lockstep rounds
+// separated by team.barrier().
+template <class Body>
+void parallel_team(int64_t threads, Body&& body) {
+    threads = std::min<int64_t>(threads, num_threads());
+#if defined(_OPENMP)
+    if (threads > 1) {
+#pragma omp parallel num_threads(static_cast<int>(threads))
+        body(Team{omp_get_thread_num(), omp_get_num_threads()});
+        return;
+    }
+#endif
+    body(Team{0, 1});
 }
 
 }  // namespace tk

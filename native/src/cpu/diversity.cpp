@@ -70,7 +70,7 @@ bool ranks_above(float a, int64_t token_a, float b, int64_t token_b) {
 
 // min(score, d) where a NaN distance never lowers a minimum (fmin): a score starts as NaN (no
 // distance yet) and stays NaN only while every distance is.
-float min_ignoring_nan(float score, float d) { return (d < score || is_nan(score)) ? d : score; }
+float min_ignoring_nan(float score, float d) { return ((d < score) | is_nan(score)) ? d : score; }
 
 // Cache-line aligned, uninitialised floats, as the micro-kernel's panels want them.
 struct AlignedDelete {
@@ -315,7 +315,7 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
     return m;
 }
 
-// One conveyor per thread scans column tiles of two column panels in a cycle, holding up to four row
+// One conveyor per thread scans column tiles of two column panels in a cycle, holding up to eight row
 // panels of rows. A row enters at the tile the conveyor is at, and leaves when it is out or when it
 // has met every tile (finished: its exact nearest-neighbour distance). A row is out once the smallest
 // distance known for it ranks below D*, the best finished row: its own running minimum, or any
@@ -332,7 +332,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
     const MicroKernel& kernel = best_micro_kernel();
     const ColumnPanels columns = pack_columns(tokens, kernel, parallel, column_storage);
     const int64_t channels = tokens.channels;
-    constexpr int64_t kMaxRowPanels = 4;
+    constexpr int64_t kMaxRowPanels = 8;
     const int64_t capacity = kMaxRowPanels * kernel.mr;
     constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
     const int64_t col_tile = std::min(2 * kernel.nr, kMaxColTile);
@@ -400,10 +400,24 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
             // k0 == 0 runs even with C = 0, so the tile is always written (zeros then).
             for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
                 const int64_t kc = std::min(kChannelBlock, channels - k0);
+                // The next channel block of this tile's columns (or the next tile's first), fetched into L2 a
+                // slice per micro-kernel call while this block is multiplied.
+                const int64_t next_k0 = k0 + kChannelBlock < channels ? k0 + kChannelBlock : 0;
+                const int64_t next_j0 = next_k0 > 0 ? j0 : ((tile + 1) % col_tiles) * col_tile;
+                const int64_t next_kc = std::min(kChannelBlock, channels - next_k0);
+                const int64_t next_cols = round_up(std::min(col_tile, count - next_j0), kernel.nr);
+                const char* next = reinterpret_cast<const char*>(columns.data + next_k0 * columns.padded + next_j0 * next_kc);
+                const int64_t next_bytes = next_cols * next_kc * static_cast<int64_t>(sizeof(float));
+                const int64_t kernel_calls = (padded_cols / kernel.nr) * row_panels;
+                const int64_t slice = round_up((next_bytes + kernel_calls - 1) / kernel_calls, 64);
+                int64_t fetched = 0;
                 for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
                     const float* b_panel = columns.data + k0 * columns.padded + (j0 + j) * kc;
-                    for (int64_t p = 0; p < row_panels; ++p)
+                    for (int64_t p = 0; p < row_panels; ++p) {
                         kernel.fn(kc, rows.panel(k0, p), b_panel, scores.get() + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
+                        for (const int64_t end = std::min(next_bytes, fetched + slice); fetched < end; fetched += 64)
+                            __builtin_prefetch(next + fetched, 0, 2);
+                    }
                 }
             }
             // Columns past the tile and each row's own column are set to NaN, which never lowers a
@@ -471,9 +485,13 @@ void distances_to_center(const PackedTokens& tokens, DistanceBlockFn distance_bl
     }
 }
 
-// Tokens per block of the eager update: each block's winner is kept, and the winners are combined in
-// block order, so the result does not depend on which thread ran which block.
-constexpr int64_t kTokenBlock = 256;
+// Tokens per block of the eager update, a multiple of 16: about four blocks per thread, so threads
+// taking blocks as they finish end together. Each block's winner is kept and the winners are combined
+// in block order, so the result depends neither on the blocks nor on which thread ran which.
+int64_t token_block(int64_t tokens, bool parallel) {
+    const int64_t threads = parallel ? std::max<int64_t>(num_threads(), 1) : 1;
+    return round_up((tokens + 4 * threads - 1) / (4 * threads), 16);
+}
 
 struct Winner {
     float score;
@@ -494,15 +512,16 @@ void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     std::vector<float> score(static_cast<size_t>(n), 0.0f);
     std::vector<uint8_t> chosen(static_cast<size_t>(n), 0);
     std::vector<float> d(static_cast<size_t>(n));
-    const int64_t blocks = (n + kTokenBlock - 1) / kTokenBlock;
+    const int64_t block_tokens = token_block(n, parallel);
+    const int64_t blocks = (n + block_tokens - 1) / block_tokens;
     std::vector<Winner> winners(static_cast<size_t>(blocks));
     chosen[static_cast<size_t>(order[0])] = 1;
     for (int64_t step = 1; step < count; ++step) {
         const float* center = tokens.row(order[static_cast<size_t>(step - 1)]);
-        for_range(parallel, blocks, min_tasks_per_chunk(kTokenBlock * tokens.channels), [&](int64_t begin, int64_t end) {
+        for_range(parallel, blocks, min_tasks_per_chunk(block_tokens * tokens.channels), [&](int64_t begin, int64_t end) {
             for (int64_t block = begin; block < end; ++block) {
-                const int64_t j0 = block * kTokenBlock;
-                const int64_t j1 = std::min(n, j0 + kTokenBlock);
+                const int64_t j0 = block * block_tokens;
+                const int64_t j1 = std::min(n, j0 + block_tokens);
                 distances_to_center(tokens, distance_block, j0, j1, center, d.data() + j0);
                 Winner w{0.0f, -1};
                 for (int64_t j = j0; j < j1; ++j) {
@@ -577,48 +596,72 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by `seen`
     // so a block's entries need about the same centers. An entry stops as soon as its score no longer
     // ranks above `bar` (the best stale score outside the batch): it cannot be the next center yet,
-    // and it goes back with `seen` at the chunk it reached. Large batches are split across threads,
-    // entries dealt in turn; an entry's refresh depends on itself and the bar alone.
+    // and it goes back with `seen` at the chunk it reached. Threads split each chunk's centers, not
+    // the entries, so each reads its share of the center rows (most of a refresh's memory traffic: an
+    // entry mostly has old centers to see, long out of cache), and meet after each chunk to combine
+    // their minima. Every thread then updates its own copy of the entries' scores alike, so one
+    // meeting per chunk suffices; the minima are written to alternate halves of `chunk_min`, as a
+    // thread may start the next chunk while another still reads this one's.
     std::vector<Entry> batch;
     constexpr int64_t kEntryBlock = 6;
-    const auto refresh_part = [&](int32_t centers, const Entry& bar, bool has_bar, int64_t part, int64_t parts) {
-        std::vector<Entry*> active;
-        for (size_t e = static_cast<size_t>(part); e < batch.size(); e += static_cast<size_t>(parts)) active.push_back(&batch[e]);
-        if (active.empty()) return;
-        float d[kEntryBlock * kCenterChunk];
-        for (int64_t c0 = active.front()->seen / kCenterChunk * kCenterChunk; !active.empty() && c0 < centers; c0 += kCenterChunk) {
-            const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
-            size_t needing = 0;  // a prefix, by `seen`
-            while (needing < active.size() && active[needing]->seen < c1) ++needing;
-            for (size_t e0 = 0; e0 < needing; e0 += kEntryBlock) {
-                const int64_t rows = std::min<int64_t>(kEntryBlock, static_cast<int64_t>(needing - e0));
-                const int64_t first = std::max<int64_t>(c0, active[e0]->seen);
-                const float* row[kEntryBlock];
-                for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(active[e0 + static_cast<size_t>(r)]->token);
-                distance_block(row, rows, center_row.data() + first, c1 - first, tokens.stride, d, kCenterChunk);
-                for (int64_t r = 0; r < rows; ++r) {
-                    Entry& entry = *active[e0 + static_cast<size_t>(r)];
-                    for (int64_t c = std::max<int64_t>(first, entry.seen); c < c1; ++c)
-                        entry.score = min_ignoring_nan(entry.score, d[r * kCenterChunk + (c - first)]);
-                    entry.seen = static_cast<int32_t>(c1);
-                }
-            }
-            const auto done = [&](const Entry* e) {
-                return e->seen == centers || (has_bar && !ranks_above(e->score, e->token, bar.score, bar.token));
-            };
-            active.erase(std::remove_if(active.begin(), active.begin() + static_cast<std::ptrdiff_t>(needing), done),
-                         active.begin() + static_cast<std::ptrdiff_t>(needing));
-        }
-    };
+    const int64_t max_team = std::max<int64_t>(num_threads(), 1);
+    std::vector<float> chunk_min(static_cast<size_t>(2 * max_team * kRefreshBatch));
     const auto refresh_batch = [&](int32_t centers) {
         std::sort(batch.begin(), batch.end(), [](const Entry& a, const Entry& b) { return a.seen < b.seen; });
         const bool has_bar = !heap.empty();
         const Entry bar = has_bar ? heap.front() : Entry{};
+        const int64_t entries = static_cast<int64_t>(batch.size());
         int64_t pairs = 0;
         for (const Entry& entry : batch) pairs += centers - entry.seen;
-        const int64_t parts = parallel && pairs * tokens.stride >= kMinParallelRefresh ? num_threads() : 1;
-        for_range(parts > 1, parts, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t part = begin; part < end; ++part) refresh_part(centers, bar, has_bar, part, parts);
+        const int64_t threads = parallel && pairs * tokens.stride >= kMinParallelRefresh ? max_team : 1;
+        parallel_team(threads, [&](const Team& team) {
+            Entry mine[kRefreshBatch];
+            int64_t active[kRefreshBatch];  // indices into mine, by `seen`
+            int64_t active_count = entries;
+            for (int64_t e = 0; e < entries; ++e) {
+                mine[e] = batch[static_cast<size_t>(e)];
+                active[e] = e;
+            }
+            alignas(64) float d[kEntryBlock * kCenterChunk];
+            int64_t half = 0;
+            for (int64_t c0 = mine[0].seen / kCenterChunk * kCenterChunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
+                const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
+                int64_t needing = 0;  // a prefix of active
+                while (needing < active_count && mine[active[needing]].seen < c1) ++needing;
+                const int64_t share = (c1 - c0 + team.size - 1) / team.size;
+                const int64_t share_begin = std::min(c1, c0 + team.thread * share), share_end = std::min(c1, share_begin + share);
+                float* const minima = chunk_min.data() + (half * max_team + team.thread) * kRefreshBatch;
+                for (int64_t i = 0; i < needing; ++i) minima[active[i]] = kNan;
+                for (int64_t i0 = 0; i0 < needing; i0 += kEntryBlock) {
+                    const int64_t rows = std::min(kEntryBlock, needing - i0);
+                    const int64_t first = std::max<int64_t>(share_begin, mine[active[i0]].seen);
+                    if (first >= share_end) continue;
+                    const float* row[kEntryBlock];
+                    for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(mine[active[i0 + r]].token);
+                    distance_block(row, rows, center_row.data() + first, share_end - first, tokens.stride, d, kCenterChunk);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const int64_t e = active[i0 + r];
+                        for (int64_t c = std::max<int64_t>(first, mine[e].seen); c < share_end; ++c)
+                            minima[e] = min_ignoring_nan(minima[e], d[r * kCenterChunk + (c - first)]);
+                    }
+                }
+                team.barrier();
+                int64_t kept = 0;
+                for (int64_t i = 0; i < active_count; ++i) {
+                    Entry& entry = mine[active[i]];
+                    if (i < needing) {
+                        for (int64_t t = 0; t < team.size; ++t)
+                            entry.score = min_ignoring_nan(entry.score, chunk_min[static_cast<size_t>((half * max_team + t) * kRefreshBatch + active[i])]);
+                        entry.seen = static_cast<int32_t>(c1);
+                        if (entry.seen == centers || (has_bar && !ranks_above(entry.score, entry.token, bar.score, bar.token))) continue;
+                    }
+                    active[kept++] = active[i];
+                }
+                active_count = kept;
+                half ^= 1;
+            }
+            team.barrier();  // every thread has read `batch` before it is written
+            if (team.thread == 0) std::copy(mine, mine + entries, batch.begin());
         });
     };
     std::vector<int32_t> still_nan;
