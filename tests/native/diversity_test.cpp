@@ -244,34 +244,36 @@ TEST(Diversity, LargerThanTheCpuBlocks) {
         }
 }
 
-// Enough tokens, channels and centers that max-min refreshes stale scores in batches whose centers
-// are split across threads: the reference's selection, and the same selection with one thread. The
-// tokens are +-1 at 1024 random channels, 0 elsewhere, so every distance is exact in float32 (unit
-// entries +-1/32) and the backends meet the same ties, broken to the lower token alike.
-TEST(Diversity, SplitRefreshesMatchReferenceAndOneThread) {
+// Enough tokens, channels and centers that the threads work as a team: max-min refreshes stale scores
+// in batches whose centers are split across threads, max-sum splits the tokens. The reference's
+// selection, and the same selection with one thread. The tokens are +-1 at 1024 random channels, 0
+// elsewhere, so every distance and every max-sum score is exact in float32 (unit entries +-1/32) and
+// the backends meet the same ties, broken to the lower token alike.
+TEST(Diversity, ThreadTeamsMatchReferenceAndOneThread) {
     std::mt19937_64 g(seed_from_name(test_name()));
     constexpr int64_t kTokens = 600, kChannels = 4000, kNonzero = 1024;
     const ScopedNumThreads threads(2);
     std::vector<int64_t> channel(static_cast<size_t>(kChannels));
-    for (tk_distance distance : kDistances) {
-        const tk_diversity_params p = diversity_params(64, distance, TK_FIRST_INDEX, TK_DIVERSITY_MAX_MIN);
-        SCOPED_TRACE(describe(p));
-        DiversityBuffers two = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
-        for (int64_t i = 0; i < kTokens; ++i) {
-            std::iota(channel.begin(), channel.end(), int64_t{0});
-            std::shuffle(channel.begin(), channel.end(), g);
-            for (int64_t c = 0; c < kChannels; ++c) two.x.set(0, i, c, 0.0);
-            for (int64_t c = 0; c < kNonzero; ++c) two.x.set(0, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
+    for (tk_distance distance : kDistances)
+        for (tk_diversity_objective objective : kObjectives) {
+            const tk_diversity_params p = diversity_params(64, distance, TK_FIRST_INDEX, objective);
+            SCOPED_TRACE(describe(p));
+            DiversityBuffers two = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
+            for (int64_t i = 0; i < kTokens; ++i) {
+                std::iota(channel.begin(), channel.end(), int64_t{0});
+                std::shuffle(channel.begin(), channel.end(), g);
+                for (int64_t c = 0; c < kChannels; ++c) two.x.set(0, i, c, 0.0);
+                for (int64_t c = 0; c < kNonzero; ++c) two.x.set(0, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
+            }
+            DiversityBuffers one = two;
+            ASSERT_TRUE(run_diversity(two));
+            EXPECT_EQ(as_int32(two.order), reference_diversity(p, two.inputs()).order);
+            {
+                const ScopedNumThreads single(1);
+                ASSERT_TRUE(run_diversity(one));
+            }
+            EXPECT_TRUE(one.order.bytes() == two.order.bytes());
         }
-        DiversityBuffers one = two;
-        ASSERT_TRUE(run_diversity(two));
-        EXPECT_EQ(as_int32(two.order), reference_diversity(p, two.inputs()).order);
-        {
-            const ScopedNumThreads single(1);
-            ASSERT_TRUE(run_diversity(one));
-        }
-        EXPECT_TRUE(one.order.bytes() == two.order.bytes());
-    }
 }
 
 TEST(Diversity, KEqualsNAndSingleToken) {

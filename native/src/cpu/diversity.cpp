@@ -485,17 +485,9 @@ void distances_to_center(const PackedTokens& tokens, DistanceBlockFn distance_bl
     }
 }
 
-// Tokens per block of the eager update, a multiple of 16: about four blocks per thread, so threads
-// taking blocks as they finish end together. Each block's winner is kept and the winners are combined
-// in block order, so the result depends neither on the blocks nor on which thread ran which.
-int64_t token_block(int64_t tokens, bool parallel) {
-    const int64_t threads = parallel ? std::max<int64_t>(num_threads(), 1) : 1;
-    return round_up((tokens + 4 * threads - 1) / (4 * threads), 16);
-}
-
 struct Winner {
     float score;
-    int64_t token;  // -1: none in the block
+    int64_t token;  // -1: none
 };
 
 bool beats(const Winner& a, const Winner& b) {
@@ -505,40 +497,45 @@ bool beats(const Winner& a, const Winner& b) {
 }
 
 // Max-sum: every step adds each token's distance to the newest center, then takes the argmax of the
-// tokens not yet chosen.
+// tokens not yet chosen. Each thread of a team owns a fixed range of tokens for the whole selection,
+// so its rows stay in its core's cache from step to step when they fit (N = 729, C = 1152: 1.7 MB a
+// core), and only the range winners are exchanged, once a step. The ranks are a total order, so the
+// winner does not depend on the ranges. Winners are written to alternate halves of `winners`, as a
+// thread may finish the next step's range while another still reads this step's winners.
 void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
                     std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
     std::vector<float> score(static_cast<size_t>(n), 0.0f);
     std::vector<uint8_t> chosen(static_cast<size_t>(n), 0);
     std::vector<float> d(static_cast<size_t>(n));
-    const int64_t block_tokens = token_block(n, parallel);
-    const int64_t blocks = (n + block_tokens - 1) / block_tokens;
-    std::vector<Winner> winners(static_cast<size_t>(blocks));
+    const int64_t threads = parallel ? std::min<int64_t>(num_threads(), n / min_tasks_per_chunk(tokens.channels)) : 1;
+    const int64_t max_team = std::max<int64_t>(threads, 1);
+    std::vector<Winner> winners(static_cast<size_t>(2 * max_team));
     chosen[static_cast<size_t>(order[0])] = 1;
-    for (int64_t step = 1; step < count; ++step) {
-        const float* center = tokens.row(order[static_cast<size_t>(step - 1)]);
-        for_range(parallel, blocks, min_tasks_per_chunk(block_tokens * tokens.channels), [&](int64_t begin, int64_t end) {
-            for (int64_t block = begin; block < end; ++block) {
-                const int64_t j0 = block * block_tokens;
-                const int64_t j1 = std::min(n, j0 + block_tokens);
-                distances_to_center(tokens, distance_block, j0, j1, center, d.data() + j0);
-                Winner w{0.0f, -1};
-                for (int64_t j = j0; j < j1; ++j) {
-                    float& s = score[static_cast<size_t>(j)];
-                    s += d[static_cast<size_t>(j)];
-                    if (chosen[static_cast<size_t>(j)]) continue;
-                    if (beats(Winner{s, j}, w)) w = Winner{s, j};
-                }
-                winners[static_cast<size_t>(block)] = w;
+    parallel_team(max_team, [&](const Team& team) {
+        const int64_t begin = n * team.thread / team.size;
+        const int64_t end = n * (team.thread + 1) / team.size;
+        int64_t newest = order[0];
+        for (int64_t step = 1; step < count; ++step) {
+            distances_to_center(tokens, distance_block, begin, end, tokens.row(newest), d.data() + begin);
+            Winner w{0.0f, -1};
+            for (int64_t j = begin; j < end; ++j) {
+                float& s = score[static_cast<size_t>(j)];
+                s += d[static_cast<size_t>(j)];
+                if (chosen[static_cast<size_t>(j)]) continue;
+                if (beats(Winner{s, j}, w)) w = Winner{s, j};
             }
-        });
-        Winner best{0.0f, -1};
-        for (const Winner& w : winners)
-            if (beats(w, best)) best = w;
-        order[static_cast<size_t>(step)] = static_cast<int32_t>(best.token);
-        chosen[static_cast<size_t>(best.token)] = 1;
-    }
+            Winner* const half = winners.data() + (step & 1) * max_team;
+            half[team.thread] = w;
+            team.barrier();
+            Winner best{0.0f, -1};
+            for (int64_t t = 0; t < team.size; ++t)
+                if (beats(half[t], best)) best = half[t];
+            newest = best.token;
+            if (newest >= begin && newest < end) chosen[static_cast<size_t>(newest)] = 1;
+            if (team.thread == 0) order[static_cast<size_t>(step)] = static_cast<int32_t>(newest);
+        }
+    });
 }
 
 // Stale entries refreshed together, and the centers of one pass over them: the batch's rows stay in
