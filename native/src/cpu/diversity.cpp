@@ -455,13 +455,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
             tile = (tile + 1) % col_tiles;
         }
     };
-    if (parallel) {
-        parallel_for(num_threads(), 1, [&](int64_t begin, int64_t end) {
-            for (int64_t c = begin; c < end; ++c) conveyor();
-        });
-    } else {
-        conveyor();
-    }
+    parallel_team(parallel ? num_threads() : 1, [&](const Team&) { conveyor(); });
 
     int64_t best = -1;
     for (int64_t i = 0; i < count; ++i) {
@@ -508,11 +502,10 @@ void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     std::vector<float> score(static_cast<size_t>(n), 0.0f);
     std::vector<uint8_t> chosen(static_cast<size_t>(n), 0);
     std::vector<float> d(static_cast<size_t>(n));
-    const int64_t threads = parallel ? std::min<int64_t>(num_threads(), n / min_tasks_per_chunk(tokens.channels)) : 1;
-    const int64_t max_team = std::max<int64_t>(threads, 1);
-    std::vector<Winner> winners(static_cast<size_t>(2 * max_team));
+    const int64_t threads = parallel ? std::clamp<int64_t>(n / min_tasks_per_chunk(tokens.channels), 1, num_threads()) : 1;
+    std::vector<Winner> winners(static_cast<size_t>(2 * threads));
     chosen[static_cast<size_t>(order[0])] = 1;
-    parallel_team(max_team, [&](const Team& team) {
+    parallel_team(threads, [&](const Team& team) {
         const int64_t begin = n * team.thread / team.size;
         const int64_t end = n * (team.thread + 1) / team.size;
         int64_t newest = order[0];
@@ -525,7 +518,7 @@ void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                 if (chosen[static_cast<size_t>(j)]) continue;
                 if (beats(Winner{s, j}, w)) w = Winner{s, j};
             }
-            Winner* const half = winners.data() + (step & 1) * max_team;
+            Winner* const half = winners.data() + (step & 1) * threads;
             half[team.thread] = w;
             team.barrier();
             Winner best{0.0f, -1};
