@@ -131,6 +131,19 @@ std::vector<DiversityInvalidCase> invalid_cases() {
              c.workspace_bytes = bytes - 1;
          },
          "workspace_bytes"},
+        // The most isolated search keeps rows per thread in the workspace: a smaller one serves fewer
+        // threads, down to the size queried with one thread.
+        {"MostIsolatedWorkspaceSmallerThanOneThreadsQuery",
+         [](C& c) {
+             c.params.first = TK_FIRST_MOST_ISOLATED;
+             c.pass_first_index = false;
+             const ScopedNumThreads one(1);
+             uint64_t bytes = 0;
+             ASSERT_EQ(tk_diversity_workspace_size(&c.params, &c.x, &bytes), TK_STATUS_OK) << tk_last_error();
+             c.workspace.assign(bytes, 0);
+             c.workspace_bytes = bytes - 1;
+         },
+         "workspace_bytes"},
     };
 }
 

@@ -134,23 +134,34 @@ DiversityBuffers diversity_buffers(const tk_diversity_params& params, tk_dtype d
     return d;
 }
 
-// Runs tk_diversity_select on d's tensors (on the CPU; with a workspace of the queried size at an
-// odd address when caller_workspace) and checks that nothing outside the views changed.
-::testing::AssertionResult run_diversity(DiversityBuffers& d, bool caller_workspace = false) {
-    const HostArray order_before = d.order, sorted_before = d.sorted;
+// tk_diversity_select on d's tensors (on the CPU).
+tk_status select_on_cpu(DiversityBuffers& d, void* workspace, uint64_t workspace_bytes) {
     const tk_tensor x = d.x.desc(), l = d.lengths.desc(), ik = d.item_k.desc(), o = d.order.desc(), s = d.sorted.desc();
     const tk_tensor fi = d.params.first == TK_FIRST_INDEX ? d.first_index.desc() : tk_tensor{};
     const tk_tensor fs = d.params.first == TK_FIRST_SCORE ? d.first_score.desc() : tk_tensor{};
+    return tk_diversity_select(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_k ? &ik : nullptr,
+                               d.params.first == TK_FIRST_INDEX ? &fi : nullptr, d.params.first == TK_FIRST_SCORE ? &fs : nullptr,
+                               &o, d.has_sorted ? &s : nullptr, workspace, workspace_bytes, nullptr);
+}
+
+// The workspace size tk_diversity_workspace_size gives for d, queried with query_threads threads (the
+// current count when 0).
+uint64_t queried_workspace_bytes(const DiversityBuffers& d, int32_t query_threads = 0) {
+    const ScopedNumThreads query(query_threads != 0 ? query_threads : tk_get_num_threads());
+    const tk_tensor x = d.x.desc();
     uint64_t bytes = 0;
-    if (caller_workspace) {
-        const tk_status size_status = tk_diversity_workspace_size(&d.params, &x, &bytes);
-        if (size_status != TK_STATUS_OK) return ok(size_status);
-    }
+    EXPECT_EQ(tk_diversity_workspace_size(&d.params, &x, &bytes), TK_STATUS_OK) << tk_last_error();
+    return bytes;
+}
+
+// Runs tk_diversity_select on d's tensors (on the CPU; with a workspace of the queried size at an
+// odd address when caller_workspace, queried with query_threads threads when that is not 0) and
+// checks that nothing outside the views changed.
+::testing::AssertionResult run_diversity(DiversityBuffers& d, bool caller_workspace = false, int32_t query_threads = 0) {
+    const HostArray order_before = d.order, sorted_before = d.sorted;
+    const uint64_t bytes = caller_workspace ? queried_workspace_bytes(d, query_threads) : 0;
     std::vector<uint8_t> workspace(static_cast<size_t>(bytes) + 1);
-    const tk_status status = tk_diversity_select(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_k ? &ik : nullptr,
-                                                 d.params.first == TK_FIRST_INDEX ? &fi : nullptr,
-                                                 d.params.first == TK_FIRST_SCORE ? &fs : nullptr, &o, d.has_sorted ? &s : nullptr,
-                                                 caller_workspace ? workspace.data() + 1 : nullptr, bytes, nullptr);
+    const tk_status status = select_on_cpu(d, caller_workspace ? workspace.data() + 1 : nullptr, bytes);
     if (status != TK_STATUS_OK) return ok(status);
     const std::string order_gap = first_changed_gap(order_before, d.order), sorted_gap = first_changed_gap(sorted_before, d.sorted);
     if (!order_gap.empty()) return ::testing::AssertionFailure() << "order written outside its view: " << order_gap;
@@ -217,6 +228,51 @@ TEST(Diversity, CallerWorkspaceMatchesReference) {
                 const tk_diversity_params p = diversity_params(17, distance, first, objective);
                 SCOPED_TRACE(describe(p));
                 expect_matches_reference(p, TK_DTYPE_F32, 3, 131, 21, ArrayLayout{1, false, 0}, true, true, g, true);
+            }
+}
+
+// The most isolated search keeps rows for each thread in the workspace: one queried with one thread
+// serves a call on two (the search then runs on one), and one queried with two a call on one. Both
+// give the reference's selection.
+TEST(Diversity, WorkspaceQueriedAtAnotherThreadCount) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_distance distance : kDistances)
+        for (const auto& [query_threads, call_threads] : {std::pair{1, 2}, std::pair{2, 1}}) {
+            const tk_diversity_params p = diversity_params(9, distance, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_MIN);
+            SCOPED_TRACE(describe(p) + " queried with " + std::to_string(query_threads) + " threads, run on " +
+                         std::to_string(call_threads));
+            const ScopedNumThreads threads(call_threads);
+            DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 2, 301, 45, ArrayLayout{}, false, false, g);
+            ASSERT_TRUE(run_diversity(d, true, query_threads));
+            const DiversityResult want = reference_diversity(p, d.inputs());
+            EXPECT_EQ(as_int32(d.order), want.order);
+        }
+}
+
+// The header's promise: with the caller's workspace the op allocates nothing large. Here no allocation
+// reaches 16 rows of C floats (the per-token bookkeeping at this N is far below that); the row buffers
+// of the most isolated search (96 rows a thread) and the packed copy would. Without the workspace
+// the packed copy is allocated, which shows first that the library's allocations are seen at all.
+TEST(Diversity, CallerWorkspaceAllocatesNothingLarge) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    constexpr int64_t kTokens = 600, kChannels = 4000;
+    const ScopedNumThreads threads(2);
+    for (tk_distance distance : kDistances)
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives) {
+                const tk_diversity_params p = diversity_params(20, distance, first, objective);
+                SCOPED_TRACE(describe(p));
+                DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
+                {
+                    const LargeAllocationCount without(16 * kChannels * sizeof(float));
+                    ASSERT_EQ(select_on_cpu(d, nullptr, 0), TK_STATUS_OK) << tk_last_error();
+                    if (without.count() == 0) GTEST_SKIP() << "this platform's library allocations are not seen by the test binary";
+                }
+                const uint64_t bytes = queried_workspace_bytes(d);
+                std::vector<uint8_t> workspace(static_cast<size_t>(bytes));
+                const LargeAllocationCount with(16 * kChannels * sizeof(float));
+                ASSERT_EQ(select_on_cpu(d, workspace.data(), bytes), TK_STATUS_OK) << tk_last_error();
+                EXPECT_EQ(with.count(), 0);
             }
 }
 

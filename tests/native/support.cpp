@@ -444,10 +444,10 @@ DeviceBuffer::DeviceBuffer(uint64_t bytes) {
 
 DeviceBuffer::~DeviceBuffer() { EXPECT_EQ(tk_cuda_free(0, ptr_), TK_STATUS_OK) << tk_last_error(); }
 
-ScopedNumThreads::ScopedNumThreads(int32_t threads) {
+ScopedNumThreads::ScopedNumThreads(int32_t threads) : previous_(tk_get_num_threads()) {
     EXPECT_EQ(tk_set_num_threads(threads), TK_STATUS_OK) << tk_last_error();
 }
 
-ScopedNumThreads::~ScopedNumThreads() { EXPECT_EQ(tk_set_num_threads(0), TK_STATUS_OK) << tk_last_error(); }
+ScopedNumThreads::~ScopedNumThreads() { EXPECT_EQ(tk_set_num_threads(previous_), TK_STATUS_OK) << tk_last_error(); }
 
 }  // namespace tkt

@@ -214,13 +214,16 @@ private:
     void* ptr_ = nullptr;
 };
 
-// Sets the CPU thread count for one scope and restores the default afterwards.
+// Sets the CPU thread count for one scope and restores the count before it afterwards (so scopes nest).
 class ScopedNumThreads {
 public:
     explicit ScopedNumThreads(int32_t threads);
     ~ScopedNumThreads();
     ScopedNumThreads(const ScopedNumThreads&) = delete;
     ScopedNumThreads& operator=(const ScopedNumThreads&) = delete;
+
+private:
+    int32_t previous_;
 };
 
 // A stream created on device 0 for the test and destroyed with it.
@@ -234,6 +237,21 @@ public:
 
 private:
     tk_stream stream_ = nullptr;
+};
+
+// ---- Allocations --------------------------------------------------------------------------------
+
+// Counts the operator new allocations of at least `bytes` made by any thread while it is alive
+// (large_allocations.cpp replaces the test binary's operator new). Where the shared library's own
+// allocations bind to that replacement (ELF platforms) they are counted too; a test should first see
+// one it expects before it trusts a count of zero. One at a time.
+class LargeAllocationCount {
+public:
+    explicit LargeAllocationCount(size_t bytes);
+    ~LargeAllocationCount();
+    LargeAllocationCount(const LargeAllocationCount&) = delete;
+    LargeAllocationCount& operator=(const LargeAllocationCount&) = delete;
+    int64_t count() const;
 };
 
 }  // namespace tkt

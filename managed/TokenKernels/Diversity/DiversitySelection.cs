@@ -89,8 +89,11 @@ public static unsafe class DiversitySelection
         => SelectOnHost(x, firstScore, order, options, sorted, lengths, itemK, default, workspace);
 
     /// <summary>
-    /// Bytes of the optional host workspace for these tokens and options: one item's packed copy of the tokens (and of the
-    /// most-isolated search's panels). Depends on N, C, k and the options, and on the CPU's vector width.
+    /// Bytes of the optional host workspace for these tokens and options: one item's packed copy of the tokens (and, for the
+    /// most-isolated first center, the search's panels and a buffer of rows for each CPU thread). Depends on N, C, k and the
+    /// options, on the CPU's vector width and, for the most-isolated first center, on <see cref="TokenKernelsLibrary.NumThreads"/>
+    /// when this is called: a workspace sized with fewer threads than a later selection runs on is still accepted, and that
+    /// search then runs on as many threads as it has buffers for.
     /// </summary>
     /// <param name="x">Tokens <c>[B, N, C]</c>.</param>
     /// <param name="options">k, the distance, the first-center policy and the objective.</param>

@@ -4,6 +4,7 @@
 
 #include "api/arguments.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/tensor.hpp"
 #include "ops/diversity.hpp"
 #include "tokenkernels/tokenkernels.h"
@@ -87,7 +88,7 @@ TK_API tk_status tk_diversity_workspace_size(const tk_diversity_params* params, 
         require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
         const tk::DiversityPlan plan = make_plan(params, x);
         *bytes = x->device_kind == TK_DEVICE_CUDA ? tk::cuda::diversity_workspace_bytes(plan)
-                                                  : tk::cpu::diversity_workspace_bytes(plan);
+                                                  : tk::cpu::diversity_workspace_bytes(plan, tk::num_threads());
     });
 }
 
@@ -111,11 +112,11 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
         if (item_k != nullptr) plan.item_k = tk::strided(*item_k);
         const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes,
-                              on_cpu ? tk::cpu::diversity_workspace_bytes(plan) : tk::cuda::diversity_workspace_bytes(plan),
+                              on_cpu ? tk::cpu::diversity_workspace_bytes(plan, 1) : tk::cuda::diversity_workspace_bytes(plan),
                               *x, "tk_diversity_workspace_size");
         if (plan.batch * plan.k == 0) return;
         if (on_cpu) {
-            tk::cpu::diversity_select(plan, workspace);
+            tk::cpu::diversity_select(plan, workspace, workspace_bytes);
         } else {
             tk::cuda::diversity_select(plan, workspace, stream);
         }

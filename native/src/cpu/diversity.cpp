@@ -23,7 +23,6 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <new>
 #include <vector>
 
 #include "core/dispatch.hpp"
@@ -72,40 +71,69 @@ bool ranks_above(float a, int64_t token_a, float b, int64_t token_b) {
 // distance yet) and stays NaN only while every distance is.
 float min_ignoring_nan(float score, float d) { return ((d < score) | is_nan(score)) ? d : score; }
 
-// Cache-line aligned, uninitialised floats, as the micro-kernel's panels want them.
-struct AlignedDelete {
-    void operator()(float* p) const noexcept { ::operator delete(p, std::align_val_t{64}); }
-};
-using AlignedFloats = std::unique_ptr<float[], AlignedDelete>;
-
-AlignedFloats allocate_floats(int64_t count) {
-    return AlignedFloats(static_cast<float*>(::operator new(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float),
-                                                            std::align_val_t{64})));
-}
-
 // Floats per packed row: C rounded up to 16.
 int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
 
+uint64_t float_bytes(int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); }
+
+// One thread's buffers in the most isolated first center's scan (a conveyor, below): its rows as up
+// to kMaxRowPanels row panels, and their scores against one column tile.
+constexpr int64_t kMaxRowPanels = 8;
+constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
+struct ConveyorShape {
+    int64_t capacity;     // rows
+    int64_t col_tile;     // columns
+    uint64_t scores;      // offset of the score tile in the conveyor's buffer
+    uint64_t bytes;       // the whole buffer, a multiple of the workspace alignment
+};
+
+ConveyorShape conveyor_shape(int64_t channels) {
+    const MicroKernel& kernel = best_micro_kernel();
+    ConveyorShape shape;
+    shape.capacity = kMaxRowPanels * kernel.mr;
+    shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
+    RegionCursor cursor;
+    cursor.take(float_bytes(shape.capacity * channels));
+    shape.scores = cursor.take(float_bytes(shape.capacity * shape.col_tile));
+    shape.bytes = cursor.used();
+    return shape;
+}
+
 // Where one item's large buffers lie in its scratch (packed rows, the first center's column panels,
-// the chosen rows), sized for N tokens: the workspace query's size and the carving, in one place.
+// the chosen rows, then one conveyor buffer per scanning thread), sized for N tokens: the workspace
+// query's size and the carving, in one place.
 struct ItemLayout {
     uint64_t rows = 0;
     uint64_t columns = 0;
     uint64_t centers = 0;
+    uint64_t conveyors = 0;
+    uint64_t conveyor_bytes = 0;  // each; 0 when the first center is not the most isolated
+    int64_t scanners = 0;         // conveyor buffers
     uint64_t total = 0;
 };
 
-ItemLayout item_layout(const DiversityPlan& plan) {
-    const auto floats = [](int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); };
+ItemLayout item_layout(const DiversityPlan& plan, int64_t scanners) {
     const int64_t stride = packed_stride(plan.channels);
     RegionCursor cursor;
     ItemLayout layout;
-    layout.rows = cursor.take(floats(plan.tokens * stride));
-    if (plan.first == TK_FIRST_MOST_ISOLATED)
-        layout.columns = cursor.take(floats(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
-    if (plan.objective == TK_DIVERSITY_MAX_MIN) layout.centers = cursor.take(floats(plan.k * stride));
+    layout.rows = cursor.take(float_bytes(plan.tokens * stride));
+    if (plan.objective == TK_DIVERSITY_MAX_MIN) layout.centers = cursor.take(float_bytes(plan.k * stride));
+    if (plan.first == TK_FIRST_MOST_ISOLATED) {
+        layout.columns = cursor.take(float_bytes(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
+        layout.conveyor_bytes = conveyor_shape(plan.channels).bytes;
+        layout.scanners = std::max<int64_t>(scanners, 1);
+        layout.conveyors = cursor.take(static_cast<uint64_t>(layout.scanners) * layout.conveyor_bytes);
+    }
     layout.total = cursor.total();
     return layout;
+}
+
+// The layout with as many conveyor buffers as `bytes` of workspace hold (at least one: the API has
+// checked that it holds one).
+ItemLayout layout_fitting(const DiversityPlan& plan, uint64_t bytes) {
+    const ItemLayout one = item_layout(plan, 1);
+    if (one.conveyor_bytes == 0) return one;
+    return item_layout(plan, 1 + static_cast<int64_t>((bytes - one.total) / one.conveyor_bytes));
 }
 
 // One item's scratch: the caller's workspace (at least layout.total bytes), else allocated for the item.
@@ -119,6 +147,7 @@ public:
         base_ = aligned_start(workspace);
     }
     float* floats(uint64_t offset) const { return at_offset<float>(base_, offset); }
+    char* bytes(uint64_t offset) const { return at_offset<char>(base_, offset); }
 
 private:
     std::unique_ptr<char[]> owned_;
@@ -153,6 +182,17 @@ float sum_of_squares(const float* row, int64_t channels) {
 
 // ---- Packed tokens ----------------------------------------------------------------------------------
 
+// Channels per block of the first center's GEMM: a kc x nr column panel stays in L1 while row panels
+// stream past.
+constexpr int64_t kChannelBlock = 256;
+
+// The packed rows as the micro-kernel's column panels, for the most isolated first center: block after
+// block of kChannelBlock channels, each [padded / nr][kc][nr], zero past L.
+struct ColumnPanels {
+    int64_t padded = 0;
+    float* data = nullptr;  // in the item's scratch
+};
+
 // One item's tokens [0, L) as float32 rows of `stride` floats (C rounded up to 16 floats): unit
 // vectors u = x / max(|x|, eps) for the cosine distance, the values themselves for L2.
 struct PackedTokens {
@@ -161,80 +201,71 @@ struct PackedTokens {
     int64_t stride = 0;
     float* rows = nullptr;  // in the item's scratch
     std::vector<float> squared_norm;  // L2: sum of squares of each row, for the all-pairs GEMM
+    ColumnPanels columns;  // the same floats again, when the first center is the most isolated
     const float* row(int64_t i) const { return rows + i * stride; }
 };
 
+// Writes the column panel of rows [first, first + nr) from their packed rows.
+void write_column_panel(const PackedTokens& tokens, int64_t nr, int64_t first) {
+    const int64_t valid = std::min(nr, tokens.count - first);
+    for (int64_t k0 = 0; k0 < tokens.channels; k0 += kChannelBlock) {
+        const int64_t kc = std::min(kChannelBlock, tokens.channels - k0);
+        float* block = tokens.columns.data + k0 * tokens.columns.padded + first * kc;
+        // Channel-major, so the block is written in order while `valid` rows are read in step.
+        for (int64_t c = 0; c < kc; ++c) {
+            float* out = block + c * nr;
+            for (int64_t lane = 0; lane < valid; ++lane) out[lane] = tokens.row(first + lane)[k0 + c];
+            for (int64_t lane = valid; lane < nr; ++lane) out[lane] = 0.0f;
+        }
+    }
+}
+
+// Packs the rows (and, with column_storage, the column panels) a panel of nr rows at a time, so a
+// panel's rows are transposed while they are still in this core's cache.
 template <class T>
-void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, float* rows, PackedTokens& packed) {
+void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, float* rows, float* column_storage,
+                 PackedTokens& packed) {
     const int64_t channels = plan.channels;
     packed.count = count;
     packed.channels = channels;
     packed.stride = packed_stride(channels);
     packed.rows = rows;
+    const int64_t nr = best_micro_kernel().nr;
+    if (column_storage != nullptr) packed.columns = ColumnPanels{round_up(count, nr), column_storage};
     const bool l2 = plan.distance == TK_DISTANCE_L2;
     packed.squared_norm.assign(static_cast<size_t>(l2 ? count : 0), 0.0f);
-    for_range(parallel, count, min_tasks_per_chunk(channels), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-            const T* x = token_row<T>(plan.x, b, i);
-            float* out = packed.rows + i * packed.stride;
-            for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
-            std::fill(out + channels, out + packed.stride, 0.0f);
-            const float sum_squares = sum_of_squares(out, channels);
-            if (l2) {
-                packed.squared_norm[static_cast<size_t>(i)] = sum_squares;
-            } else {
-                // Divided, not multiplied by a reciprocal, as the other cosine ops normalise.
-                const float norm = std::max(std::sqrt(sum_squares), kCosineEps);
-                for (int64_t c = 0; c < channels; ++c) out[c] /= norm;
+    const int64_t panels = (count + nr - 1) / nr;
+    for_range(parallel, panels, min_tasks_per_chunk(nr * channels), [&](int64_t begin, int64_t end) {
+        for (int64_t panel = begin; panel < end; ++panel) {
+            for (int64_t i = panel * nr; i < std::min(count, (panel + 1) * nr); ++i) {
+                const T* x = token_row<T>(plan.x, b, i);
+                float* out = packed.rows + i * packed.stride;
+                for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
+                std::fill(out + channels, out + packed.stride, 0.0f);
+                const float sum_squares = sum_of_squares(out, channels);
+                if (l2) {
+                    packed.squared_norm[static_cast<size_t>(i)] = sum_squares;
+                } else {
+                    // Divided, not multiplied by a reciprocal, as the other cosine ops normalise.
+                    const float norm = std::max(std::sqrt(sum_squares), kCosineEps);
+                    for (int64_t c = 0; c < channels; ++c) out[c] /= norm;
+                }
             }
+            if (column_storage != nullptr) write_column_panel(packed, nr, panel * nr);
         }
     });
 }
 
 // ---- Most isolated first center ---------------------------------------------------------------------
 
-// Channels per block of the GEMM: a kc x nr column panel stays in L1 while row panels stream past.
-constexpr int64_t kChannelBlock = 256;
-
-// The packed rows as the micro-kernel's column panels: block after block of kChannelBlock channels,
-// each [ceil(L / nr)][kc][nr], zero past L.
-struct ColumnPanels {
-    int64_t padded;
-    float* data;  // in the item's scratch
-};
-
-ColumnPanels pack_columns(const PackedTokens& tokens, const MicroKernel& kernel, bool parallel, float* data) {
-    ColumnPanels p;
-    p.padded = round_up(tokens.count, kernel.nr);
-    p.data = data;
-    const int64_t channels = tokens.channels;
-    for_range(parallel, p.padded / kernel.nr, min_tasks_per_chunk(kernel.nr * channels), [&](int64_t begin, int64_t end) {
-        for (int64_t panel = begin; panel < end; ++panel) {
-            const int64_t first = panel * kernel.nr;
-            const int64_t valid = std::min(kernel.nr, tokens.count - first);
-            for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
-                const int64_t kc = std::min(kChannelBlock, channels - k0);
-                float* block = p.data + k0 * p.padded + first * kc;
-                // Channel-major, so the block is written in order while `valid` rows are read in step.
-                for (int64_t c = 0; c < kc; ++c) {
-                    float* out = block + c * kernel.nr;
-                    for (int64_t lane = 0; lane < valid; ++lane) out[lane] = tokens.row(first + lane)[k0 + c];
-                    for (int64_t lane = valid; lane < kernel.nr; ++lane) out[lane] = 0.0f;
-                }
-            }
-        }
-    });
-    return p;
-}
-
 // The rows a conveyor is scanning, as the micro-kernel's row panels: block after block of
 // kChannelBlock channels, each [capacity / mr][kc][mr]. A slot is a lane; a lane not in use holds
 // zeros or a row that has left, whose scores are computed with the panel and never read.
 class RowSlots {
 public:
-    RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity)
-        : tokens_(tokens), mr_(mr), capacity_(capacity), data_(allocate_floats(capacity * std::max<int64_t>(tokens.channels, 1))) {
-        std::fill(data_.get(), data_.get() + capacity * std::max<int64_t>(tokens.channels, 1), 0.0f);
+    RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity, float* storage)
+        : tokens_(tokens), mr_(mr), capacity_(capacity), data_(storage) {
+        std::fill(data_, data_ + capacity * tokens.channels, 0.0f);
     }
     // Writes token's row into the slot's lane.
     void write(int64_t slot, int64_t token) {
@@ -242,11 +273,11 @@ public:
         const float* row = tokens_.row(token);
         for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
             const int64_t kc = std::min(kChannelBlock, channels - k0);
-            float* lane = data_.get() + panel_offset(k0, slot / mr_) + slot % mr_;
+            float* lane = data_ + panel_offset(k0, slot / mr_) + slot % mr_;
             for (int64_t c = 0; c < kc; ++c) lane[c * mr_] = row[k0 + c];
         }
     }
-    const float* panel(int64_t k0, int64_t p) const { return data_.get() + panel_offset(k0, p); }
+    const float* panel(int64_t k0, int64_t p) const { return data_ + panel_offset(k0, p); }
 
 private:
     int64_t panel_offset(int64_t k0, int64_t p) const {
@@ -255,7 +286,7 @@ private:
     const PackedTokens& tokens_;
     int64_t mr_;
     int64_t capacity_;
-    AlignedFloats data_;
+    float* data_;  // in the conveyor's buffer
 };
 
 // Float bits made monotone as unsigned integers (for numbers; NaN is kept out of them).
@@ -326,16 +357,15 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
 // their slowest row). Until some row has finished nothing can be out, so a conveyor starts with one
 // panel. Every bound is a distance that the row's own scan would also see, so a finished row holds
 // its exact minimum and the winner always finishes, whatever the timing between threads.
-int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float* column_storage) {
+int64_t most_isolated(const PackedTokens& tokens, bool l2, int64_t scanners, char* conveyor_storage) {
     const int64_t count = tokens.count;
     if (count == 1) return 0;
     const MicroKernel& kernel = best_micro_kernel();
-    const ColumnPanels columns = pack_columns(tokens, kernel, parallel, column_storage);
+    const ColumnPanels& columns = tokens.columns;
     const int64_t channels = tokens.channels;
-    constexpr int64_t kMaxRowPanels = 8;
-    const int64_t capacity = kMaxRowPanels * kernel.mr;
-    constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
-    const int64_t col_tile = std::min(2 * kernel.nr, kMaxColTile);
+    const ConveyorShape shape = conveyor_shape(channels);
+    const int64_t capacity = shape.capacity;
+    const int64_t col_tile = shape.col_tile;
     const int64_t col_tiles = (count + col_tile - 1) / col_tile;
 
     std::atomic<uint64_t> best_key{0};
@@ -351,7 +381,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
         return !is_nan(m) && rank_key(m, token) < best_key.load(std::memory_order_relaxed);
     };
 
-    const auto conveyor = [&] {
+    const auto conveyor = [&](char* buffer) {
         struct Slot {
             int64_t token;  // -1: a hole, its lane's stale scores never read
             float partial;
@@ -359,8 +389,8 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
         };
         std::vector<Slot> slots;  // the lanes in use, holes included
         slots.reserve(static_cast<size_t>(capacity));
-        RowSlots rows(tokens, kernel.mr, capacity);
-        const AlignedFloats scores = allocate_floats(capacity * col_tile);
+        RowSlots rows(tokens, kernel.mr, capacity, reinterpret_cast<float*>(buffer));
+        float* const scores = reinterpret_cast<float*>(buffer + shape.scores);
         int64_t in_play = 0;
         bool queue_done = false;
         int64_t tile = -1;
@@ -414,7 +444,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
                 for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
                     const float* b_panel = columns.data + k0 * columns.padded + (j0 + j) * kc;
                     for (int64_t p = 0; p < row_panels; ++p) {
-                        kernel.fn(kc, rows.panel(k0, p), b_panel, scores.get() + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
+                        kernel.fn(kc, rows.panel(k0, p), b_panel, scores + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
                         for (const int64_t end = std::min(next_bytes, fetched + slice); fetched < end; fetched += 64)
                             __builtin_prefetch(next + fetched, 0, 2);
                     }
@@ -430,7 +460,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
             for (size_t s = 0; s < slots.size(); ++s) {
                 const int64_t i = slots[s].token;
                 if (i < 0) continue;
-                float* g = scores.get() + static_cast<int64_t>(s) * col_tile;
+                float* g = scores + static_cast<int64_t>(s) * col_tile;
                 std::fill(g + cols, g + folded, kNan);
                 if (i >= j0 && i < j0 + cols) g[i - j0] = kNan;
                 slots[s].partial = l2 ? fold_tile_row<true>(g, folded, norm[i], column_norm, slots[s].partial, column_min)
@@ -455,7 +485,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, bool parallel, float*
             tile = (tile + 1) % col_tiles;
         }
     };
-    parallel_team(parallel ? num_threads() : 1, [&](const Team&) { conveyor(); });
+    parallel_team(scanners, [&](const Team& team) { conveyor(conveyor_storage + team.thread * shape.bytes); });
 
     int64_t best = -1;
     for (int64_t i = 0; i < count; ++i) {
@@ -734,7 +764,9 @@ void select_item(const DiversityPlan& plan, const ItemLayout& layout, int64_t b,
         const bool l2 = plan.distance == TK_DISTANCE_L2;
         PackedTokens tokens;
         const ItemScratch scratch(layout, workspace);
-        pack_tokens<T>(plan, b, length, parallel, scratch.floats(layout.rows), tokens);
+        const bool most_isolated_first = plan.first == TK_FIRST_MOST_ISOLATED;
+        pack_tokens<T>(plan, b, length, parallel, scratch.floats(layout.rows),
+                       most_isolated_first ? scratch.floats(layout.columns) : nullptr, tokens);
         int64_t first = 0;
         switch (plan.first) {
             case TK_FIRST_INDEX:
@@ -746,7 +778,7 @@ void select_item(const DiversityPlan& plan, const ItemLayout& layout, int64_t b,
                 });
                 break;
             default:
-                first = most_isolated(tokens, l2, parallel, scratch.floats(layout.columns));
+                first = most_isolated(tokens, l2, layout.scanners, scratch.bytes(layout.conveyors));
                 break;
         }
         order[0] = static_cast<int32_t>(first);
@@ -766,19 +798,20 @@ void select_item(const DiversityPlan& plan, const ItemLayout& layout, int64_t b,
 
 }  // namespace
 
-uint64_t diversity_workspace_bytes(const DiversityPlan& plan) { return item_layout(plan).total; }
+uint64_t diversity_workspace_bytes(const DiversityPlan& plan, int64_t threads) { return item_layout(plan, threads).total; }
 
-void diversity_select(const DiversityPlan& plan, void* workspace) {
-    const ItemLayout layout = item_layout(plan);
+void diversity_select(const DiversityPlan& plan, void* workspace, uint64_t workspace_bytes) {
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
         // Several items and no workspace: one item per thread at a time, each with its own scratch.
         // Otherwise one item at a time (in the workspace, which holds one item's scratch), its work split.
         if (workspace == nullptr && plan.batch > 1 && num_threads() > 1) {
+            const ItemLayout layout = item_layout(plan, 1);
             parallel_for(plan.batch, 1, [&](int64_t begin, int64_t end) {
                 for (int64_t b = begin; b < end; ++b) select_item<T>(plan, layout, b, false, nullptr);
             });
         } else {
+            const ItemLayout layout = workspace != nullptr ? layout_fitting(plan, workspace_bytes) : item_layout(plan, num_threads());
             for (int64_t b = 0; b < plan.batch; ++b) select_item<T>(plan, layout, b, true, workspace);
         }
     });
