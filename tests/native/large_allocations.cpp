@@ -1,7 +1,8 @@
 // The test binary's replacement of the global operator new and delete, which counts large
 // allocations for LargeAllocationCount. Memory comes from malloc (posix_memalign when over-aligned)
-// and goes back to free. Not on Windows, where a DLL keeps its own allocator and none of its
-// allocations could be counted anyway (LargeAllocationCount then counts nothing).
+// and goes back to free. Left out (LargeAllocationCount then counts nothing) on Windows, where a DLL
+// keeps its own allocator so none of its allocations could be counted, and under AddressSanitizer,
+// whose own operator new checks that new and delete are paired.
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
@@ -9,12 +10,24 @@
 
 #include "support.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TKT_ADDRESS_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TKT_ADDRESS_SANITIZER 1
+#endif
+#if !defined(_WIN32) && !defined(TKT_ADDRESS_SANITIZER)
+#define TKT_COUNT_ALLOCATIONS 1
+#endif
+
 namespace {
 
 std::atomic<size_t> counted_from{0};  // 0: not counting
 std::atomic<int64_t> large_count{0};
 
-#if !defined(_WIN32)
+#if defined(TKT_COUNT_ALLOCATIONS)
 void* allocate(size_t bytes, size_t alignment) {
     const size_t from = counted_from.load(std::memory_order_relaxed);
     if (from != 0 && bytes >= from) large_count.fetch_add(1, std::memory_order_relaxed);
@@ -40,7 +53,7 @@ void* allocate_or_null(size_t bytes, size_t alignment) noexcept {
 
 }  // namespace
 
-#if !defined(_WIN32)
+#if defined(TKT_COUNT_ALLOCATIONS)
 void* operator new(size_t bytes) { return allocate(bytes, alignof(std::max_align_t)); }
 void* operator new[](size_t bytes) { return allocate(bytes, alignof(std::max_align_t)); }
 void* operator new(size_t bytes, std::align_val_t alignment) { return allocate(bytes, static_cast<size_t>(alignment)); }

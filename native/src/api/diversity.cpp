@@ -113,7 +113,7 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
         const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes,
                               on_cpu ? tk::cpu::diversity_workspace_bytes(plan, 1) : tk::cuda::diversity_workspace_bytes(plan),
-                              *x, "tk_diversity_workspace_size");
+                              *x, on_cpu ? "tk_diversity_workspace_size with one thread" : "tk_diversity_workspace_size");
         if (plan.batch * plan.k == 0) return;
         if (on_cpu) {
             tk::cpu::diversity_select(plan, workspace, workspace_bytes);

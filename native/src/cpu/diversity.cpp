@@ -76,21 +76,22 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 
 uint64_t float_bytes(int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); }
 
-// One thread's buffers in the most isolated first center's scan (a conveyor, below): its rows as up
-// to kMaxRowPanels row panels, and their scores against one column tile.
+// One thread's buffer in the most isolated first center's search (a conveyor, below): its rows as up
+// to kMaxRowPanels row panels (no more panels than N tokens fill), and their scores against one
+// column tile.
 constexpr int64_t kMaxRowPanels = 8;
 constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
 struct ConveyorShape {
-    int64_t capacity;     // rows
-    int64_t col_tile;     // columns
-    uint64_t scores;      // offset of the score tile in the conveyor's buffer
-    uint64_t bytes;       // the whole buffer, a multiple of the workspace alignment
+    int64_t capacity = 0;  // rows
+    int64_t col_tile = 0;  // columns
+    uint64_t scores = 0;   // offset of the score tile in the buffer
+    uint64_t bytes = 0;    // the whole buffer, a multiple of the workspace alignment
 };
 
-ConveyorShape conveyor_shape(int64_t channels) {
+ConveyorShape conveyor_shape(int64_t tokens, int64_t channels) {
     const MicroKernel& kernel = best_micro_kernel();
     ConveyorShape shape;
-    shape.capacity = kMaxRowPanels * kernel.mr;
+    shape.capacity = std::min(kMaxRowPanels * kernel.mr, round_up(std::max<int64_t>(tokens, 1), kernel.mr));
     shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
     RegionCursor cursor;
     cursor.take(float_bytes(shape.capacity * channels));
@@ -99,20 +100,21 @@ ConveyorShape conveyor_shape(int64_t channels) {
     return shape;
 }
 
-// Where one item's large buffers lie in its scratch (packed rows, the first center's column panels,
-// the chosen rows, then one conveyor buffer per scanning thread), sized for N tokens: the workspace
-// query's size and the carving, in one place.
+// Where one item's large buffers lie in its scratch: the packed rows and the chosen rows (sized for
+// N tokens and k centers), and with the most isolated first center its column panels and one
+// conveyor buffer per thread of its search, last. The workspace query's size and the carving, in
+// one place.
 struct ItemLayout {
     uint64_t rows = 0;
-    uint64_t columns = 0;
     uint64_t centers = 0;
-    uint64_t conveyors = 0;
-    uint64_t conveyor_bytes = 0;  // each; 0 when the first center is not the most isolated
-    int64_t scanners = 0;         // conveyor buffers
+    uint64_t columns = 0;
+    ConveyorShape conveyor;        // bytes 0 without the most isolated first center
+    int64_t conveyors = 0;         // buffers
+    uint64_t conveyor_buffers = 0;
     uint64_t total = 0;
 };
 
-ItemLayout item_layout(const DiversityPlan& plan, int64_t scanners) {
+ItemLayout item_layout(const DiversityPlan& plan, int64_t conveyors) {
     const int64_t stride = packed_stride(plan.channels);
     RegionCursor cursor;
     ItemLayout layout;
@@ -120,9 +122,9 @@ ItemLayout item_layout(const DiversityPlan& plan, int64_t scanners) {
     if (plan.objective == TK_DIVERSITY_MAX_MIN) layout.centers = cursor.take(float_bytes(plan.k * stride));
     if (plan.first == TK_FIRST_MOST_ISOLATED) {
         layout.columns = cursor.take(float_bytes(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
-        layout.conveyor_bytes = conveyor_shape(plan.channels).bytes;
-        layout.scanners = std::max<int64_t>(scanners, 1);
-        layout.conveyors = cursor.take(static_cast<uint64_t>(layout.scanners) * layout.conveyor_bytes);
+        layout.conveyor = conveyor_shape(plan.tokens, plan.channels);
+        layout.conveyors = std::max<int64_t>(conveyors, 1);
+        layout.conveyor_buffers = cursor.take(static_cast<uint64_t>(layout.conveyors) * layout.conveyor.bytes);
     }
     layout.total = cursor.total();
     return layout;
@@ -132,8 +134,8 @@ ItemLayout item_layout(const DiversityPlan& plan, int64_t scanners) {
 // checked that it holds one).
 ItemLayout layout_fitting(const DiversityPlan& plan, uint64_t bytes) {
     const ItemLayout one = item_layout(plan, 1);
-    if (one.conveyor_bytes == 0) return one;
-    return item_layout(plan, 1 + static_cast<int64_t>((bytes - one.total) / one.conveyor_bytes));
+    if (one.conveyor.bytes == 0) return one;
+    return item_layout(plan, 1 + static_cast<int64_t>((bytes - one.total) / one.conveyor.bytes));
 }
 
 // One item's scratch: the caller's workspace (at least layout.total bytes), else allocated for the item.
@@ -147,7 +149,7 @@ public:
         base_ = aligned_start(workspace);
     }
     float* floats(uint64_t offset) const { return at_offset<float>(base_, offset); }
-    char* bytes(uint64_t offset) const { return at_offset<char>(base_, offset); }
+    char* region(uint64_t offset) const { return at_offset<char>(base_, offset); }
 
 private:
     std::unique_ptr<char[]> owned_;
@@ -220,7 +222,7 @@ void write_column_panel(const PackedTokens& tokens, int64_t nr, int64_t first) {
     }
 }
 
-// Packs the rows (and, with column_storage, the column panels) a panel of nr rows at a time, so a
+// Packs the rows, and with column_storage the column panels a panel of nr rows at a time, so a
 // panel's rows are transposed while they are still in this core's cache.
 template <class T>
 void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool parallel, float* rows, float* column_storage,
@@ -234,10 +236,11 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
     if (column_storage != nullptr) packed.columns = ColumnPanels{round_up(count, nr), column_storage};
     const bool l2 = plan.distance == TK_DISTANCE_L2;
     packed.squared_norm.assign(static_cast<size_t>(l2 ? count : 0), 0.0f);
-    const int64_t panels = (count + nr - 1) / nr;
-    for_range(parallel, panels, min_tasks_per_chunk(nr * channels), [&](int64_t begin, int64_t end) {
-        for (int64_t panel = begin; panel < end; ++panel) {
-            for (int64_t i = panel * nr; i < std::min(count, (panel + 1) * nr); ++i) {
+    const int64_t group = column_storage != nullptr ? nr : 1;  // rows of one task
+    const int64_t groups = (count + group - 1) / group;
+    for_range(parallel, groups, min_tasks_per_chunk(group * channels), [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+            for (int64_t i = g * group; i < std::min(count, (g + 1) * group); ++i) {
                 const T* x = token_row<T>(plan.x, b, i);
                 float* out = packed.rows + i * packed.stride;
                 for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
@@ -251,7 +254,7 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
                     for (int64_t c = 0; c < channels; ++c) out[c] /= norm;
                 }
             }
-            if (column_storage != nullptr) write_column_panel(packed, nr, panel * nr);
+            if (column_storage != nullptr) write_column_panel(packed, nr, g * nr);
         }
     });
 }
@@ -346,8 +349,8 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
     return m;
 }
 
-// One conveyor per thread scans column tiles of two column panels in a cycle, holding up to eight row
-// panels of rows. A row enters at the tile the conveyor is at, and leaves when it is out or when it
+// One conveyor per thread (as many threads as there are conveyor buffers, each in its own) scans
+// column tiles of two column panels in a cycle, holding up to eight row panels of rows. A row enters at the tile the conveyor is at, and leaves when it is out or when it
 // has met every tile (finished: its exact nearest-neighbour distance). A row is out once the smallest
 // distance known for it ranks below D*, the best finished row: its own running minimum, or any
 // distance to it that a conveyor computed as a column (d is symmetric, and the micro-kernel gives
@@ -357,13 +360,12 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
 // their slowest row). Until some row has finished nothing can be out, so a conveyor starts with one
 // panel. Every bound is a distance that the row's own scan would also see, so a finished row holds
 // its exact minimum and the winner always finishes, whatever the timing between threads.
-int64_t most_isolated(const PackedTokens& tokens, bool l2, int64_t scanners, char* conveyor_storage) {
+int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& shape, int64_t conveyors, char* buffers) {
     const int64_t count = tokens.count;
     if (count == 1) return 0;
     const MicroKernel& kernel = best_micro_kernel();
     const ColumnPanels& columns = tokens.columns;
     const int64_t channels = tokens.channels;
-    const ConveyorShape shape = conveyor_shape(channels);
     const int64_t capacity = shape.capacity;
     const int64_t col_tile = shape.col_tile;
     const int64_t col_tiles = (count + col_tile - 1) / col_tile;
@@ -485,7 +487,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, int64_t scanners, cha
             tile = (tile + 1) % col_tiles;
         }
     };
-    parallel_team(scanners, [&](const Team& team) { conveyor(conveyor_storage + team.thread * shape.bytes); });
+    parallel_team(conveyors, [&](const Team& team) { conveyor(buffers + team.thread * shape.bytes); });
 
     int64_t best = -1;
     for (int64_t i = 0; i < count; ++i) {
@@ -778,7 +780,7 @@ void select_item(const DiversityPlan& plan, const ItemLayout& layout, int64_t b,
                 });
                 break;
             default:
-                first = most_isolated(tokens, l2, layout.scanners, scratch.bytes(layout.conveyors));
+                first = most_isolated(tokens, l2, layout.conveyor, layout.conveyors, scratch.region(layout.conveyor_buffers));
                 break;
         }
         order[0] = static_cast<int32_t>(first);
