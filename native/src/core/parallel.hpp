@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -59,6 +60,23 @@ struct Team {
         }
 #endif
     }
+};
+
+// What each thread of a team posts once a round (`width` values) and every thread reads after the
+// round's barrier. Alternate rounds use alternate halves, as a thread may post the next round's
+// values while another still reads this round's: one barrier a round suffices.
+template <class T>
+class RoundBoard {
+public:
+    RoundBoard(int64_t threads, int64_t width)
+        : threads_(threads), width_(width), values_(static_cast<size_t>(2 * threads * width)) {}
+    // The `width` values of `thread` in `round` (threads below the team size given at construction).
+    T* posted(int64_t round, int64_t thread) { return values_.data() + ((round & 1) * threads_ + thread) * width_; }
+
+private:
+    int64_t threads_;
+    int64_t width_;
+    std::vector<T> values_;
 };
 
 // Runs body(team) once on each of up to `threads` threads (at most num_threads(); fewer if the

@@ -16,7 +16,7 @@
 // stale score is an upper bound, and a max-heap of stale scores refreshes only the tokens that could
 // still be the argmax, a batch at a time against the centers they have not seen, each stopping as
 // soon as it falls below the best stale score left in the heap. Max-sum scores grow, so they are
-// updated eagerly, in parallel blocks of tokens whose winners are combined in block order.
+// updated eagerly, each thread over its own range of tokens, the range winners combined each step.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -350,16 +350,17 @@ float fold_tile_row(const float* g, int64_t columns, float row_norm, const float
 }
 
 // One conveyor per thread (as many threads as there are conveyor buffers, each in its own) scans
-// column tiles of two column panels in a cycle, holding up to eight row panels of rows. A row enters at the tile the conveyor is at, and leaves when it is out or when it
-// has met every tile (finished: its exact nearest-neighbour distance). A row is out once the smallest
-// distance known for it ranks below D*, the best finished row: its own running minimum, or any
-// distance to it that a conveyor computed as a column (d is symmetric, and the micro-kernel gives
-// d(i, j) and d(j, i) the same bits), kept per token as an atomic minimum. Rows out are replaced at
-// once, so the panels stay full of rows still in play (on random tokens a row needs on average about
-// N / 10 columns to meet a distance below D*, with a long tail, so fixed row blocks would wait on
-// their slowest row). Until some row has finished nothing can be out, so a conveyor starts with one
-// panel. Every bound is a distance that the row's own scan would also see, so a finished row holds
-// its exact minimum and the winner always finishes, whatever the timing between threads.
+// column tiles of two column panels in a cycle, holding up to eight row panels of rows. A row
+// enters at the tile the conveyor is at, and leaves when it is out or when it has met every tile
+// (finished: its exact nearest-neighbour distance). A row is out once the smallest distance known
+// for it ranks below D*, the best finished row: its own running minimum, or any distance to it that
+// a conveyor computed as a column (d is symmetric, and the micro-kernel gives d(i, j) and d(j, i)
+// the same bits), kept per token as an atomic minimum. Rows out are replaced at once, so the panels
+// stay full of rows still in play (on random tokens a row needs on average about N / 10 columns to
+// meet a distance below D*, with a long tail, so fixed row blocks would wait on their slowest row).
+// Until some row has finished nothing can be out, so a conveyor starts with one panel. Every bound
+// is a distance that the row's own scan would also see, so a finished row holds its exact minimum
+// and the winner always finishes, whatever the timing between threads.
 int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& shape, int64_t conveyors, char* buffers) {
     const int64_t count = tokens.count;
     if (count == 1) return 0;
@@ -526,8 +527,7 @@ bool beats(const Winner& a, const Winner& b) {
 // tokens not yet chosen. Each thread of a team owns a fixed range of tokens for the whole selection,
 // so its rows stay in its core's cache from step to step when they fit (N = 729, C = 1152: 1.7 MB a
 // core), and only the range winners are exchanged, once a step. The ranks are a total order, so the
-// winner does not depend on the ranges. Winners are written to alternate halves of `winners`, as a
-// thread may finish the next step's range while another still reads this step's winners.
+// winner does not depend on the ranges.
 void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
                     std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
@@ -535,7 +535,7 @@ void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     std::vector<uint8_t> chosen(static_cast<size_t>(n), 0);
     std::vector<float> d(static_cast<size_t>(n));
     const int64_t threads = parallel ? std::clamp<int64_t>(n / min_tasks_per_chunk(tokens.channels), 1, num_threads()) : 1;
-    std::vector<Winner> winners(static_cast<size_t>(2 * threads));
+    RoundBoard<Winner> winners(threads, 1);
     chosen[static_cast<size_t>(order[0])] = 1;
     parallel_team(threads, [&](const Team& team) {
         const int64_t begin = n * team.thread / team.size;
@@ -550,12 +550,11 @@ void greedy_max_sum(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                 if (chosen[static_cast<size_t>(j)]) continue;
                 if (beats(Winner{s, j}, w)) w = Winner{s, j};
             }
-            Winner* const half = winners.data() + (step & 1) * threads;
-            half[team.thread] = w;
+            *winners.posted(step, team.thread) = w;
             team.barrier();
             Winner best{0.0f, -1};
             for (int64_t t = 0; t < team.size; ++t)
-                if (beats(half[t], best)) best = half[t];
+                if (beats(*winners.posted(step, t), best)) best = *winners.posted(step, t);
             newest = best.token;
             if (newest >= begin && newest < end) chosen[static_cast<size_t>(newest)] = 1;
             if (team.thread == 0) order[static_cast<size_t>(step)] = static_cast<int32_t>(newest);
@@ -622,12 +621,11 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     // the entries, so each reads its share of the center rows (most of a refresh's memory traffic: an
     // entry mostly has old centers to see, long out of cache), and meet after each chunk to combine
     // their minima. Every thread then updates its own copy of the entries' scores alike, so one
-    // meeting per chunk suffices; the minima are written to alternate halves of `chunk_min`, as a
-    // thread may start the next chunk while another still reads this one's.
+    // meeting per chunk (a round of `chunk_min`) suffices.
     std::vector<Entry> batch;
     constexpr int64_t kEntryBlock = 6;
     const int64_t max_team = std::max<int64_t>(num_threads(), 1);
-    std::vector<float> chunk_min(static_cast<size_t>(2 * max_team * kRefreshBatch));
+    RoundBoard<float> chunk_min(max_team, kRefreshBatch);
     const auto refresh_batch = [&](int32_t centers) {
         std::sort(batch.begin(), batch.end(), [](const Entry& a, const Entry& b) { return a.seen < b.seen; });
         const bool has_bar = !heap.empty();
@@ -645,14 +643,14 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                 active[e] = e;
             }
             alignas(64) float d[kEntryBlock * kCenterChunk];
-            int64_t half = 0;
+            int64_t round = 0;
             for (int64_t c0 = mine[0].seen / kCenterChunk * kCenterChunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
                 const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
                 int64_t needing = 0;  // a prefix of active
                 while (needing < active_count && mine[active[needing]].seen < c1) ++needing;
                 const int64_t share = (c1 - c0 + team.size - 1) / team.size;
                 const int64_t share_begin = std::min(c1, c0 + team.thread * share), share_end = std::min(c1, share_begin + share);
-                float* const minima = chunk_min.data() + (half * max_team + team.thread) * kRefreshBatch;
+                float* const minima = chunk_min.posted(round, team.thread);
                 for (int64_t i = 0; i < needing; ++i) minima[active[i]] = kNan;
                 for (int64_t i0 = 0; i0 < needing; i0 += kEntryBlock) {
                     const int64_t rows = std::min(kEntryBlock, needing - i0);
@@ -673,14 +671,14 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                     Entry& entry = mine[active[i]];
                     if (i < needing) {
                         for (int64_t t = 0; t < team.size; ++t)
-                            entry.score = min_ignoring_nan(entry.score, chunk_min[static_cast<size_t>((half * max_team + t) * kRefreshBatch + active[i])]);
+                            entry.score = min_ignoring_nan(entry.score, chunk_min.posted(round, t)[active[i]]);
                         entry.seen = static_cast<int32_t>(c1);
                         if (entry.seen == centers || (has_bar && !ranks_above(entry.score, entry.token, bar.score, bar.token))) continue;
                     }
                     active[kept++] = active[i];
                 }
                 active_count = kept;
-                half ^= 1;
+                ++round;
             }
             team.barrier();  // every thread has read `batch` before it is written
             if (team.thread == 0) std::copy(mine, mine + entries, batch.begin());
