@@ -251,9 +251,9 @@ TEST(Diversity, WorkspaceQueriedAtAnotherThreadCount) {
 
 // The header's promise: with the caller's workspace the op allocates nothing large. Here no allocation
 // reaches 16 rows of C floats (the per-token bookkeeping at this N is far below that); the row buffers
-// of the most isolated search (32 to 96 rows a thread, by the CPU's vector width) and the packed
-// copy would. Without the workspace
-// the packed copy is allocated, which shows first that the library's allocations are seen at all.
+// of the most isolated search (32 to 96 rows a thread, by the CPU's vector width) and the packed copy
+// would. Without the workspace the packed copy is allocated, which shows first that the library's
+// allocations are seen at all.
 TEST(Diversity, CallerWorkspaceAllocatesNothingLarge) {
     std::mt19937_64 g(seed_from_name(test_name()));
     constexpr int64_t kTokens = 600, kChannels = 4000;

@@ -16,6 +16,13 @@ namespace tk {
 int32_t num_threads() noexcept;
 void set_num_threads(int32_t n) noexcept;  // 0: hardware concurrency
 
+// parallel_for's min_chunk for tasks of elements_per_task elements each: enough elements of work per
+// chunk that a thread is worth waking.
+inline int64_t min_tasks_per_chunk(int64_t elements_per_task) {
+    constexpr int64_t kMinElementsPerChunk = 1 << 15;
+    return elements_per_task >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / std::max<int64_t>(elements_per_task, 1);
+}
+
 // Calls body(begin, end) on disjoint chunks covering [0, n), at most num_threads() at once; chunks
 // smaller than min_chunk are not split further. Exceptions must not escape body.
 template <class Body>

@@ -13,6 +13,9 @@ inline uint64_t align_up(uint64_t bytes) {
     return (bytes + kWorkspaceAlignment - 1) / kWorkspaceAlignment * kWorkspaceAlignment;
 }
 
+// n rounded up to a multiple of `multiple` (rows to whole panels, floats to whole vectors).
+inline int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
 template <class T>
 T* at_offset(void* base, uint64_t offset) {
     return reinterpret_cast<T*>(static_cast<char*>(base) + offset);

@@ -24,12 +24,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Enough elements of work per chunk that a thread is worth waking.
-int64_t min_tasks_per_chunk(int64_t elements_per_task) {
-    constexpr int64_t kMinElementsPerChunk = 1 << 15;
-    return elements_per_task >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / std::max<int64_t>(elements_per_task, 1);
-}
-
 template <class T>
 T* element_at(const StridedTensor& t, int64_t i0, int64_t i1 = 0, int64_t i2 = 0) {
     return static_cast<T*>(t.data) + i0 * t.strides[0] + i1 * t.strides[1] + i2 * t.strides[2];

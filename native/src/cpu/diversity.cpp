@@ -50,14 +50,6 @@ int32_t* index_at(const StridedTensor& t, int64_t b, int64_t i) {
     return static_cast<int32_t*>(t.data) + b * t.strides[0] + i * t.strides[1];
 }
 
-int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
-
-// Enough elements of work per chunk that a thread is worth waking.
-int64_t min_tasks_per_chunk(int64_t elements_per_task) {
-    constexpr int64_t kMinElementsPerChunk = 1 << 15;
-    return elements_per_task >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / std::max<int64_t>(elements_per_task, 1);
-}
-
 // The contract's order of scores: a number above NaN, a larger number above a smaller, and the
 // lower token on ties (NaN against NaN included).
 bool ranks_above(float a, int64_t token_a, float b, int64_t token_b) {

@@ -16,6 +16,7 @@
 
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
+#include "core/regions.hpp"
 #include "cpu/float16.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/merge.hpp"
@@ -30,14 +31,6 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 template <class T>
 T* row_at(const TokenRows& t, int64_t b, int64_t i) {
     return static_cast<T*>(t.data) + b * t.batch_stride + i * t.token_stride;
-}
-
-int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
-
-// Enough elements of work per chunk that a thread is worth waking.
-int64_t min_rows_per_chunk(int64_t elements_per_row) {
-    constexpr int64_t kMinElementsPerChunk = 1 << 15;
-    return elements_per_row >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / std::max<int64_t>(elements_per_row, 1);
 }
 
 // Cache-line aligned, uninitialised floats: the micro-kernel's vector loads of packed panels and
@@ -102,7 +95,7 @@ void normalise_and_pack(const MergePlan& plan, const MicroKernel& kernel, int64_
     const int64_t source_panels = packed.source_rows / kernel.mr;
     const int64_t panels_per_item = source_panels + packed.destination_cols / kernel.nr;
     const int64_t elements_per_panel = (kernel.mr + kernel.nr) / 2 * channels;
-    parallel_for(items * panels_per_item, min_rows_per_chunk(elements_per_panel), [&](int64_t begin, int64_t end) {
+    parallel_for(items * panels_per_item, min_tasks_per_chunk(elements_per_panel), [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t slot = task / panels_per_item;
             const int64_t b = first_item + slot;
@@ -196,7 +189,7 @@ Matches match(const MergePlan& plan) {
             normalise_and_pack<storage_t<decltype(tag)>>(plan, kernel, first_item, items, packed);
         });
         // Tiny matches (a few tokens) stay on one thread: waking a team would cost more than the work.
-        parallel_for(items * blocks_per_item, min_rows_per_chunk(row_block * destinations * plan.metric_channels),
+        parallel_for(items * blocks_per_item, min_tasks_per_chunk(row_block * destinations * plan.metric_channels),
                      [&](int64_t begin, int64_t end) {
             const AlignedFloats scores = allocate_floats(row_block * col_block);
             for (int64_t task = begin; task < end; ++task) {
@@ -369,7 +362,7 @@ void write_rows(const MergePlan& plan, const Routing& routing) {
         const int32_t* merged_begin = routing.merged_begin.data() + b * (destinations + 1) + (token - 1) / 2;
         return std::pair<int32_t, int32_t>{merged_begin[0], merged_begin[1]};
     };
-    parallel_for(plan.batch * plan.output_tokens, min_rows_per_chunk(channels), [&](int64_t begin, int64_t end) {
+    parallel_for(plan.batch * plan.output_tokens, min_tasks_per_chunk(channels), [&](int64_t begin, int64_t end) {
         std::vector<float> acc(static_cast<size_t>(channels));
         float* a = acc.data();
         for (int64_t index = begin; index < end; ++index) {
@@ -446,7 +439,7 @@ void merge(const MergePlan& plan) {
     routing.token_of_row.resize(static_cast<size_t>(plan.batch * plan.output_tokens));
     routing.merged_begin.resize(static_cast<size_t>(plan.batch * (destinations + 1)));
     routing.merged_sources.resize(static_cast<size_t>(plan.batch * sources));
-    parallel_for(plan.batch, min_rows_per_chunk(plan.tokens * 16), [&](int64_t begin, int64_t end) {
+    parallel_for(plan.batch, min_tasks_per_chunk(plan.tokens * 16), [&](int64_t begin, int64_t end) {
         RoutingScratch scratch;
         for (int64_t b = begin; b < end; ++b) route_item(plan, m, b, routing, scratch);
     });
@@ -457,7 +450,7 @@ void unmerge(const UnmergePlan& plan) {
     dispatch_float(plan.y.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
         const size_t row_bytes = static_cast<size_t>(plan.channels) * sizeof(T);
-        parallel_for(plan.batch * plan.tokens, min_rows_per_chunk(plan.channels), [&](int64_t begin, int64_t end) {
+        parallel_for(plan.batch * plan.tokens, min_tasks_per_chunk(plan.channels), [&](int64_t begin, int64_t end) {
             for (int64_t index = begin; index < end; ++index) {
                 const int64_t b = index / plan.tokens;
                 const int64_t i = index % plan.tokens;

@@ -33,12 +33,6 @@ int64_t out_offset(const PoolPlan& plan, const Pixel& p) {
     return p.b * plan.out_stride[0] + p.t * plan.out_stride[1] + p.h * plan.out_stride[2] + p.w * plan.out_stride[3];
 }
 
-// Enough channel-elements of work per chunk that a thread is worth waking.
-int64_t min_pixels_per_chunk(int64_t elements_per_pixel) {
-    constexpr int64_t kMinElementsPerChunk = 1 << 15;
-    return elements_per_pixel >= kMinElementsPerChunk ? 1 : kMinElementsPerChunk / (elements_per_pixel > 0 ? elements_per_pixel : 1);
-}
-
 template <bool IsMax>
 inline float reduce(float acc, float v) {
     if constexpr (IsMax) {
@@ -59,7 +53,7 @@ void pool_box(const PoolPlan& plan) {
         const Range r = pool_range(plan, d, 0);
         box_rows *= r.end - r.start;
     }
-    parallel_for(pixel_count(plan), min_pixels_per_chunk(channels * box_rows), [&](int64_t begin, int64_t end) {
+    parallel_for(pixel_count(plan), min_tasks_per_chunk(channels * box_rows), [&](int64_t begin, int64_t end) {
         std::vector<float> acc(static_cast<size_t>(channels));
         std::vector<const T*> rows;
         float* a = acc.data();
@@ -109,7 +103,7 @@ void pool_bilinear(const PoolPlan& plan) {
     const T* x = static_cast<const T*>(plan.x);
     T* out = static_cast<T*>(plan.out);
     const int64_t channels = plan.in_size[4];
-    parallel_for(pixel_count(plan), min_pixels_per_chunk(channels * 4), [&](int64_t begin, int64_t end) {
+    parallel_for(pixel_count(plan), min_tasks_per_chunk(channels * 4), [&](int64_t begin, int64_t end) {
         for (int64_t index = begin; index < end; ++index) {
             const Pixel p = unflatten(index, plan.out_size);
             const LinearTaps th = linear_taps(p.h, plan.in_size[2], plan.out_size[2]);
