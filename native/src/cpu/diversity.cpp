@@ -562,11 +562,12 @@ constexpr int64_t kCenterChunk = 32;
 constexpr int64_t kMinParallelRefresh = int64_t{1} << 20;
 
 // Max-min, lazily. Every unchosen token with a number for a score sits in a max-heap under the score
-// it had when last refreshed (`seen` centers ago), an upper bound of its current score. The top entry,
-// if fresh, is the argmax: every other token's current score ranks at most as high as its stale one,
-// which ranks below the top. If stale, it is refreshed against the centers it has not seen and pushed
-// back. Tokens whose score is NaN (every distance so far NaN: a NaN row, or NaN centers) wait outside
-// the heap and are refreshed every step, since a later center may give them a number.
+// it had when last refreshed: its minimum distance over chosen tokens that include the first `seen`,
+// an upper bound of its current score, and the score itself once `seen` is every center (fresh). The
+// top entry, if fresh, is the argmax: every other token's current score ranks at most as high as its
+// stale one, which ranks below the top. If stale, it is refreshed against the centers it has not seen
+// and pushed back. Tokens whose score is NaN (every distance so far NaN: a NaN row, or NaN centers)
+// wait outside the heap and are refreshed every step, since a later center may give them a number.
 void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, int64_t count, bool parallel,
                     float* center_storage, std::vector<int32_t>& order) {
     const int64_t n = tokens.count;
@@ -608,72 +609,86 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     // Refreshes a batch of entries against the centers each has not seen, chunk by chunk of centers
     // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by `seen`
     // so a block's entries need about the same centers. An entry stops as soon as its score no longer
-    // ranks above `bar` (the best stale score outside the batch): it cannot be the next center yet,
-    // and it goes back with `seen` at the chunk it reached. Threads split each chunk's centers, not
-    // the entries, so each reads its share of the center rows (most of a refresh's memory traffic: an
-    // entry mostly has old centers to see, long out of cache), and meet after each chunk to combine
-    // their minima. Every thread then updates its own copy of the entries' scores alike, so one
-    // meeting per chunk (a round of `chunk_min`) suffices.
+    // ranks above `bar` (the best stale score outside the batch): it cannot be the next center yet.
+    // Threads split each chunk's centers, not the entries, so each reads its share of the center rows
+    // (most of a refresh's memory traffic: an entry mostly has old centers to see, long out of cache).
+    // They do not wait for each other between chunks: each posts its distances to a shared minimum
+    // per entry (`batch_min`, which stops the entry for every thread at its next chunk) and meets the
+    // others once, at the end. An entry's score is then the minimum over every distance computed for
+    // it and its `seen` the least chunk end that every thread reached, so the score may include
+    // centers past `seen`: still a minimum over centers that hold the first `seen`, so an upper bound
+    // of its current score, and exact once `seen` is every center (a later refresh sees again the
+    // centers past `seen`, which leaves a minimum as it is).
     std::vector<Entry> batch;
     constexpr int64_t kEntryBlock = 6;
     const int64_t max_team = std::max<int64_t>(num_threads(), 1);
-    RoundBoard<float> chunk_min(max_team, kRefreshBatch);
+    std::atomic<uint32_t> batch_min[kRefreshBatch];  // monotone bits; every score in the heap is a number
+    std::vector<int32_t> reached(static_cast<size_t>(max_team * kRefreshBatch));  // [thread][entry]: chunk end
     const auto refresh_batch = [&](int32_t centers) {
         std::sort(batch.begin(), batch.end(), [](const Entry& a, const Entry& b) { return a.seen < b.seen; });
         const bool has_bar = !heap.empty();
         const Entry bar = has_bar ? heap.front() : Entry{};
         const int64_t entries = static_cast<int64_t>(batch.size());
         int64_t pairs = 0;
-        for (const Entry& entry : batch) pairs += centers - entry.seen;
+        for (int64_t e = 0; e < entries; ++e) {
+            const Entry& entry = batch[static_cast<size_t>(e)];
+            pairs += centers - entry.seen;
+            batch_min[e].store(monotone_bits(entry.score), std::memory_order_relaxed);
+        }
         const int64_t threads = parallel && pairs * tokens.stride >= kMinParallelRefresh ? max_team : 1;
         parallel_team(threads, [&](const Team& team) {
-            Entry mine[kRefreshBatch];
-            int64_t active[kRefreshBatch];  // indices into mine, by `seen`
+            int32_t* const reach = reached.data() + team.thread * kRefreshBatch;
+            int64_t active[kRefreshBatch];  // indices into batch, by `seen`
             int64_t active_count = entries;
             for (int64_t e = 0; e < entries; ++e) {
-                mine[e] = batch[static_cast<size_t>(e)];
                 active[e] = e;
+                reach[e] = batch[static_cast<size_t>(e)].seen;
             }
+            float minima[kRefreshBatch];
             alignas(64) float d[kEntryBlock * kCenterChunk];
-            int64_t round = 0;
-            for (int64_t c0 = mine[0].seen / kCenterChunk * kCenterChunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
+            for (int64_t c0 = batch[0].seen / kCenterChunk * kCenterChunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
                 const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
                 int64_t needing = 0;  // a prefix of active
-                while (needing < active_count && mine[active[needing]].seen < c1) ++needing;
+                while (needing < active_count && reach[active[needing]] < c1) ++needing;
                 const int64_t share = (c1 - c0 + team.size - 1) / team.size;
                 const int64_t share_begin = std::min(c1, c0 + team.thread * share), share_end = std::min(c1, share_begin + share);
-                float* const minima = chunk_min.posted(round, team.thread);
                 for (int64_t i = 0; i < needing; ++i) minima[active[i]] = kNan;
                 for (int64_t i0 = 0; i0 < needing; i0 += kEntryBlock) {
                     const int64_t rows = std::min(kEntryBlock, needing - i0);
-                    const int64_t first = std::max<int64_t>(share_begin, mine[active[i0]].seen);
+                    const int64_t first = std::max<int64_t>(share_begin, reach[active[i0]]);
                     if (first >= share_end) continue;
                     const float* row[kEntryBlock];
-                    for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(mine[active[i0 + r]].token);
+                    for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(batch[static_cast<size_t>(active[i0 + r])].token);
                     distance_block(row, rows, center_row.data() + first, share_end - first, tokens.stride, d, kCenterChunk);
                     for (int64_t r = 0; r < rows; ++r) {
                         const int64_t e = active[i0 + r];
-                        for (int64_t c = std::max<int64_t>(first, mine[e].seen); c < share_end; ++c)
+                        for (int64_t c = std::max<int64_t>(first, reach[e]); c < share_end; ++c)
                             minima[e] = min_ignoring_nan(minima[e], d[r * kCenterChunk + (c - first)]);
                     }
                 }
-                team.barrier();
                 int64_t kept = 0;
                 for (int64_t i = 0; i < active_count; ++i) {
-                    Entry& entry = mine[active[i]];
+                    const int64_t e = active[i];
                     if (i < needing) {
-                        for (int64_t t = 0; t < team.size; ++t)
-                            entry.score = min_ignoring_nan(entry.score, chunk_min.posted(round, t)[active[i]]);
-                        entry.seen = static_cast<int32_t>(c1);
-                        if (entry.seen == centers || (has_bar && !ranks_above(entry.score, entry.token, bar.score, bar.token))) continue;
+                        if (!is_nan(minima[e])) atomic_min(batch_min[e], monotone_bits(minima[e]));
+                        reach[e] = static_cast<int32_t>(c1);
+                        const float score = from_monotone_bits(batch_min[e].load(std::memory_order_relaxed));
+                        const Entry& entry = batch[static_cast<size_t>(e)];
+                        if (c1 == centers || (has_bar && !ranks_above(score, entry.token, bar.score, bar.token))) continue;
                     }
-                    active[kept++] = active[i];
+                    active[kept++] = e;
                 }
                 active_count = kept;
-                ++round;
             }
-            team.barrier();  // every thread has read `batch` before it is written
-            if (team.thread == 0) std::copy(mine, mine + entries, batch.begin());
+            team.barrier();  // every thread has posted its minima and reach, and read `batch`
+            if (team.thread == 0)
+                for (int64_t e = 0; e < entries; ++e) {
+                    Entry& entry = batch[static_cast<size_t>(e)];
+                    entry.score = from_monotone_bits(batch_min[e].load(std::memory_order_relaxed));
+                    int32_t seen = centers;
+                    for (int64_t t = 0; t < team.size; ++t) seen = std::min(seen, reached[t * kRefreshBatch + e]);
+                    entry.seen = seen;
+                }
         });
     };
     std::vector<int32_t> still_nan;
