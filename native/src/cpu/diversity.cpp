@@ -15,7 +15,7 @@
 // chosen tokens). Max-min is evaluated lazily: a token's score only falls as centers are added, so a
 // stale score is an upper bound, and a max-heap of stale scores refreshes only the tokens that could
 // still be the argmax, a batch at a time against the centers they have not seen, each stopping as
-// soon as it falls below the best stale score left in the heap. Max-sum scores grow, so they are
+// soon as it falls below the best score left in the heap. Max-sum scores grow, so they are
 // updated eagerly, each thread over its own range of tokens, the range winners combined each step.
 #include <algorithm>
 #include <atomic>
@@ -574,7 +574,7 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     struct Entry {
         float score;
         int32_t token;
-        int32_t seen;  // centers included in score
+        int32_t seen;  // the first `seen` centers are in score (later ones may be too)
     };
     const auto below = [](const Entry& a, const Entry& b) { return ranks_above(b.score, b.token, a.score, a.token); };
     std::vector<Entry> heap;
@@ -609,12 +609,12 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     // Refreshes a batch of entries against the centers each has not seen, chunk by chunk of centers
     // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by `seen`
     // so a block's entries need about the same centers. An entry stops as soon as its score no longer
-    // ranks above `bar` (the best stale score outside the batch): it cannot be the next center yet.
+    // ranks above `bar` (the best score left in the heap): it cannot be the next center yet.
     // Threads split each chunk's centers, not the entries, so each reads its share of the center rows
     // (most of a refresh's memory traffic: an entry mostly has old centers to see, long out of cache).
     // They do not wait for each other between chunks: each posts its distances to a shared minimum
-    // per entry (`batch_min`, which stops the entry for every thread at its next chunk) and meets the
-    // others once, at the end. An entry's score is then the minimum over every distance computed for
+    // per entry (`batch_min`, which lets the other threads stop the entry after their next chunk) and
+    // meets the others once, at the end. An entry's score is then the minimum over every distance computed for
     // it and its `seen` the least chunk end that every thread reached, so the score may include
     // centers past `seen`: still a minimum over centers that hold the first `seen`, so an upper bound
     // of its current score, and exact once `seen` is every center (a later refresh sees again the
@@ -637,7 +637,7 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
         }
         const int64_t threads = parallel && pairs * tokens.stride >= kMinParallelRefresh ? max_team : 1;
         parallel_team(threads, [&](const Team& team) {
-            int32_t* const reach = reached.data() + team.thread * kRefreshBatch;
+            int32_t reach[kRefreshBatch];  // chunk end per entry, copied to `reached` at the end
             int64_t active[kRefreshBatch];  // indices into batch, by `seen`
             int64_t active_count = entries;
             for (int64_t e = 0; e < entries; ++e) {
@@ -646,7 +646,8 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
             }
             float minima[kRefreshBatch];
             alignas(64) float d[kEntryBlock * kCenterChunk];
-            for (int64_t c0 = batch[0].seen / kCenterChunk * kCenterChunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
+            const int64_t first_chunk = batch[0].seen / kCenterChunk * kCenterChunk;
+            for (int64_t c0 = first_chunk; active_count > 0 && c0 < centers; c0 += kCenterChunk) {
                 const int64_t c1 = std::min<int64_t>(centers, c0 + kCenterChunk);
                 int64_t needing = 0;  // a prefix of active
                 while (needing < active_count && reach[active[needing]] < c1) ++needing;
@@ -658,7 +659,10 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                     const int64_t first = std::max<int64_t>(share_begin, reach[active[i0]]);
                     if (first >= share_end) continue;
                     const float* row[kEntryBlock];
-                    for (int64_t r = 0; r < rows; ++r) row[r] = tokens.row(batch[static_cast<size_t>(active[i0 + r])].token);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const Entry& entry = batch[static_cast<size_t>(active[i0 + r])];
+                        row[r] = tokens.row(entry.token);
+                    }
                     distance_block(row, rows, center_row.data() + first, share_end - first, tokens.stride, d, kCenterChunk);
                     for (int64_t r = 0; r < rows; ++r) {
                         const int64_t e = active[i0 + r];
@@ -673,13 +677,14 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                         if (!is_nan(minima[e])) atomic_min(batch_min[e], monotone_bits(minima[e]));
                         reach[e] = static_cast<int32_t>(c1);
                         const float score = from_monotone_bits(batch_min[e].load(std::memory_order_relaxed));
-                        const Entry& entry = batch[static_cast<size_t>(e)];
-                        if (c1 == centers || (has_bar && !ranks_above(score, entry.token, bar.score, bar.token))) continue;
+                        const int32_t token = batch[static_cast<size_t>(e)].token;
+                        if (c1 == centers || (has_bar && !ranks_above(score, token, bar.score, bar.token))) continue;
                     }
                     active[kept++] = e;
                 }
                 active_count = kept;
             }
+            std::copy(reach, reach + entries, reached.data() + team.thread * kRefreshBatch);
             team.barrier();  // every thread has posted its minima and reach, and read `batch`
             if (team.thread == 0)
                 for (int64_t e = 0; e < entries; ++e) {
