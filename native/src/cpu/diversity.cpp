@@ -30,6 +30,7 @@
 #include "core/regions.hpp"
 #include "cpu/diversity_distance.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/isa.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/diversity.hpp"
 #include "ops/merge.hpp"
@@ -199,12 +200,81 @@ struct PackedTokens {
     const float* row(int64_t i) const { return rows + i * stride; }
 };
 
+#if defined(TK_DIVERSITY_X86_KERNELS)
+// even = the 128-bit quarters 0 and 2 of x, then of y; odd = their quarters 1 and 3 (the zero-masking
+// form with every lane kept, as in reduce_lanes16).
+__attribute__((target("avx512f"))) inline void split_quarters(__m512 x, __m512 y, __m512& even, __m512& odd) {
+    constexpr __mmask16 kAll = 0xffff;
+    even = _mm512_maskz_shuffle_f32x4(kAll, x, y, 0x88);
+    odd = _mm512_maskz_shuffle_f32x4(kAll, x, y, 0xDD);
+}
+
+// Transposes 16 rows of 16 floats in registers: v[c] lane r becomes the old v[r] lane c. Pairs of rows
+// are interleaved by float, then by float pair, then by 128-bit quarter twice.
+__attribute__((target("avx512f"))) inline void transpose16(__m512 (&v)[16]) {
+    constexpr __mmask16 kAll = 0xffff;
+    constexpr __mmask8 kAllPairs = 0xff;
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_maskz_unpacklo_ps(kAll, v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_maskz_unpackhi_ps(kAll, v[2 * i], v[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        v[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAllPairs, a, c));
+        v[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAllPairs, a, c));
+        v[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAllPairs, b, d));
+        v[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAllPairs, b, d));
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {
+        split_quarters(v[e], v[4 + e], t[e], t[4 + e]);
+        split_quarters(v[8 + e], v[12 + e], t[8 + e], t[12 + e]);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; ++e) {
+        split_quarters(t[e], t[8 + e], v[e], v[8 + e]);
+        split_quarters(t[4 + e], t[12 + e], v[4 + e], v[12 + e]);
+    }
+}
+
+// 16 lanes of a column panel's channel block: out[c * nr + lane] = rows[lane][k0 + c] for c < kc, 0
+// where rows[lane] is null (past L), 16 channels at a time. A packed row is zero-padded to a multiple
+// of 16 floats and k0 is one too, so each 16-float load stays within its row.
+__attribute__((target("avx512f"))) void write_column_lanes_avx512(const float* const (&rows)[16], int64_t k0, int64_t kc,
+                                                                  int64_t nr, float* out) {
+    for (int64_t c0 = 0; c0 < kc; c0 += 16) {
+        __m512 v[16];
+#pragma GCC unroll 16
+        for (int lane = 0; lane < 16; ++lane)
+            v[lane] = rows[lane] != nullptr ? _mm512_loadu_ps(rows[lane] + k0 + c0) : _mm512_setzero_ps();
+        transpose16(v);
+        const int64_t channels = std::min<int64_t>(16, kc - c0);
+        for (int64_t c = 0; c < channels; ++c) _mm512_storeu_ps(out + (c0 + c) * nr, v[c]);
+    }
+}
+#endif
+
 // Writes the column panel of rows [first, first + nr) from their packed rows.
 void write_column_panel(const PackedTokens& tokens, int64_t nr, int64_t first) {
     const int64_t valid = std::min(nr, tokens.count - first);
     for (int64_t k0 = 0; k0 < tokens.channels; k0 += kChannelBlock) {
         const int64_t kc = std::min(kChannelBlock, tokens.channels - k0);
         float* block = tokens.columns.data + k0 * tokens.columns.padded + first * kc;
+#if defined(TK_DIVERSITY_X86_KERNELS)
+        if (nr % 16 == 0 && cpu_isa() == CpuIsa::kAvx512) {
+            for (int64_t lane0 = 0; lane0 < nr; lane0 += 16) {
+                const float* rows[16];
+                for (int64_t lane = 0; lane < 16; ++lane)
+                    rows[lane] = lane0 + lane < valid ? tokens.row(first + lane0 + lane) : nullptr;
+                write_column_lanes_avx512(rows, k0, kc, nr, block + lane0);
+            }
+            continue;
+        }
+#endif
         // Channel-major, so the block is written in order while `valid` rows are read in step.
         for (int64_t c = 0; c < kc; ++c) {
             float* out = block + c * nr;
