@@ -69,6 +69,11 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 
 uint64_t float_bytes(int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); }
 
+// Channels per block of the first center's GEMM: a kc x nr column panel stays in L1 while row panels
+// stream past. A row panel's lanes are lane-major, one block's kc values of a lane kLaneMajorStride
+// floats apart.
+constexpr int64_t kChannelBlock = kLaneMajorStride;
+
 // One thread's buffer in the most isolated first center's search (a conveyor, below): its rows as up
 // to kMaxRowPanels row panels (no more panels than N tokens fill), and their scores against one
 // column tile.
@@ -87,7 +92,7 @@ ConveyorShape conveyor_shape(int64_t tokens, int64_t channels) {
     shape.capacity = std::min(kMaxRowPanels * kernel.mr, round_up(std::max<int64_t>(tokens, 1), kernel.mr));
     shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
     RegionCursor cursor;
-    cursor.take(float_bytes(shape.capacity * channels));
+    cursor.take(float_bytes(shape.capacity * round_up(channels, kChannelBlock)));
     shape.scores = cursor.take(float_bytes(shape.capacity * shape.col_tile));
     shape.bytes = cursor.used();
     return shape;
@@ -176,10 +181,6 @@ float sum_of_squares(const float* row, int64_t channels) {
 }
 
 // ---- Packed tokens ----------------------------------------------------------------------------------
-
-// Channels per block of the first center's GEMM: a kc x nr column panel stays in L1 while row panels
-// stream past.
-constexpr int64_t kChannelBlock = 256;
 
 // The packed rows as the micro-kernel's column panels, for the most isolated first center: block after
 // block of kChannelBlock channels, each [padded / nr][kc][nr], zero past L.
@@ -323,14 +324,15 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
 
 // ---- Most isolated first center ---------------------------------------------------------------------
 
-// The rows a conveyor is scanning, as the micro-kernel's row panels: block after block of
-// kChannelBlock channels, each [capacity / mr][kc][mr]. A slot is a lane; a lane not in use holds
-// zeros or a row that has left, whose scores are computed with the panel and never read.
+// The rows a conveyor is scanning, as the micro-kernel's lane-major row panels: block after block
+// of kChannelBlock channels, each [capacity / mr][mr][kChannelBlock] (a lane's kc values, then
+// padding), so a row is copied into its lane a block at a time. A slot is a lane; a lane not in use
+// holds zeros or a row that has left, whose scores are computed with the panel and never read.
 class RowSlots {
 public:
     RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity, float* storage)
         : tokens_(tokens), mr_(mr), capacity_(capacity), data_(storage) {
-        std::fill(data_, data_ + capacity * tokens.channels, 0.0f);
+        std::fill(data_, data_ + capacity * round_up(tokens.channels, kChannelBlock), 0.0f);
     }
     // Writes token's row into the slot's lane.
     void write(int64_t slot, int64_t token) {
@@ -338,16 +340,13 @@ public:
         const float* row = tokens_.row(token);
         for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
             const int64_t kc = std::min(kChannelBlock, channels - k0);
-            float* lane = data_ + panel_offset(k0, slot / mr_) + slot % mr_;
-            for (int64_t c = 0; c < kc; ++c) lane[c * mr_] = row[k0 + c];
+            std::copy(row + k0, row + k0 + kc, data_ + panel_offset(k0, slot / mr_) + slot % mr_ * kChannelBlock);
         }
     }
     const float* panel(int64_t k0, int64_t p) const { return data_ + panel_offset(k0, p); }
 
 private:
-    int64_t panel_offset(int64_t k0, int64_t p) const {
-        return k0 * capacity_ + p * mr_ * std::min(kChannelBlock, tokens_.channels - k0);
-    }
+    int64_t panel_offset(int64_t k0, int64_t p) const { return k0 * capacity_ + p * mr_ * kChannelBlock; }
     const PackedTokens& tokens_;
     int64_t mr_;
     int64_t capacity_;
@@ -509,7 +508,8 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
                     const float* b_panel = columns.data + k0 * columns.padded + (j0 + j) * kc;
                     for (int64_t p = 0; p < row_panels; ++p) {
-                        kernel.fn(kc, rows.panel(k0, p), b_panel, scores + p * kernel.mr * col_tile + j, col_tile, k0 > 0);
+                        kernel.lane_major_fn(kc, rows.panel(k0, p), b_panel, scores + p * kernel.mr * col_tile + j, col_tile,
+                                             k0 > 0);
                         for (const int64_t end = std::min(next_bytes, fetched + slice); fetched < end; fetched += 64)
                             __builtin_prefetch(next + fetched, 0, 2);
                     }

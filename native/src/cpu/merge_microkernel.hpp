@@ -27,10 +27,15 @@ using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float
 using RowArgmaxFn = void (*)(const float* scores, int64_t begin, int64_t end, int64_t arg_offset, float* best,
                              int32_t* arg);
 
+// A lane-major A panel: lane i's values at a[i * kLaneMajorStride + k] (kc <= kLaneMajorStride), so
+// that one row is written into its lane contiguously.
+constexpr int64_t kLaneMajorStride = 256;
+
 struct MicroKernel {
     int64_t mr;
     int64_t nr;
     MicroKernelFn fn;
+    MicroKernelFn lane_major_fn;  // the same sums in the same order, from a lane-major A panel
     RowArgmaxFn row_argmax;
 };
 
@@ -39,11 +44,19 @@ namespace detail {
 constexpr int64_t kPortableMr = 4;
 constexpr int64_t kPortableNr = 8;
 
+// A's value for lane i at channel k, in the packed (k-major) or the lane-major layout.
+template <bool kLaneMajor, int64_t kMr>
+inline const float* a_at(const float* a, int64_t i, int64_t k) {
+    return kLaneMajor ? a + i * kLaneMajorStride + k : a + k * kMr + i;
+}
+
+template <bool kLaneMajor>
 inline void micro_kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
     float acc[kPortableMr][kPortableNr] = {};
     for (int64_t k = 0; k < kc; ++k)
         for (int64_t i = 0; i < kPortableMr; ++i)
-            for (int64_t j = 0; j < kPortableNr; ++j) acc[i][j] += a[k * kPortableMr + i] * b[k * kPortableNr + j];
+            for (int64_t j = 0; j < kPortableNr; ++j)
+                acc[i][j] += *a_at<kLaneMajor, kPortableMr>(a, i, k) * b[k * kPortableNr + j];
     for (int64_t i = 0; i < kPortableMr; ++i)
         for (int64_t j = 0; j < kPortableNr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
 }
@@ -85,6 +98,7 @@ __attribute__((target("avx2,fma"))) inline void row_argmax_avx2(const float* sco
 constexpr int64_t kAvx2Mr = 6;
 constexpr int64_t kAvx2Nr = 16;
 
+template <bool kLaneMajor>
 __attribute__((target("avx2,fma"))) inline void micro_kernel_avx2(int64_t kc, const float* a, const float* b, float* c,
                                                                   int64_t ldc, bool accumulate) {
     __m256 acc[kAvx2Mr][2];
@@ -95,7 +109,7 @@ __attribute__((target("avx2,fma"))) inline void micro_kernel_avx2(int64_t kc, co
         const __m256 b1 = _mm256_loadu_ps(b + k * kAvx2Nr + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < kAvx2Mr; ++i) {
-            const __m256 av = _mm256_broadcast_ss(a + k * kAvx2Mr + i);
+            const __m256 av = _mm256_broadcast_ss(a_at<kLaneMajor, kAvx2Mr>(a, i, k));
             acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
@@ -116,6 +130,7 @@ __attribute__((target("avx2,fma"))) inline void micro_kernel_avx2(int64_t kc, co
 constexpr int64_t kAvx512Mr = 12;
 constexpr int64_t kAvx512Nr = 32;
 
+template <bool kLaneMajor>
 __attribute__((target("avx512f"))) inline void micro_kernel_avx512(int64_t kc, const float* a, const float* b, float* c,
                                                                    int64_t ldc, bool accumulate) {
     __m512 acc[kAvx512Mr][2];
@@ -126,7 +141,7 @@ __attribute__((target("avx512f"))) inline void micro_kernel_avx512(int64_t kc, c
         const __m512 b1 = _mm512_loadu_ps(b + k * kAvx512Nr + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < kAvx512Mr; ++i) {
-            const __m512 av = _mm512_set1_ps(a[k * kAvx512Mr + i]);
+            const __m512 av = _mm512_set1_ps(*a_at<kLaneMajor, kAvx512Mr>(a, i, k));
             acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
@@ -152,11 +167,14 @@ inline const MicroKernel& best_micro_kernel() {
     static const MicroKernel kernel = [] {
 #if defined(TK_MERGE_X86_KERNELS)
         if (cpu_isa() == CpuIsa::kAvx512)
-            return MicroKernel{detail::kAvx512Mr, detail::kAvx512Nr, detail::micro_kernel_avx512, detail::row_argmax_avx512};
+            return MicroKernel{detail::kAvx512Mr, detail::kAvx512Nr, detail::micro_kernel_avx512<false>,
+                               detail::micro_kernel_avx512<true>, detail::row_argmax_avx512};
         if (cpu_isa() == CpuIsa::kAvx2)
-            return MicroKernel{detail::kAvx2Mr, detail::kAvx2Nr, detail::micro_kernel_avx2, detail::row_argmax_avx2};
+            return MicroKernel{detail::kAvx2Mr, detail::kAvx2Nr, detail::micro_kernel_avx2<false>,
+                               detail::micro_kernel_avx2<true>, detail::row_argmax_avx2};
 #endif
-        return MicroKernel{detail::kPortableMr, detail::kPortableNr, detail::micro_kernel_portable, detail::row_argmax_portable};
+        return MicroKernel{detail::kPortableMr, detail::kPortableNr, detail::micro_kernel_portable<false>,
+                           detail::micro_kernel_portable<true>, detail::row_argmax_portable};
     }();
     return kernel;
 }
