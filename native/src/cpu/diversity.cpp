@@ -70,9 +70,16 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 uint64_t float_bytes(int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); }
 
 // Channels per block of the first center's GEMM: a kc x nr column panel stays in L1 while row panels
-// stream past. A row panel's lanes are lane-major, one block's kc values of a lane kLaneMajorStride
-// floats apart.
-constexpr int64_t kChannelBlock = kLaneMajorStride;
+// stream past. Each block of a lane-major row panel is one lane after another, lane i starting
+// i * kLaneMajorStride floats in.
+constexpr int64_t kChannelBlock = 256;
+static_assert(kChannelBlock == kLaneMajorStride, "a channel block fills one lane of a lane-major row panel");
+
+// Floats of a conveyor's row panels: every lane padded to whole channel blocks (one block with C = 0,
+// so that a panel's address stays inside the buffer).
+int64_t row_slot_floats(int64_t capacity, int64_t channels) {
+    return capacity * round_up(std::max<int64_t>(channels, 1), kChannelBlock);
+}
 
 // One thread's buffer in the most isolated first center's search (a conveyor, below): its rows as up
 // to kMaxRowPanels row panels (no more panels than N tokens fill), and their scores against one
@@ -92,7 +99,7 @@ ConveyorShape conveyor_shape(int64_t tokens, int64_t channels) {
     shape.capacity = std::min(kMaxRowPanels * kernel.mr, round_up(std::max<int64_t>(tokens, 1), kernel.mr));
     shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
     RegionCursor cursor;
-    cursor.take(float_bytes(shape.capacity * round_up(channels, kChannelBlock)));
+    cursor.take(float_bytes(row_slot_floats(shape.capacity, channels)));
     shape.scores = cursor.take(float_bytes(shape.capacity * shape.col_tile));
     shape.bytes = cursor.used();
     return shape;
@@ -202,8 +209,9 @@ struct PackedTokens {
 };
 
 #if defined(TK_DIVERSITY_X86_KERNELS)
-// even = the 128-bit quarters 0 and 2 of x, then of y; odd = their quarters 1 and 3 (the zero-masking
-// form with every lane kept, as in reduce_lanes16).
+// even = the 128-bit quarters 0 and 2 of x, then of y; odd = their quarters 1 and 3. The zero-masking
+// forms with every lane kept, here and in transpose16: the plain ones pass an undefined source
+// vector, which GCC 12 reports as uninitialised.
 __attribute__((target("avx512f"))) inline void split_quarters(__m512 x, __m512 y, __m512& even, __m512& odd) {
     constexpr __mmask16 kAll = 0xffff;
     even = _mm512_maskz_shuffle_f32x4(kAll, x, y, 0x88);
@@ -262,11 +270,14 @@ __attribute__((target("avx512f"))) void write_column_lanes_avx512(const float* c
 // Writes the column panel of rows [first, first + nr) from their packed rows.
 void write_column_panel(const PackedTokens& tokens, int64_t nr, int64_t first) {
     const int64_t valid = std::min(nr, tokens.count - first);
+#if defined(TK_DIVERSITY_X86_KERNELS)
+    const bool transpose_in_registers = nr % 16 == 0 && cpu_isa() == CpuIsa::kAvx512;
+#endif
     for (int64_t k0 = 0; k0 < tokens.channels; k0 += kChannelBlock) {
         const int64_t kc = std::min(kChannelBlock, tokens.channels - k0);
         float* block = tokens.columns.data + k0 * tokens.columns.padded + first * kc;
 #if defined(TK_DIVERSITY_X86_KERNELS)
-        if (nr % 16 == 0 && cpu_isa() == CpuIsa::kAvx512) {
+        if (transpose_in_registers) {
             for (int64_t lane0 = 0; lane0 < nr; lane0 += 16) {
                 const float* rows[16];
                 for (int64_t lane = 0; lane < 16; ++lane)
@@ -332,7 +343,7 @@ class RowSlots {
 public:
     RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity, float* storage)
         : tokens_(tokens), mr_(mr), capacity_(capacity), data_(storage) {
-        std::fill(data_, data_ + capacity * round_up(tokens.channels, kChannelBlock), 0.0f);
+        std::fill(data_, data_ + row_slot_floats(capacity, tokens.channels), 0.0f);
     }
     // Writes token's row into the slot's lane.
     void write(int64_t slot, int64_t token) {
@@ -340,7 +351,7 @@ public:
         const float* row = tokens_.row(token);
         for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
             const int64_t kc = std::min(kChannelBlock, channels - k0);
-            std::copy(row + k0, row + k0 + kc, data_ + panel_offset(k0, slot / mr_) + slot % mr_ * kChannelBlock);
+            std::copy(row + k0, row + k0 + kc, data_ + panel_offset(k0, slot / mr_) + (slot % mr_) * kChannelBlock);
         }
     }
     const float* panel(int64_t k0, int64_t p) const { return data_ + panel_offset(k0, p); }

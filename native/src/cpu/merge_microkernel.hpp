@@ -1,6 +1,7 @@
 // Register-blocked float32 micro-kernels for the fused similarity of token merging (an MR x NR tile
 // of C = A B^T over kc channels, from operands packed so that each channel step reads MR contiguous
-// A values and NR contiguous B values), and the running row argmax over the scores they produce.
+// A values and NR contiguous B values), and the running row argmax over the scores they produce. A
+// lane-major variant reads A one lane after another instead (diversity selection's row panels).
 // The library targets baseline x86-64, so the AVX2 and AVX-512 variants are compiled with target
 // attributes and chosen at run time by CPU feature; the portable variant is plain C++ that the
 // compiler vectorises for whatever it targets.
@@ -17,8 +18,10 @@
 
 namespace tk::cpu {
 
-// c[i * ldc + j] (=|+=) sum over k < kc of a[k * mr + i] * b[k * nr + j], for i < mr, j < nr.
-// With accumulate false the tile is overwritten (so kc == 0 writes zeros).
+// c[i * ldc + j] (=|+=) sum over k < kc of a[k * mr + i] * b[k * nr + j], for i < mr, j < nr; for
+// MicroKernel::lane_major_fn, a[i * kLaneMajorStride + k] with kc <= kLaneMajorStride (the two share
+// this type, so the caller's layout must match the function it calls). With accumulate false the
+// tile is overwritten (so kc == 0 writes zeros).
 using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
 
 // Running argmax of one row of scores over columns [begin, end): whenever scores[j] > *best (strict,
