@@ -301,12 +301,29 @@ TEST(Diversity, LargerThanTheCpuBlocks) {
         }
 }
 
+// Runs unrun's call into `one` on one thread, then on teams of two and of three (uneven shares of a
+// chunk of centers, and empty ones where a chunk has fewer centers than threads), and expects each
+// team's selection to be the one thread's.
+void expect_teams_match_one_thread(const DiversityBuffers& unrun, DiversityBuffers& one) {
+    one = unrun;
+    {
+        const ScopedNumThreads single(1);
+        ASSERT_TRUE(run_diversity(one));
+    }
+    for (int32_t team_size : {2, 3}) {
+        SCOPED_TRACE(std::to_string(team_size) + " threads");
+        DiversityBuffers team = unrun;
+        const ScopedNumThreads threads(team_size);
+        ASSERT_TRUE(run_diversity(team));
+        EXPECT_TRUE(team.order.bytes() == one.order.bytes());
+    }
+}
+
 // Enough tokens, channels and centers that the threads work as a team: max-min refreshes stale scores
 // in batches whose centers are split across threads, max-sum splits the tokens. The reference's
-// selection, and the same selection with one thread, for teams of two and of three (uneven shares of a
-// chunk of centers, and empty ones where a chunk has fewer centers than threads). The tokens are +-1 at
-// 1024 random channels, 0 elsewhere, so every distance and every max-sum score is exact in float32
-// (unit entries +-1/32) and the backends meet the same ties, broken to the lower token alike.
+// selection, and the same selection with one thread and with teams of two and three. The tokens are
+// +-1 at 1024 random channels, 0 elsewhere, so every distance and every max-sum score is exact in
+// float32 (unit entries +-1/32) and the backends meet the same ties, broken to the lower token alike.
 TEST(Diversity, ThreadTeamsMatchReferenceAndOneThread) {
     std::mt19937_64 g(seed_from_name(test_name()));
     constexpr int64_t kTokens = 600, kChannels = 4000, kNonzero = 1024;
@@ -315,26 +332,16 @@ TEST(Diversity, ThreadTeamsMatchReferenceAndOneThread) {
         for (tk_diversity_objective objective : kObjectives) {
             const tk_diversity_params p = diversity_params(64, distance, TK_FIRST_INDEX, objective);
             SCOPED_TRACE(describe(p));
-            DiversityBuffers one = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
+            DiversityBuffers unrun = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
             for (int64_t i = 0; i < kTokens; ++i) {
                 std::iota(channel.begin(), channel.end(), int64_t{0});
                 std::shuffle(channel.begin(), channel.end(), g);
-                for (int64_t c = 0; c < kChannels; ++c) one.x.set(0, i, c, 0.0);
-                for (int64_t c = 0; c < kNonzero; ++c) one.x.set(0, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
+                for (int64_t c = 0; c < kChannels; ++c) unrun.x.set(0, i, c, 0.0);
+                for (int64_t c = 0; c < kNonzero; ++c) unrun.x.set(0, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
             }
-            const DiversityBuffers unrun = one;
-            {
-                const ScopedNumThreads single(1);
-                ASSERT_TRUE(run_diversity(one));
-            }
+            DiversityBuffers one;
+            expect_teams_match_one_thread(unrun, one);
             EXPECT_EQ(as_int32(one.order), reference_diversity(p, one.inputs()).order);
-            for (int32_t team_size : {2, 3}) {
-                SCOPED_TRACE(std::to_string(team_size) + " threads");
-                DiversityBuffers team = unrun;
-                const ScopedNumThreads threads(team_size);
-                ASSERT_TRUE(run_diversity(team));
-                EXPECT_TRUE(team.order.bytes() == one.order.bytes());
-            }
         }
 }
 
@@ -464,19 +471,8 @@ TEST(Diversity, MaxMinTeamsOverManyChunksMatchOneThread) {
     for (tk_distance distance : kDistances) {
         const tk_diversity_params p = diversity_params(600, distance, TK_FIRST_INDEX, TK_DIVERSITY_MAX_MIN);
         SCOPED_TRACE(describe(p));
-        const DiversityBuffers unrun = diversity_buffers(p, TK_DTYPE_F32, 1, 3001, 1152, ArrayLayout{}, false, false, g);
-        DiversityBuffers one = unrun;
-        {
-            const ScopedNumThreads single(1);
-            ASSERT_TRUE(run_diversity(one));
-        }
-        for (int32_t team_size : {2, 3}) {
-            SCOPED_TRACE(std::to_string(team_size) + " threads");
-            DiversityBuffers team = unrun;
-            const ScopedNumThreads threads(team_size);
-            ASSERT_TRUE(run_diversity(team));
-            EXPECT_TRUE(team.order.bytes() == one.order.bytes());
-        }
+        DiversityBuffers one;
+        expect_teams_match_one_thread(diversity_buffers(p, TK_DTYPE_F32, 1, 3001, 1152, ArrayLayout{}, false, false, g), one);
     }
 }
 

@@ -688,18 +688,18 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     };
     add_center(0);
     // Refreshes a batch of entries against the centers each has not seen, chunk by chunk of centers
-    // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by `seen`
-    // so a block's entries need about the same centers. An entry stops as soon as its score no longer
-    // ranks above `bar` (the best score left in the heap): it cannot be the next center yet.
-    // Threads split each chunk's centers, not the entries, so each reads its share of the center rows
-    // (most of a refresh's memory traffic: an entry mostly has old centers to see, long out of cache).
-    // They do not wait for each other between chunks: each posts its distances to a shared minimum
-    // per entry (`batch_min`, which lets the other threads stop the entry after their next chunk) and
-    // meets the others once, at the end. An entry's score is then the minimum over every distance computed for
-    // it and its `seen` the least chunk end that every thread reached, so the score may include
-    // centers past `seen`: still a minimum over centers that hold the first `seen`, so an upper bound
-    // of its current score, and exact once `seen` is every center (a later refresh sees again the
-    // centers past `seen`, which leaves a minimum as it is).
+    // (chunks aligned to kCenterChunk), in blocks of six entries (the kernel's tile) sorted by
+    // `seen` so a block's entries need about the same centers. An entry stops as soon as its score
+    // no longer ranks above `bar` (the best score left in the heap): it cannot be the next center
+    // yet. Threads split each chunk's centers, not the entries, so each reads its share of the
+    // center rows (most of a refresh's memory traffic: an entry mostly has old centers to see, long
+    // out of cache). They do not wait for each other between chunks: each posts its distances to a
+    // shared minimum per entry (`batch_min`, which lets the other threads stop the entry after
+    // their next chunk) and meets the others once, at the end. An entry's score is then the minimum
+    // over every distance computed for it and its `seen` the least chunk end that every thread
+    // reached, so the score may include centers past `seen`: still a minimum over centers that hold
+    // the first `seen`, so an upper bound of its current score, and exact once `seen` is every
+    // center (a later refresh sees again the centers past `seen`, which leaves a minimum as it is).
     std::vector<Entry> batch;
     constexpr int64_t kEntryBlock = 6;
     const int64_t max_team = std::max<int64_t>(num_threads(), 1);
