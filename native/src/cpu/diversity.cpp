@@ -70,37 +70,27 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 uint64_t float_bytes(int64_t count) { return static_cast<uint64_t>(std::max<int64_t>(count, 1)) * sizeof(float); }
 
 // Channels per block of the first center's GEMM: a kc x nr column panel stays in L1 while row panels
-// stream past. Each block of a lane-major row panel is one lane after another, lane i starting
-// i * kLaneMajorStride floats in.
+// stream past.
 constexpr int64_t kChannelBlock = 256;
-static_assert(kChannelBlock == kLaneMajorStride, "a channel block fills one lane of a lane-major row panel");
 
-// Floats of a conveyor's row panels: every lane padded to whole channel blocks (one block with C = 0,
-// so that a panel's address stays inside the buffer).
-int64_t row_slot_floats(int64_t capacity, int64_t channels) {
-    return capacity * round_up(std::max<int64_t>(channels, 1), kChannelBlock);
-}
-
-// One thread's buffer in the most isolated first center's search (a conveyor, below): its rows as up
-// to kMaxRowPanels row panels (no more panels than N tokens fill), and their scores against one
+// One thread's buffer in the most isolated first center's search (a conveyor, below): the scores of
+// its rows, up to kMaxRowPanels row panels of them (no more panels than N tokens fill), against one
 // column tile.
 constexpr int64_t kMaxRowPanels = 8;
 constexpr int64_t kMaxColTile = 64;  // two panels of the widest micro-kernel (nr = 32)
 struct ConveyorShape {
     int64_t capacity = 0;  // rows
     int64_t col_tile = 0;  // columns
-    uint64_t scores = 0;   // offset of the score tile in the buffer
     uint64_t bytes = 0;    // the whole buffer, a multiple of the workspace alignment
 };
 
-ConveyorShape conveyor_shape(int64_t tokens, int64_t channels) {
+ConveyorShape conveyor_shape(int64_t tokens) {
     const MicroKernel& kernel = best_micro_kernel();
     ConveyorShape shape;
     shape.capacity = std::min(kMaxRowPanels * kernel.mr, round_up(std::max<int64_t>(tokens, 1), kernel.mr));
     shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
     RegionCursor cursor;
-    cursor.take(float_bytes(row_slot_floats(shape.capacity, channels)));
-    shape.scores = cursor.take(float_bytes(shape.capacity * shape.col_tile));
+    cursor.take(float_bytes(shape.capacity * shape.col_tile));
     shape.bytes = cursor.used();
     return shape;
 }
@@ -127,7 +117,7 @@ ItemLayout item_layout(const DiversityPlan& plan, int64_t conveyors) {
     if (plan.objective == TK_DIVERSITY_MAX_MIN) layout.centers = cursor.take(float_bytes(plan.k * stride));
     if (plan.first == TK_FIRST_MOST_ISOLATED) {
         layout.columns = cursor.take(float_bytes(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
-        layout.conveyor = conveyor_shape(plan.tokens, plan.channels);
+        layout.conveyor = conveyor_shape(plan.tokens);
         layout.conveyors = std::max<int64_t>(conveyors, 1);
         layout.conveyor_buffers = cursor.take(static_cast<uint64_t>(layout.conveyors) * layout.conveyor.bytes);
     }
@@ -335,35 +325,6 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
 
 // ---- Most isolated first center ---------------------------------------------------------------------
 
-// The rows a conveyor is scanning, as the micro-kernel's lane-major row panels: block after block
-// of kChannelBlock channels, each [capacity / mr][mr][kChannelBlock] (a lane's kc values, then
-// padding), so a row is copied into its lane a block at a time. A slot is a lane; a lane not in use
-// holds zeros or a row that has left, whose scores are computed with the panel and never read.
-class RowSlots {
-public:
-    RowSlots(const PackedTokens& tokens, int64_t mr, int64_t capacity, float* storage)
-        : tokens_(tokens), mr_(mr), capacity_(capacity), data_(storage) {
-        std::fill(data_, data_ + row_slot_floats(capacity, tokens.channels), 0.0f);
-    }
-    // Writes token's row into the slot's lane.
-    void write(int64_t slot, int64_t token) {
-        const int64_t channels = tokens_.channels;
-        const float* row = tokens_.row(token);
-        for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
-            const int64_t kc = std::min(kChannelBlock, channels - k0);
-            std::copy(row + k0, row + k0 + kc, data_ + panel_offset(k0, slot / mr_) + (slot % mr_) * kChannelBlock);
-        }
-    }
-    const float* panel(int64_t k0, int64_t p) const { return data_ + panel_offset(k0, p); }
-
-private:
-    int64_t panel_offset(int64_t k0, int64_t p) const { return k0 * capacity_ + p * mr_ * kChannelBlock; }
-    const PackedTokens& tokens_;
-    int64_t mr_;
-    int64_t capacity_;
-    float* data_;  // in the conveyor's buffer
-};
-
 // Float bits made monotone as unsigned integers (for numbers; NaN is kept out of them).
 uint32_t monotone_bits(float v) {
     const uint32_t bits = float_to_bits(v);
@@ -464,8 +425,10 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
         };
         std::vector<Slot> slots;  // the lanes in use, holes included
         slots.reserve(static_cast<size_t>(capacity));
-        RowSlots rows(tokens, kernel.mr, capacity, reinterpret_cast<float*>(buffer));
-        float* const scores = reinterpret_cast<float*>(buffer + shape.scores);
+        // Each slot's row, where it lies in the packed copy: a slot is a lane of the micro-kernel's A,
+        // read in place. A lane not in use points at a row whose scores are computed and never read.
+        std::vector<const float*> lanes(static_cast<size_t>(capacity), tokens.row(0));
+        float* const scores = reinterpret_cast<float*>(buffer);
         int64_t in_play = 0;
         bool queue_done = false;
         int64_t tile = -1;
@@ -484,7 +447,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 if (tile < 0) tile = i / col_tile;  // start where the first rows are: neighbours are often nearest
                 while (hole < slots.size() && slots[hole].token >= 0) ++hole;
                 if (hole == slots.size()) slots.emplace_back();
-                rows.write(static_cast<int64_t>(hole), i);
+                lanes[hole] = tokens.row(i);
                 slots[hole] = Slot{i, kNan, col_tiles};
                 ++in_play;
             }
@@ -495,7 +458,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 if (hole >= slots.size()) break;
                 slots[hole] = slots.back();
                 slots.pop_back();
-                rows.write(static_cast<int64_t>(hole), slots[hole].token);
+                lanes[hole] = tokens.row(slots[hole].token);
             }
             if (slots.empty()) break;
             const int64_t row_panels = (static_cast<int64_t>(slots.size()) + kernel.mr - 1) / kernel.mr;
@@ -505,6 +468,9 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
             // k0 == 0 runs even with C = 0, so the tile is always written (zeros then).
             for (int64_t k0 = 0; k0 == 0 || k0 < channels; k0 += kChannelBlock) {
                 const int64_t kc = std::min(kChannelBlock, channels - k0);
+                const float* block_rows[kMaxRowPanels * kMaxMr];  // each lane's row at channel k0
+                for (int64_t lane = 0; lane < row_panels * kernel.mr; ++lane)
+                    block_rows[lane] = lanes[static_cast<size_t>(lane)] + k0;
                 // The next channel block of this tile's columns (or the next tile's first), fetched into L2 a
                 // slice per micro-kernel call while this block is multiplied.
                 const int64_t next_k0 = k0 + kChannelBlock < channels ? k0 + kChannelBlock : 0;
@@ -519,8 +485,8 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 for (int64_t j = 0; j < padded_cols; j += kernel.nr) {
                     const float* b_panel = columns.data + k0 * columns.padded + (j0 + j) * kc;
                     for (int64_t p = 0; p < row_panels; ++p) {
-                        kernel.lane_major_fn(kc, rows.panel(k0, p), b_panel, scores + p * kernel.mr * col_tile + j, col_tile,
-                                             k0 > 0);
+                        kernel.rows_fn(kc, block_rows + p * kernel.mr, b_panel, scores + p * kernel.mr * col_tile + j,
+                                       col_tile, k0 > 0);
                         for (const int64_t end = std::min(next_bytes, fetched + slice); fetched < end; fetched += 64)
                             __builtin_prefetch(next + fetched, 0, 2);
                     }
