@@ -131,8 +131,8 @@ std::vector<DiversityInvalidCase> invalid_cases() {
              c.workspace_bytes = bytes - 1;
          },
          "workspace_bytes"},
-        // The most isolated search keeps rows per thread in the workspace: a smaller one serves fewer
-        // threads, down to the size queried with one thread.
+        // The most isolated search keeps a score tile per thread in the workspace: a smaller one serves
+        // fewer threads, down to the size queried with one thread.
         {"MostIsolatedWorkspaceSmallerThanOneThreadsQuery",
          [](C& c) {
              c.params.first = TK_FIRST_MOST_ISOLATED;

@@ -231,9 +231,9 @@ TEST(Diversity, CallerWorkspaceMatchesReference) {
             }
 }
 
-// The most isolated search keeps rows for each thread in the workspace: one queried with one thread
-// serves a call on two (the search then runs on one), and one queried with two a call on one. Both
-// give the reference's selection.
+// The most isolated search keeps a score tile for each thread in the workspace: one queried with one
+// thread serves a call on two (the search then runs on one), and one queried with two a call on one.
+// Both give the reference's selection.
 TEST(Diversity, WorkspaceQueriedAtAnotherThreadCount) {
     std::mt19937_64 g(seed_from_name(test_name()));
     for (tk_distance distance : kDistances)
@@ -250,10 +250,9 @@ TEST(Diversity, WorkspaceQueriedAtAnotherThreadCount) {
 }
 
 // The header's promise: with the caller's workspace the op allocates nothing large. Here no allocation
-// reaches 16 rows of C floats (the per-token bookkeeping at this N is far below that); the row buffers
-// of the most isolated search (32 to 96 rows a thread, by the CPU's vector width) and the packed copy
-// would. Without the workspace the packed copy is allocated, which shows first that the library's
-// allocations are seen at all.
+// reaches 16 rows of C floats (the per-token bookkeeping at this N is far below that); the packed copy
+// and the most isolated search's column panels would. Without the workspace the packed copy is
+// allocated, which shows first that the library's allocations are seen at all.
 TEST(Diversity, CallerWorkspaceAllocatesNothingLarge) {
     std::mt19937_64 g(seed_from_name(test_name()));
     constexpr int64_t kTokens = 600, kChannels = 4000;
@@ -289,8 +288,8 @@ TEST(Diversity, HalfAndBfloat16InputsRoundedToTheirDtype) {
                 }
 }
 
-// Sizes that cross the CPU's blocks: 256-channel GEMM blocks, 256-token update blocks and column
-// tiles, partial micro-kernel panels.
+// Sizes that cross the CPU's blocks: 256-channel GEMM blocks (a short last one, and whole ones only),
+// 256-token update blocks and column tiles, partial micro-kernel panels; and no channels at all.
 TEST(Diversity, LargerThanTheCpuBlocks) {
     std::mt19937_64 g(seed_from_name(test_name()));
     for (tk_distance distance : kDistances)
@@ -298,6 +297,8 @@ TEST(Diversity, LargerThanTheCpuBlocks) {
             const tk_diversity_params p = diversity_params(40, distance, TK_FIRST_MOST_ISOLATED, objective);
             SCOPED_TRACE(describe(p));
             expect_matches_reference(p, TK_DTYPE_F32, 1, 531, 270, ArrayLayout{1, false, 0}, false, false, g);
+            expect_matches_reference(p, TK_DTYPE_F32, 1, 203, 512, ArrayLayout{}, false, false, g);
+            expect_matches_reference(p, TK_DTYPE_F32, 2, 77, 0, ArrayLayout{}, false, false, g);
         }
 }
 

@@ -89,9 +89,7 @@ ConveyorShape conveyor_shape(int64_t tokens) {
     ConveyorShape shape;
     shape.capacity = std::min(kMaxRowPanels * kernel.mr, round_up(std::max<int64_t>(tokens, 1), kernel.mr));
     shape.col_tile = std::min(2 * kernel.nr, kMaxColTile);
-    RegionCursor cursor;
-    cursor.take(float_bytes(shape.capacity * shape.col_tile));
-    shape.bytes = cursor.used();
+    shape.bytes = align_up(float_bytes(shape.capacity * shape.col_tile));
     return shape;
 }
 
@@ -427,7 +425,8 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
         slots.reserve(static_cast<size_t>(capacity));
         // Each slot's row, where it lies in the packed copy: a slot is a lane of the micro-kernel's A,
         // read in place. A lane not in use points at a row whose scores are computed and never read.
-        std::vector<const float*> lanes(static_cast<size_t>(capacity), tokens.row(0));
+        const float* lanes[kMaxRowPanels * kMaxMr];
+        std::fill(lanes, lanes + capacity, tokens.row(0));
         float* const scores = reinterpret_cast<float*>(buffer);
         int64_t in_play = 0;
         bool queue_done = false;
@@ -470,7 +469,7 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 const int64_t kc = std::min(kChannelBlock, channels - k0);
                 const float* block_rows[kMaxRowPanels * kMaxMr];  // each lane's row at channel k0
                 for (int64_t lane = 0; lane < row_panels * kernel.mr; ++lane)
-                    block_rows[lane] = lanes[static_cast<size_t>(lane)] + k0;
+                    block_rows[lane] = lanes[lane] + k0;
                 // The next channel block of this tile's columns (or the next tile's first), fetched into L2 a
                 // slice per micro-kernel call while this block is multiplied.
                 const int64_t next_k0 = k0 + kChannelBlock < channels ? k0 + kChannelBlock : 0;

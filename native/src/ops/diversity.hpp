@@ -29,7 +29,7 @@ struct DiversityPlan {
 
 namespace cpu {
 // One item's packed copies (the tokens, the first center's GEMM panels, the chosen rows) and, for the
-// most isolated first center, a buffer of rows for each of `threads` scanning threads. Given a
+// most isolated first center, a tile of scores for each of `threads` scanning threads. Given a
 // workspace of this size the op allocates nothing large and runs the items one after another.
 uint64_t diversity_workspace_bytes(const DiversityPlan& plan, int64_t threads);
 // workspace: NULL, or at least diversity_workspace_bytes(plan, 1) bytes (checked at the ABI); the

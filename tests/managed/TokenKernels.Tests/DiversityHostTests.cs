@@ -172,8 +172,8 @@ public class DiversityHostTests
         Assert.That((none.Length, noneSorted.Length, shape), Is.EqualTo((0, 0, new TensorShape(2, 0))));
     }
 
-    // DivPrune's most-isolated search keeps rows for each thread in the workspace, so the size queried with one thread is
-    // the least a call accepts; a call on more threads than the query's runs that search on fewer.
+    // DivPrune's most-isolated search keeps a score tile for each thread in the workspace, so the size queried with one
+    // thread is the least a call accepts; a call on more threads than the query's runs that search on fewer.
     [Test]
     public void AWorkspaceShorterThanItsOneThreadSizeIsRejectedWithoutWriting()
     {
