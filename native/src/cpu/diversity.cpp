@@ -64,6 +64,20 @@ bool ranks_above(float a, int64_t token_a, float b, int64_t token_b) {
 // distance yet) and stays NaN only while every distance is.
 float min_ignoring_nan(float score, float d) { return ((d < score) | is_nan(score)) ? d : score; }
 
+// Float bits made monotone as unsigned integers (for numbers; NaN is kept out of them).
+uint32_t monotone_bits(float v) {
+    const uint32_t bits = float_to_bits(v);
+    return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+float from_monotone_bits(uint32_t m) { return bits_to_float((m & 0x80000000u) != 0 ? m & 0x7fffffffu : ~m); }
+
+// A shared minimum of monotone bits, which both the most isolated search and the max-min refresh post to.
+void atomic_min(std::atomic<uint32_t>& target, uint32_t value) {
+    uint32_t seen = target.load(std::memory_order_relaxed);
+    while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+    }
+}
+
 // Floats per packed row: C rounded up to 16.
 int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
 
@@ -323,13 +337,6 @@ void pack_tokens(const DiversityPlan& plan, int64_t b, int64_t count, bool paral
 
 // ---- Most isolated first center ---------------------------------------------------------------------
 
-// Float bits made monotone as unsigned integers (for numbers; NaN is kept out of them).
-uint32_t monotone_bits(float v) {
-    const uint32_t bits = float_to_bits(v);
-    return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
-}
-float from_monotone_bits(uint32_t m) { return bits_to_float((m & 0x80000000u) != 0 ? m & 0x7fffffffu : ~m); }
-
 // A row's (nearest-neighbour distance, token) as one integer that orders as the contract ranks
 // them, so the best finished row is an atomic maximum: the distance's monotone bits, then the
 // complement of the token (the lower token ranks higher on ties). NaN distances are never keyed.
@@ -339,12 +346,6 @@ uint64_t rank_key(float distance, int64_t token) {
 
 // No distance seen yet: above the monotone bits of every number, +inf included.
 constexpr uint32_t kNoDistance = 0xffffffffu;
-
-void atomic_min(std::atomic<uint32_t>& target, uint32_t value) {
-    uint32_t seen = target.load(std::memory_order_relaxed);
-    while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-    }
-}
 
 void atomic_max(std::atomic<uint64_t>& target, uint64_t value) {
     uint64_t seen = target.load(std::memory_order_relaxed);
@@ -705,10 +706,8 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                     const int64_t first = std::max<int64_t>(share_begin, reach[active[i0]]);
                     if (first >= share_end) continue;
                     const float* row[kEntryBlock];
-                    for (int64_t r = 0; r < rows; ++r) {
-                        const Entry& entry = batch[static_cast<size_t>(active[i0 + r])];
-                        row[r] = tokens.row(entry.token);
-                    }
+                    for (int64_t r = 0; r < rows; ++r)
+                        row[r] = tokens.row(batch[static_cast<size_t>(active[i0 + r])].token);
                     distance_block(row, rows, center_row.data() + first, share_end - first, tokens.stride, d, kCenterChunk);
                     for (int64_t r = 0; r < rows; ++r) {
                         const int64_t e = active[i0 + r];
