@@ -176,20 +176,46 @@ double required_margin(const tk_diversity_params& p, int64_t channels) {
            (p.objective == TK_DIVERSITY_MAX_SUM ? static_cast<double>(p.k) : 1.0);
 }
 
+// Draws inputs (diversity_buffers) until the reference has no near-tie: d and the reference's result,
+// or false and a test failure when 20 draws all had one.
+bool draw_without_near_tie(const tk_diversity_params& p, tk_dtype dtype, int64_t batch, int64_t tokens, int64_t channels,
+                           const ArrayLayout& layout, bool has_lengths, bool has_item_k, std::mt19937_64& g,
+                           DiversityBuffers& d, DiversityResult& want) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        d = diversity_buffers(p, dtype, batch, tokens, channels, layout, has_lengths, has_item_k, g);
+        want = reference_diversity(p, d.inputs());
+        if (want.margin >= required_margin(p, channels)) return true;
+    }
+    ADD_FAILURE() << "no draw without a near-tie in 20 attempts";
+    return false;
+}
+
 // Draws inputs until the reference has no near-tie, runs the library and compares exactly.
 void expect_matches_reference(const tk_diversity_params& p, tk_dtype dtype, int64_t batch, int64_t tokens, int64_t channels,
                               const ArrayLayout& layout, bool has_lengths, bool has_item_k, std::mt19937_64& g,
                               bool caller_workspace = false) {
-    for (int attempt = 0; attempt < 20; ++attempt) {
-        DiversityBuffers d = diversity_buffers(p, dtype, batch, tokens, channels, layout, has_lengths, has_item_k, g);
-        const DiversityResult want = reference_diversity(p, d.inputs());
-        if (want.margin < required_margin(p, channels)) continue;
-        ASSERT_TRUE(run_diversity(d, caller_workspace));
-        EXPECT_EQ(as_int32(d.order), want.order);
-        EXPECT_EQ(as_int32(d.sorted), want.sorted);
-        return;
-    }
-    FAIL() << "no draw without a near-tie in 20 attempts";
+    DiversityBuffers d;
+    DiversityResult want;
+    if (!draw_without_near_tie(p, dtype, batch, tokens, channels, layout, has_lengths, has_item_k, g, d, want)) return;
+    ASSERT_TRUE(run_diversity(d, caller_workspace));
+    EXPECT_EQ(as_int32(d.order), want.order);
+    EXPECT_EQ(as_int32(d.sorted), want.sorted);
+}
+
+// Sets every token of x to +-1 at `nonzero` random channels and 0 elsewhere. With nonzero a power of 4,
+// every unit row is exact (entries +-1 / sqrt(nonzero), a power of two), so every distance and every
+// max-sum score is exact in float32 whatever the order of its sums, and backends that round
+// differently meet the same ties, broken to the lower token alike.
+void set_sign_tokens(HostArray& x, int64_t nonzero, std::mt19937_64& g) {
+    const int64_t batch = x.shape()[0], tokens = x.shape()[1], channels = x.shape()[2];
+    std::vector<int64_t> channel(static_cast<size_t>(channels));
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < tokens; ++i) {
+            std::iota(channel.begin(), channel.end(), int64_t{0});
+            std::shuffle(channel.begin(), channel.end(), g);
+            for (int64_t c = 0; c < channels; ++c) x.set(b, i, c, 0.0);
+            for (int64_t c = 0; c < nonzero; ++c) x.set(b, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
+        }
 }
 
 TEST(Diversity, EveryPolicyObjectiveAndDistanceMatchesReference) {
@@ -322,24 +348,17 @@ void expect_teams_match_one_thread(const DiversityBuffers& unrun, DiversityBuffe
 
 // Enough tokens, channels and centers that the threads work as a team: max-min refreshes stale scores
 // in batches whose centers are split across threads, max-sum splits the tokens. The reference's
-// selection, and the same selection with one thread and with teams of two and three. The tokens are
-// +-1 at 1024 random channels, 0 elsewhere, so every distance and every max-sum score is exact in
-// float32 (unit entries +-1/32) and the backends meet the same ties, broken to the lower token alike.
+// selection, and the same selection with one thread and with teams of two and three, on sign tokens
+// (set_sign_tokens: exact distances, many ties).
 TEST(Diversity, ThreadTeamsMatchReferenceAndOneThread) {
     std::mt19937_64 g(seed_from_name(test_name()));
     constexpr int64_t kTokens = 600, kChannels = 4000, kNonzero = 1024;
-    std::vector<int64_t> channel(static_cast<size_t>(kChannels));
     for (tk_distance distance : kDistances)
         for (tk_diversity_objective objective : kObjectives) {
             const tk_diversity_params p = diversity_params(64, distance, TK_FIRST_INDEX, objective);
             SCOPED_TRACE(describe(p));
             DiversityBuffers unrun = diversity_buffers(p, TK_DTYPE_F32, 1, kTokens, kChannels, ArrayLayout{}, false, false, g);
-            for (int64_t i = 0; i < kTokens; ++i) {
-                std::iota(channel.begin(), channel.end(), int64_t{0});
-                std::shuffle(channel.begin(), channel.end(), g);
-                for (int64_t c = 0; c < kChannels; ++c) unrun.x.set(0, i, c, 0.0);
-                for (int64_t c = 0; c < kNonzero; ++c) unrun.x.set(0, i, channel[static_cast<size_t>(c)], g() % 2 ? 1.0 : -1.0);
-            }
+            set_sign_tokens(unrun.x, kNonzero, g);
             DiversityBuffers one;
             expect_teams_match_one_thread(unrun, one);
             EXPECT_EQ(as_int32(one.order), reference_diversity(p, one.inputs()).order);
@@ -511,6 +530,12 @@ TEST(Diversity, MaxMinTeamsOverManyChunksMatchOneThread) {
     return ok(tk_cuda_stream_synchronize(stream));
 }
 
+// The backends round differently (the CPU divides each row by its norm and sums 16 lanes; CUDA sums 32
+// lanes and scales the dot product by both norms), so on normal tokens they agree only away from
+// near-ties: at small sizes each is compared with the reference on draws without one. At N = 2100 (the
+// greedy split across blocks), sign tokens at 64 of 72 channels make every distance exact on both, and
+// the ties many: in a padded, misaligned layout (CUDA's element loads) and a contiguous one (its
+// 16-byte vector loads), CUDA's indices are the CPU's.
 TEST(DiversityCuda, SameIndicesAsCpu) {
     const std::string why = cuda_unavailable_reason();
     if (!why.empty()) GTEST_SKIP() << why;
@@ -519,7 +544,7 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
     struct Shape {
         int64_t batch, tokens, channels, k;
     };
-    for (const Shape& shape : {Shape{3, 37, 19, 9}, Shape{1, 1, 4, 1}, Shape{2, 23, 7, 23}, Shape{1, 2100, 72, 200}})
+    for (const Shape& shape : {Shape{3, 37, 19, 9}, Shape{1, 1, 4, 1}, Shape{2, 23, 7, 23}})
         for (tk_dtype dtype : kFloatDtypes)
             for (tk_distance distance : kDistances)
                 for (tk_first_center first : kFirstCenters)
@@ -528,14 +553,63 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
                             const tk_diversity_params p = diversity_params(shape.k, distance, first, objective);
                             SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " B=" + std::to_string(shape.batch) +
                                          " N=" + std::to_string(shape.tokens) + (caller_workspace ? " workspace" : ""));
-                            DiversityBuffers cpu = diversity_buffers(p, dtype, shape.batch, shape.tokens, shape.channels,
-                                                                     ArrayLayout{2, false, 1}, shape.batch > 1, shape.batch > 1, g);
+                            DiversityBuffers cpu;
+                            DiversityResult want;
+                            if (!draw_without_near_tie(p, dtype, shape.batch, shape.tokens, shape.channels, ArrayLayout{2, false, 1},
+                                                       shape.batch > 1, shape.batch > 1, g, cpu, want))
+                                continue;
+                            DiversityBuffers cuda = cpu;
+                            ASSERT_TRUE(run_diversity(cpu));
+                            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
+                            EXPECT_EQ(as_int32(cpu.order), want.order);
+                            EXPECT_EQ(as_int32(cuda.order), want.order);
+                            EXPECT_EQ(as_int32(cuda.sorted), want.sorted);
+                        }
+    for (const ArrayLayout& layout : {ArrayLayout{2, false, 1}, ArrayLayout{}})
+        for (tk_dtype dtype : kFloatDtypes)
+            for (tk_distance distance : kDistances)
+                for (tk_first_center first : kFirstCenters)
+                    for (tk_diversity_objective objective : kObjectives)
+                        for (bool caller_workspace : {false, true}) {
+                            const tk_diversity_params p = diversity_params(200, distance, first, objective);
+                            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " N=2100" +
+                                         (layout.offset != 0 ? " misaligned" : " contiguous") + (caller_workspace ? " workspace" : ""));
+                            DiversityBuffers cpu = diversity_buffers(p, dtype, 1, 2100, 72, layout, false, false, g);
+                            set_sign_tokens(cpu.x, 64, g);
                             DiversityBuffers cuda = cpu;
                             ASSERT_TRUE(run_diversity(cpu));
                             ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
                             EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
                             EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
                         }
+}
+
+// Nothing to select (no items, or items without tokens and k = 0): accepted by run(d) (a workspace of
+// the queried size), nothing written.
+template <class Run>
+void expect_empty_selections_accepted(Run run) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    struct Shape {
+        int64_t batch, tokens, k;
+    };
+    for (const Shape& shape : {Shape{0, 5, 3}, Shape{2, 0, 0}})
+        for (tk_first_center first : kFirstCenters) {
+            const tk_diversity_params p = diversity_params(shape.k, TK_DISTANCE_COSINE, first, TK_DIVERSITY_MAX_MIN);
+            SCOPED_TRACE(describe(p) + " B=" + std::to_string(shape.batch) + " N=" + std::to_string(shape.tokens));
+            DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, shape.batch, shape.tokens, 8, ArrayLayout{}, false, false, g);
+            EXPECT_TRUE(run(d));
+        }
+}
+
+TEST(Diversity, EmptySelectionsAccepted) {
+    expect_empty_selections_accepted([](DiversityBuffers& d) { return run_diversity(d, true); });
+}
+
+TEST(DiversityCuda, EmptySelectionsAccepted) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    expect_empty_selections_accepted([&](DiversityBuffers& d) { return run_diversity_cuda(d, stream.get(), true); });
 }
 
 }  // namespace

@@ -378,9 +378,10 @@ Shape shape_of(const DiversityPlan& plan) {
     s.first_chunks = plan.first == TK_FIRST_INDEX ? 1 : std::max<int64_t>(1, ceil_div(plan.tokens, kFirstTokens));
     const int64_t by_work = ceil_div(plan.tokens * plan.channels, kMinStepElements);
     const int64_t by_rows = ceil_div(plan.tokens, kGreedyWarps);
-    const int64_t wanted = std::clamp<int64_t>(ceil_div(kTargetBlocks, plan.batch), 1,
+    // B = 0 or N = 0 (nothing to select) still gets a shape: no divisor below is 0.
+    const int64_t wanted = std::clamp<int64_t>(ceil_div(kTargetBlocks, std::max<int64_t>(1, plan.batch)), 1,
                                                std::max<int64_t>(1, std::min(by_work, by_rows)));
-    s.split_tokens = ceil_div(plan.tokens, wanted);
+    s.split_tokens = std::max<int64_t>(1, ceil_div(plan.tokens, wanted));
     s.greedy_splits = ceil_div(plan.tokens, s.split_tokens);
     return s;
 }
