@@ -536,6 +536,18 @@ TEST(Diversity, MaxMinTeamsOverManyChunksMatchOneThread) {
 // greedy split across blocks), sign tokens at 64 of 72 channels make every distance exact on both, and
 // the ties many: in a padded, misaligned layout (CUDA's element loads) and a contiguous one (its
 // 16-byte vector loads), CUDA's indices are the CPU's.
+// Calls check(dtype, params, caller_workspace) for every float dtype, distance, first-center policy and
+// objective (params with k centers), with and without the caller's workspace.
+template <class Check>
+void for_each_cuda_case(int64_t k, Check check) {
+    for (tk_dtype dtype : kFloatDtypes)
+        for (tk_distance distance : kDistances)
+            for (tk_first_center first : kFirstCenters)
+                for (tk_diversity_objective objective : kObjectives)
+                    for (bool caller_workspace : {false, true})
+                        check(dtype, diversity_params(k, distance, first, objective), caller_workspace);
+}
+
 TEST(DiversityCuda, SameIndicesAsCpu) {
     const std::string why = cuda_unavailable_reason();
     if (!why.empty()) GTEST_SKIP() << why;
@@ -545,43 +557,33 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
         int64_t batch, tokens, channels, k;
     };
     for (const Shape& shape : {Shape{3, 37, 19, 9}, Shape{1, 1, 4, 1}, Shape{2, 23, 7, 23}})
-        for (tk_dtype dtype : kFloatDtypes)
-            for (tk_distance distance : kDistances)
-                for (tk_first_center first : kFirstCenters)
-                    for (tk_diversity_objective objective : kObjectives)
-                        for (bool caller_workspace : {false, true}) {
-                            const tk_diversity_params p = diversity_params(shape.k, distance, first, objective);
-                            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " B=" + std::to_string(shape.batch) +
-                                         " N=" + std::to_string(shape.tokens) + (caller_workspace ? " workspace" : ""));
-                            DiversityBuffers cpu;
-                            DiversityResult want;
-                            if (!draw_without_near_tie(p, dtype, shape.batch, shape.tokens, shape.channels, ArrayLayout{2, false, 1},
-                                                       shape.batch > 1, shape.batch > 1, g, cpu, want))
-                                continue;
-                            DiversityBuffers cuda = cpu;
-                            ASSERT_TRUE(run_diversity(cpu));
-                            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
-                            EXPECT_EQ(as_int32(cpu.order), want.order);
-                            EXPECT_EQ(as_int32(cuda.order), want.order);
-                            EXPECT_EQ(as_int32(cuda.sorted), want.sorted);
-                        }
+        for_each_cuda_case(shape.k, [&](tk_dtype dtype, const tk_diversity_params& p, bool caller_workspace) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " B=" + std::to_string(shape.batch) +
+                         " N=" + std::to_string(shape.tokens) + (caller_workspace ? " workspace" : ""));
+            DiversityBuffers cpu;
+            DiversityResult want;
+            if (!draw_without_near_tie(p, dtype, shape.batch, shape.tokens, shape.channels, ArrayLayout{2, false, 1},
+                                       shape.batch > 1, shape.batch > 1, g, cpu, want))
+                return;
+            DiversityBuffers cuda = cpu;
+            ASSERT_TRUE(run_diversity(cpu));
+            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
+            EXPECT_EQ(as_int32(cpu.order), want.order);
+            EXPECT_EQ(as_int32(cuda.order), want.order);
+            EXPECT_EQ(as_int32(cuda.sorted), want.sorted);
+        });
     for (const ArrayLayout& layout : {ArrayLayout{2, false, 1}, ArrayLayout{}})
-        for (tk_dtype dtype : kFloatDtypes)
-            for (tk_distance distance : kDistances)
-                for (tk_first_center first : kFirstCenters)
-                    for (tk_diversity_objective objective : kObjectives)
-                        for (bool caller_workspace : {false, true}) {
-                            const tk_diversity_params p = diversity_params(200, distance, first, objective);
-                            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " N=2100" +
-                                         (layout.offset != 0 ? " misaligned" : " contiguous") + (caller_workspace ? " workspace" : ""));
-                            DiversityBuffers cpu = diversity_buffers(p, dtype, 1, 2100, 72, layout, false, false, g);
-                            set_sign_tokens(cpu.x, 64, g);
-                            DiversityBuffers cuda = cpu;
-                            ASSERT_TRUE(run_diversity(cpu));
-                            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
-                            EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
-                            EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
-                        }
+        for_each_cuda_case(200, [&](tk_dtype dtype, const tk_diversity_params& p, bool caller_workspace) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " N=2100" +
+                         (layout.offset != 0 ? " misaligned" : " contiguous") + (caller_workspace ? " workspace" : ""));
+            DiversityBuffers cpu = diversity_buffers(p, dtype, 1, 2100, 72, layout, false, false, g);
+            set_sign_tokens(cpu.x, 64, g);
+            DiversityBuffers cuda = cpu;
+            ASSERT_TRUE(run_diversity(cpu));
+            ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), caller_workspace));
+            EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
+            EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
+        });
 }
 
 // Nothing to select (no items, or items without tokens and k = 0): accepted by run(d) (a workspace of

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -71,10 +72,13 @@ uint32_t monotone_bits(float v) {
 }
 float from_monotone_bits(uint32_t m) { return bits_to_float((m & 0x80000000u) != 0 ? m & 0x7fffffffu : ~m); }
 
-// A shared minimum of monotone bits, which both the most isolated search and the max-min refresh post to.
-void atomic_min(std::atomic<uint32_t>& target, uint32_t value) {
-    uint32_t seen = target.load(std::memory_order_relaxed);
-    while (value < seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+// Replaces a shared value by `value` while before(value, shared) holds (relaxed): with std::less a
+// shared minimum of monotone bits (the most isolated search's and the max-min refresh's), with
+// std::greater the best finished row's rank key.
+template <class T, class Before>
+void atomic_keep(std::atomic<T>& target, T value, Before before) {
+    T seen = target.load(std::memory_order_relaxed);
+    while (before(value, seen) && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
     }
 }
 
@@ -347,12 +351,6 @@ uint64_t rank_key(float distance, int64_t token) {
 // No distance seen yet: above the monotone bits of every number, +inf included.
 constexpr uint32_t kNoDistance = 0xffffffffu;
 
-void atomic_max(std::atomic<uint64_t>& target, uint64_t value) {
-    uint64_t seen = target.load(std::memory_order_relaxed);
-    while (value > seen && !target.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-    }
-}
-
 constexpr int64_t kFoldLanes = 16;
 
 // Folds one row of a tile's dot products, as distances, into the row's running minimum and the
@@ -510,12 +508,13 @@ int64_t most_isolated(const PackedTokens& tokens, bool l2, const ConveyorShape& 
                 --slots[s].tiles_left;
             }
             for (int64_t j = 0; j < cols; ++j)
-                if (!is_nan(column_min[j])) atomic_min(known[static_cast<size_t>(j0 + j)], monotone_bits(column_min[j]));
+                if (!is_nan(column_min[j]))
+                    atomic_keep(known[static_cast<size_t>(j0 + j)], monotone_bits(column_min[j]), std::less<>());
             for (Slot& slot : slots) {
                 if (slot.token < 0 || slot.tiles_left > 0) continue;
                 nearest[static_cast<size_t>(slot.token)] = slot.partial;
                 finished[static_cast<size_t>(slot.token)] = 1;
-                if (!is_nan(slot.partial)) atomic_max(best_key, rank_key(slot.partial, slot.token));
+                if (!is_nan(slot.partial)) atomic_keep(best_key, rank_key(slot.partial, slot.token), std::greater<>());
                 slot.token = -1;
                 --in_play;
             }
@@ -719,7 +718,7 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
                 for (int64_t i = 0; i < active_count; ++i) {
                     const int64_t e = active[i];
                     if (i < needing) {
-                        if (!is_nan(minima[e])) atomic_min(batch_min[e], monotone_bits(minima[e]));
+                        if (!is_nan(minima[e])) atomic_keep(batch_min[e], monotone_bits(minima[e]), std::less<>());
                         reach[e] = static_cast<int32_t>(c1);
                         const float score = from_monotone_bits(batch_min[e].load(std::memory_order_relaxed));
                         const int32_t token = batch[static_cast<size_t>(e)].token;
