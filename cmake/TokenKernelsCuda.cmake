@@ -3,6 +3,11 @@
 # Default architectures: sm_80 machine code (runs on every 8.x GPU: A100, Ada sm_89, Orin sm_87 by
 # binary compatibility) and sm_90 machine code plus compute_90 PTX, which the driver compiles for
 # newer GPUs (Blackwell). Override with -DCMAKE_CUDA_ARCHITECTURES=...
+#
+# The CUDA runtime is linked statically by default (CMAKE_CUDA_RUNTIME_LIBRARY=Static): the library
+# then loads, and CPU work runs, on machines without a driver. -DCMAKE_CUDA_RUNTIME_LIBRARY=Shared links
+# libcudart.so instead, so that a tool that interposes the runtime (a GPU simulator, a profiler or
+# tracer that replaces libcudart) sees every call; such a library needs libcudart.so at load time.
 include(CheckLanguage)
 
 set(TOKENKERNELS_WITH_CUDA OFF)
@@ -34,8 +39,11 @@ if(NOT _tk_cuda_mode STREQUAL "OFF")
     find_package(CUDAToolkit REQUIRED)
     set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-    # Static runtime: the library loads, and CPU work runs, where no driver is installed.
-    set(CMAKE_CUDA_RUNTIME_LIBRARY Static)
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Static CACHE STRING "CUDA runtime the library links: Static (default) or Shared")
+    set_property(CACHE CMAKE_CUDA_RUNTIME_LIBRARY PROPERTY STRINGS Static Shared)
+    if(NOT CMAKE_CUDA_RUNTIME_LIBRARY MATCHES "^(Static|Shared)$")
+      message(FATAL_ERROR "CMAKE_CUDA_RUNTIME_LIBRARY must be Static or Shared, got '${CMAKE_CUDA_RUNTIME_LIBRARY}'")
+    endif()
     set(TOKENKERNELS_WITH_CUDA ON)
   elseif(_tk_cuda_mode STREQUAL "ON")
     message(FATAL_ERROR "TOKENKERNELS_CUDA=ON but no CUDA compiler was found: install the CUDA toolkit "
@@ -44,7 +52,7 @@ if(NOT _tk_cuda_mode STREQUAL "OFF")
 endif()
 
 if(TOKENKERNELS_WITH_CUDA)
-  message(STATUS "TokenKernels: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
+  message(STATUS "TokenKernels: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}, ${CMAKE_CUDA_RUNTIME_LIBRARY} runtime)")
 else()
   message(STATUS "TokenKernels: CUDA backend OFF (TOKENKERNELS_CUDA=${TOKENKERNELS_CUDA})")
 endif()

@@ -4,8 +4,9 @@
 #   1. builds the native library with CUDA into build/gpu,
 #   2. runs the native test suite (ctest), then the CUDA tests alone, failing on any that skipped for
 #      another reason than "a CUDA device is present",
-#   3. runs the CUDA tests but the large-size ones under compute-sanitizer memcheck and racecheck,
-#      each stopped after SANITIZER_TIMEOUT_S,
+#   3. runs the CUDA tests but the large-size ones, at reduced scale (TK_TEST_SCALE=reduced), under
+#      compute-sanitizer memcheck, racecheck, synccheck and initcheck, each stopped after
+#      SANITIZER_TIMEOUT_S,
 #   4. runs the managed test program on a carried .NET runtime, when .gpu/ holds one,
 #   5. runs the benchmark harness on the GPU: quick correctness over every case and dtype, then the
 #      full cases in bf16 and f32 against the PyTorch baselines (CUDA events, same stream),
@@ -18,7 +19,7 @@
 #   bench/gpu/run.sh build tests        some of the groups: build tests sanitize managed bench
 #   PYTHON=/path/to/python3             a Python with PyTorch other than the first found
 #   CUDA_ARCHITECTURES=90               the machine code built (default 90, H100/H200)
-#   SANITIZER_FILTER='*Cuda*:-*CudaLarge*', SANITIZER_TIMEOUT_S=240   the sanitized runs (defaults)
+#   SANITIZER_FILTER='*Cuda*:-*CudaLarge*', SANITIZER_TIMEOUT_S=150   the sanitized runs (defaults)
 #
 # Exit status: 0 when every step that ran passed, else 1.
 
@@ -37,13 +38,14 @@ library=$build_dir/lib/libtokenkernels.so
 cuda_architectures=${CUDA_ARCHITECTURES:-90}
 # The CUDA tests: every suite with Cuda in its name (pooling, merging, the device/stream/memory ABI).
 cuda_test_filter='*Cuda*'
-# Under the sanitizers, the same without the large-size suites, which would take too long there.
+# Under the sanitizers, the same without the large-size suites, at reduced scale (tests/native/README.md),
+# which would take too long there otherwise.
 sanitizer_test_filter=${SANITIZER_FILTER:-'*Cuda*:-*CudaLarge*'}
 # Skips with this message are meant for machines without a device; any other skip here is a failure.
 expected_skip_message='a CUDA device is present'
 # Sanitized runs are slow: each is stopped after this long, so that the steps after it still run
 # within one call of a machine that limits a command's time.
-sanitizer_timeout_s=${SANITIZER_TIMEOUT_S:-240}
+sanitizer_timeout_s=${SANITIZER_TIMEOUT_S:-150}
 mkdir -p "$logs_dir"
 
 # Step groups to run, from the arguments; all by default. Build outputs stay in build/gpu, so a later
@@ -170,7 +172,7 @@ cuda_tests_ran() {
 }
 
 sanitize() {  # tool [sanitizer options...]
-    timeout "$sanitizer_timeout_s" compute-sanitizer --tool "$1" "${@:2}" --error-exitcode 1 \
+    TK_TEST_SCALE=reduced timeout "$sanitizer_timeout_s" compute-sanitizer --tool "$1" "${@:2}" --error-exitcode 1 \
         "$test_binary" --gtest_filter="$sanitizer_test_filter"
     local status=$?
     [ "$status" -eq 124 ] && echo "stopped after ${sanitizer_timeout_s} s (SANITIZER_TIMEOUT_S)"
@@ -222,6 +224,8 @@ if [ "$built" = yes ] && wants sanitize; then
     if command -v compute-sanitizer >/dev/null; then
         run_step memcheck sanitize memcheck --leak-check full
         run_step racecheck sanitize racecheck
+        run_step synccheck sanitize synccheck
+        run_step initcheck sanitize initcheck
     else
         skip_step sanitize "compute-sanitizer not on PATH"
     fi

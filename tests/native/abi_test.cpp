@@ -2,6 +2,8 @@
 // and the CUDA helpers on a machine with or without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -140,6 +142,112 @@ TEST(AbiCuda, DeviceCountIsConsistentWithBuild) {
     }
     EXPECT_EQ(tk_cuda_device_count(nullptr), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(tk_last_error()).find("count"), std::string::npos) << tk_last_error();
+}
+
+// Whether code built for CMake's CUDA_ARCHITECTURES list runs on compute capability major.minor, by
+// the rules of NVIDIA's CUDA compatibility guide, written out independently of the library: sm_XY
+// machine code on X.Y and later minors of X (sm_XYa on X.Y alone), compute_XY PTX on every
+// capability from X.Y (compute_XYa on X.Y alone); "XYf" (family) on later minors of X only.
+bool reference_runs(const std::string& architectures, int major, int minor) {
+    const int capability = 10 * major + minor;
+    size_t begin = 0;
+    while (begin <= architectures.size()) {
+        const size_t end = std::min(architectures.find(';', begin), architectures.size());
+        std::string entry = architectures.substr(begin, end - begin);
+        begin = end + 1;
+        if (entry.empty()) continue;
+        if (entry == "all" || entry == "all-major" || entry == "native") return true;
+        const bool real_only = entry.size() > 5 && entry.substr(entry.size() - 5) == "-real";
+        const bool virtual_only = entry.size() > 8 && entry.substr(entry.size() - 8) == "-virtual";
+        if (real_only) entry.resize(entry.size() - 5);
+        if (virtual_only) entry.resize(entry.size() - 8);
+        const char suffix = std::isalpha(static_cast<unsigned char>(entry.back())) ? entry.back() : '\0';
+        if (suffix != '\0') entry.pop_back();
+        const int code = std::stoi(entry);
+        const bool same_major = capability / 10 == code / 10;
+        const bool machine_code_runs = suffix == 'a' ? capability == code : same_major && capability >= code;
+        const bool ptx_runs = suffix == 'a' ? capability == code : suffix == 'f' ? same_major && capability >= code
+                                                                                  : capability >= code;
+        if ((!virtual_only && machine_code_runs) || (!real_only && ptx_runs)) return true;
+    }
+    return false;
+}
+
+TEST(AbiCuda, ArchitecturesAreTheBuildsAndDecideWhichDevicesRun) {
+    std::string expected = TK_EXPECTED_CUDA_ARCHITECTURES;
+    std::replace(expected.begin(), expected.end(), ',', ';');
+    ASSERT_NE(tk_cuda_architectures(), nullptr);
+    EXPECT_EQ(std::string(tk_cuda_architectures()), expected);
+    EXPECT_EQ(expected.empty(), tk_cuda_is_built() == 0);
+    for (int32_t major = 1; major <= 13; ++major)
+        for (int32_t minor = 0; minor <= 9; ++minor) {
+            int32_t supported = -1;
+            ASSERT_EQ(tk_cuda_capability_supported(major, minor, &supported), TK_STATUS_OK) << tk_last_error();
+            EXPECT_EQ(supported, reference_runs(expected, major, minor) ? 1 : 0)
+                << "compute capability " << major << "." << minor << " with " << expected;
+        }
+    int32_t untouched = 7;
+    EXPECT_EQ(tk_cuda_capability_supported(8, 10, &untouched), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("minor"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(tk_cuda_capability_supported(0, 0, &untouched), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("major"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(untouched, 7);
+    EXPECT_EQ(tk_cuda_capability_supported(9, 0, nullptr), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("supported"), std::string::npos) << tk_last_error();
+}
+
+// The reference's rules on lists other than this build's, so that each rule is exercised whatever the
+// build: the checks above compare the library with it.
+TEST(AbiCuda, ReferenceCompatibilityRules) {
+    EXPECT_TRUE(reference_runs("80-real;90", 8, 0));
+    EXPECT_TRUE(reference_runs("80-real;90", 8, 9));
+    EXPECT_FALSE(reference_runs("80-real;90", 7, 5));
+    EXPECT_TRUE(reference_runs("80-real;90", 12, 0));  // compute_90 PTX, compiled by the driver
+    EXPECT_FALSE(reference_runs("80-real;90-real", 12, 0));
+    EXPECT_TRUE(reference_runs("80-virtual", 9, 0));
+    EXPECT_FALSE(reference_runs("90a", 10, 0));
+    EXPECT_FALSE(reference_runs("90a-real", 9, 1));
+    EXPECT_TRUE(reference_runs("100f", 10, 3));
+    EXPECT_FALSE(reference_runs("100f", 12, 0));
+    EXPECT_FALSE(reference_runs("", 9, 0));
+}
+
+// A device this build holds no code for is refused by every op before anything is written, naming the
+// device, its capability and the build's architectures (without the check every launch would fail
+// with "no kernel image"). Runs where device 0 is such a device.
+TEST(AbiCuda, DeviceThatCannotRunTheCodeIsRefusedByOps) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    int32_t major = 0;
+    int32_t minor = 0;
+    ASSERT_EQ(tk_cuda_device_capability(0, &major, &minor), TK_STATUS_OK) << tk_last_error();
+    int32_t supported = 0;
+    ASSERT_EQ(tk_cuda_capability_supported(major, minor, &supported), TK_STATUS_OK) << tk_last_error();
+    if (supported) GTEST_SKIP() << "device 0 (compute capability " << major << "." << minor << ") runs " << tk_cuda_architectures();
+    const std::vector<float> zeros(24, 0.0f);
+    const DeviceBuffer x(zeros.size() * sizeof(float));
+    const DeviceBuffer out(zeros.size() * sizeof(float));
+    ASSERT_EQ(tk_cuda_memcpy_async(out.get(), zeros.data(), zeros.size() * sizeof(float), nullptr), TK_STATUS_OK);
+    const int64_t shape[5] = {1, 1, 2, 2, 6};
+    const int64_t strides[5] = {24, 24, 12, 6, 1};
+    tk_tensor xd{x.get(), TK_DTYPE_F32, TK_DEVICE_CUDA, 0, 5, {}, {}};
+    tk_tensor od = xd;
+    od.data = out.get();
+    for (int d = 0; d < 5; ++d) {
+        xd.shape[d] = od.shape[d] = shape[d];
+        xd.strides[d] = od.strides[d] = strides[d];
+    }
+    const tk_pool_params copy{TK_POOL_WINDOW_MAX, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}};
+    EXPECT_EQ(tk_pool(&copy, &xd, &od, nullptr, 0, nullptr), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
+    const std::string message = tk_last_error();
+    EXPECT_NE(message.find("x.device_ordinal"), std::string::npos) << message;
+    EXPECT_NE(message.find("compute capability " + std::to_string(major) + "." + std::to_string(minor)), std::string::npos)
+        << message;
+    EXPECT_NE(message.find(tk_cuda_architectures()), std::string::npos) << message;
+    std::vector<float> back(zeros.size(), 1.0f);
+    ASSERT_EQ(tk_cuda_memcpy_async(back.data(), out.get(), back.size() * sizeof(float), nullptr), TK_STATUS_OK);
+    ASSERT_EQ(tk_cuda_stream_synchronize(nullptr), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(back, zeros) << "a refused call wrote to out";
 }
 
 TEST(AbiCuda, WithoutDeviceEverythingIsUnavailable) {

@@ -319,6 +319,8 @@ std::vector<InvalidCase<GatherCall>> gather_cases() {
         {"OutOverlapsItself", [](C& c) { c.out.strides[1] = 1; }, "out.strides"},
         {"OutOverlapsX", [](C& c) { c.out.data = c.x.data; }, "disjoint from x"},
         {"OutOverlapsIndices", [](C& c) { c.out.data = c.indices.data; }, "disjoint from indices"},
+        {"IndicesMisaligned", [](C& c) { c.indices.data = static_cast<char*>(c.indices.data) + 4; },
+         "indices.data: expected a pointer aligned to 8 bytes"},
     };
 }
 
@@ -498,6 +500,33 @@ TEST(QkImportanceInvalidCuda, HeadDimensionOutsideTheCudaSet) {
     c.lse = on_device(c.lse_array, lse_d, c.lse);
     c.out = on_device(c.out_array, out_d, c.out);
     expect_rejected(c.run(), "q.shape[3]");
+}
+
+// A shape whose CUDA grid would not fit gridDim.x (B * H * ceil(queries / 64) blocks) is refused by
+// name, by the workspace query and the op alike, instead of being cast into a smaller grid. The views
+// overlap themselves (head and row strides of 1), so they need only a few KiB of device memory.
+TEST(QkImportanceInvalidCuda, GridBeyondTheCudaLimit) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const int64_t heads = int64_t{1} << 15, queries = int64_t{1} << 22, keys = 64, d = 64;
+    const DeviceBuffer q_d((heads + queries + d) * sizeof(float)), k_d((keys + d) * sizeof(float)), out_d(keys * sizeof(float));
+    tk_tensor q{q_d.get(), TK_DTYPE_F32, TK_DEVICE_CUDA, 0, 4, {1, heads, queries, d}, {heads + queries + d, 1, 1, 1}};
+    tk_tensor k{k_d.get(), TK_DTYPE_F32, TK_DEVICE_CUDA, 0, 4, {1, 1, keys, d}, {keys + d, keys + d, 1, 1}};
+    tk_tensor out{out_d.get(), TK_DTYPE_F32, TK_DEVICE_CUDA, 0, 2, {1, keys}, {keys, 1}};
+    tk_importance_params p{};
+    p.query_begin = 0;
+    p.query_end = queries;
+    p.key_begin = 0;
+    p.key_end = keys;
+    p.head_reduce = TK_REDUCE_SUM;
+    p.query_reduce = TK_REDUCE_SUM;
+    p.scale = 0.125f;
+    uint64_t bytes = 7;
+    EXPECT_EQ(tk_qk_importance_workspace_size(&p, &q, &k, nullptr, &bytes), TK_STATUS_INVALID_ARGUMENT) << tk_last_error();
+    EXPECT_NE(std::string(tk_last_error()).find("CUDA grid"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(bytes, 7u);
+    EXPECT_EQ(tk_qk_importance(&p, &q, &k, nullptr, &out, nullptr, 0, nullptr), TK_STATUS_INVALID_ARGUMENT) << tk_last_error();
+    EXPECT_NE(std::string(tk_last_error()).find("q:"), std::string::npos) << tk_last_error();
 }
 
 }  // namespace

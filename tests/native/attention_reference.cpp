@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "support.hpp"
+
 namespace tkt {
 
 namespace {
@@ -161,7 +163,7 @@ ContextualResult reference_contextual(int64_t batch, int64_t tokens, int64_t met
     auto norm = [&](const double* v) {
         double sum = 0.0;
         for (int64_t c = 0; c < metric_channels; ++c) sum += v[c] * v[c];
-        return std::max(std::sqrt(sum), 1e-12);
+        return cosine_norm(sum);
     };
     for (int64_t b = 0; b < batch; ++b) {
         std::vector<bool> is_kept(at(tokens), false);

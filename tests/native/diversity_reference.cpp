@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "support.hpp"
+
 namespace tkt {
 
 namespace {
@@ -52,7 +54,7 @@ double reference_distance(tk_distance distance, const double* a, const double* b
         bb += b[c] * b[c];
         ab += a[c] * b[c];
     }
-    return 1.0 - ab / (std::max(std::sqrt(aa), 1e-12) * std::max(std::sqrt(bb), 1e-12));
+    return 1.0 - ab / (cosine_norm(aa) * cosine_norm(bb));
 }
 
 DiversityResult reference_diversity(const tk_diversity_params& params, const DiversityInputs& in) {

@@ -533,19 +533,21 @@ TEST(Diversity, MaxMinTeamsOverManyChunksMatchOneThread) {
 // The backends round differently (the CPU divides each row by its norm and sums 16 lanes; CUDA sums 32
 // lanes and scales the dot product by both norms), so on normal tokens they agree only away from
 // near-ties: at small sizes each is compared with the reference on draws without one. At N = 2100 (the
-// greedy split across blocks), sign tokens at 64 of 72 channels make every distance exact on both, and
-// the ties many: in a padded, misaligned layout (CUDA's element loads) and a contiguous one (its
-// 16-byte vector loads), CUDA's indices are the CPU's.
+// greedy split across blocks; N = 300 of 224 channels at reduced scale), sign tokens at 64 of 72
+// channels make every distance exact on both, and the ties many: in a padded, misaligned layout
+// (CUDA's element loads) and a contiguous one (its 16-byte vector loads), CUDA's indices are the CPU's.
 // Calls check(dtype, params, caller_workspace) for every float dtype, distance, first-center policy and
-// objective (params with k centers), with and without the caller's workspace.
+// objective (params with k centers), with and without the caller's workspace; at reduced scale for
+// every 5th of these 72 cases (5 is coprime with each dimension, so every value of each stays).
 template <class Check>
 void for_each_cuda_case(int64_t k, Check check) {
+    int64_t index = 0;
     for (tk_dtype dtype : kFloatDtypes)
         for (tk_distance distance : kDistances)
             for (tk_first_center first : kFirstCenters)
                 for (tk_diversity_objective objective : kObjectives)
                     for (bool caller_workspace : {false, true})
-                        check(dtype, diversity_params(k, distance, first, objective), caller_workspace);
+                        if (runs_at_scale(index++, 5)) check(dtype, diversity_params(k, distance, first, objective), caller_workspace);
 }
 
 TEST(DiversityCuda, SameIndicesAsCpu) {
@@ -572,11 +574,16 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
             EXPECT_EQ(as_int32(cuda.order), want.order);
             EXPECT_EQ(as_int32(cuda.sorted), want.sorted);
         });
+    // Reduced scale: N = 300 of C = 224 channels, still split over two CTAs per greedy step (N * C >
+    // 65536) and over five column splits of the nearest-neighbour pass, with a fifth of its products.
+    const int64_t split_tokens = scaled(2100, 300);
+    const int64_t split_channels = scaled(72, 224);
     for (const ArrayLayout& layout : {ArrayLayout{2, false, 1}, ArrayLayout{}})
-        for_each_cuda_case(200, [&](tk_dtype dtype, const tk_diversity_params& p, bool caller_workspace) {
-            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " N=2100" +
-                         (layout.offset != 0 ? " misaligned" : " contiguous") + (caller_workspace ? " workspace" : ""));
-            DiversityBuffers cpu = diversity_buffers(p, dtype, 1, 2100, 72, layout, false, false, g);
+        for_each_cuda_case(scaled(200, 24), [&](tk_dtype dtype, const tk_diversity_params& p, bool caller_workspace) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " N=" + std::to_string(split_tokens) +
+                         " C=" + std::to_string(split_channels) + (layout.offset != 0 ? " misaligned" : " contiguous") +
+                         (caller_workspace ? " workspace" : ""));
+            DiversityBuffers cpu = diversity_buffers(p, dtype, 1, split_tokens, split_channels, layout, false, false, g);
             set_sign_tokens(cpu.x, 64, g);
             DiversityBuffers cuda = cpu;
             ASSERT_TRUE(run_diversity(cpu));
@@ -584,6 +591,46 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
             EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
             EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
         });
+}
+
+// A finite row whose float32 sum of squares overflows (|x| above about 1.8e19) is the zero vector of
+// the SPEC's cosine: its distance to every row is exactly 1, on both backends, also to another such
+// row, whose dot product with it overflows as well. Tokens 0 and 1 are such rows and token 0 is the
+// first center (by index, by score, and as the most isolated: its nearest distance, 1, is the largest),
+// so the second center is token 1, the lowest of the tokens at distance 1 (a NaN distance would rank
+// it last instead). Sign tokens elsewhere (set_sign_tokens) make every other distance exact too, so the
+// CPU equals the reference and CUDA equals the CPU, ties included.
+TEST(DiversityOverflow, RowWhoseSquaredNormOverflowsIsTheZeroVector) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const bool with_cuda = cuda_unavailable_reason().empty();
+    for (tk_dtype dtype : {TK_DTYPE_F32, TK_DTYPE_BF16})
+        for (tk_first_center first : kFirstCenters)
+            for (tk_diversity_objective objective : kObjectives) {
+                const tk_diversity_params p = diversity_params(12, TK_DISTANCE_COSINE, first, objective);
+                SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p));
+                DiversityBuffers cpu = diversity_buffers(p, dtype, 2, 30, 16, ArrayLayout{}, false, false, g);
+                set_sign_tokens(cpu.x, 4, g);
+                for (int64_t b = 0; b < 2; ++b) {
+                    for (int64_t token : {0, 1})
+                        for (int64_t c = 0; c < 16; ++c) cpu.x.set(b, token, c, c % 3 ? 2e19 : -2e19);
+                    if (first == TK_FIRST_INDEX) cpu.first_index.set(b, 0, 0, 0.0);
+                    if (first == TK_FIRST_SCORE) cpu.first_score.set(b, 0, 0, 300.0);
+                }
+                const DiversityResult want = reference_diversity(p, cpu.inputs());
+                for (int64_t b = 0; b < 2; ++b) {
+                    EXPECT_EQ(want.order[static_cast<size_t>(b * p.k)], 0) << "the reference's first center";
+                    EXPECT_EQ(want.order[static_cast<size_t>(b * p.k + 1)], 1) << "the reference's second center";
+                }
+                DiversityBuffers cuda = cpu;
+                ASSERT_TRUE(run_diversity(cpu));
+                EXPECT_EQ(as_int32(cpu.order), want.order);
+                EXPECT_EQ(as_int32(cpu.sorted), want.sorted);
+                if (!with_cuda) continue;
+                const CudaStream stream;
+                ASSERT_TRUE(run_diversity_cuda(cuda, stream.get(), false));
+                EXPECT_EQ(as_int32(cuda.order), as_int32(cpu.order));
+                EXPECT_EQ(as_int32(cuda.sorted), as_int32(cpu.sorted));
+            }
 }
 
 // Nothing to select (no items, or items without tokens and k = 0): accepted by run(d) (a workspace of

@@ -4,11 +4,12 @@
 #include <cmath>
 #include <limits>
 
+#include "support.hpp"
+
 namespace tkt {
 
 namespace {
 
-constexpr double kEps = 1e-12;  // the SPEC's cosine clamp
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 double metric_at(const MergeInputs& in, int64_t b, int64_t i, int64_t c) {
@@ -89,7 +90,7 @@ MatchResult reference_match(const tk_merge_params& p, const MergeInputs& in) {
         for (int64_t i = 0; i < N; ++i) {
             double norm2 = 0;
             for (int64_t c = 0; c < in.metric_channels; ++c) norm2 += metric_at(in, b, i, c) * metric_at(in, b, i, c);
-            const double divisor = std::max(std::sqrt(norm2), kEps);
+            const double divisor = cosine_norm(norm2);
             for (int64_t c = 0; c < in.metric_channels; ++c)
                 unit[static_cast<size_t>(i * in.metric_channels + c)] = metric_at(in, b, i, c) / divisor;
         }

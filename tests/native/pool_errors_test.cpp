@@ -113,6 +113,10 @@ std::vector<InvalidCase> invalid_cases() {
         invalid("OutOverlapsX",
                 [](PoolCall& c) { c.out.data = static_cast<float*>(c.x.data) + 100; }, "disjoint from x"),
         invalid("XNullData", [](PoolCall& c) { c.x.data = nullptr; }, "x.data"),
+        // Half an f32 off: every backend reads whole elements (a misaligned one faults a CUDA kernel).
+        invalid("XDataMisaligned", [](PoolCall& c) { c.x.data = static_cast<char*>(c.x.data) + 2; },
+                "x.data: expected a pointer aligned to 4 bytes"),
+        invalid("OutDataMisaligned", [](PoolCall& c) { c.out.data = static_cast<char*>(c.out.data) + 1; }, "out.data"),
         invalid("OutNullData", [](PoolCall& c) { c.out.data = nullptr; }, "out.data"),
         invalid("CpuTensorWithOrdinal", [](PoolCall& c) { c.x.device_ordinal = 1; }, "x.device_ordinal"),
         invalid("UnknownDeviceKind", [](PoolCall& c) { c.out.device_kind = 7; }, "out.device_kind"),
@@ -225,11 +229,41 @@ TEST_F(PoolInvalidDevice, CudaTensorWithHostPointerOrMissingDevice) {
     host_out.out.device_kind = TK_DEVICE_CUDA;
     expect_rejected(host_out.pool(), TK_STATUS_INVALID_ARGUMENT, "out.data", out_, out_before);
 
+    // Device memory one byte off an f32 boundary: refused before any kernel could fault on it.
+    PoolCall misaligned = call_;
+    misaligned.x = x_.device_desc(static_cast<char*>(x_device.get()) + 1, 0);
+    const DeviceBuffer out_device(out_.bytes().size());
+    misaligned.out = out_.device_desc(out_device.get(), 0);
+    expect_rejected(misaligned.pool(), TK_STATUS_INVALID_ARGUMENT, "x.data", out_, out_before);
+
     int32_t count = 0;
     ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK);
     PoolCall missing = call_;
     missing.x = x_.device_desc(x_device.get(), count);  // one past the last device
     expect_rejected(missing.pool(), TK_STATUS_INVALID_ARGUMENT, "x.device_ordinal", out_, out_before);
+}
+
+// A stream of another device than the tensors' is refused by name before anything is enqueued. Needs
+// two devices.
+TEST_F(PoolInvalidDevice, StreamOfAnotherDevice) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    int32_t count = 0;
+    ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK);
+    if (count < 2) GTEST_SKIP() << "one CUDA device: no stream of another device to pass";
+    const std::vector<uint8_t> out_before = out_.bytes();
+    const DeviceBuffer x_device(x_.bytes().size());
+    const DeviceBuffer out_device(out_.bytes().size());
+    PoolCall on_device = call_;
+    on_device.x = x_.device_desc(x_device.get(), 0);
+    on_device.out = out_.device_desc(out_device.get(), 0);
+    tk_stream other = nullptr;
+    ASSERT_EQ(tk_cuda_stream_create(1, &other), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(tk_pool(&on_device.params, &on_device.x, &on_device.out, nullptr, 0, other), TK_STATUS_INVALID_ARGUMENT)
+        << tk_last_error();
+    EXPECT_NE(std::string(tk_last_error()).find("stream: expected a stream of CUDA device 0"), std::string::npos)
+        << tk_last_error();
+    EXPECT_EQ(tk_cuda_stream_destroy(other), TK_STATUS_OK) << tk_last_error();
 }
 
 // ---- tk_pool_output_shape -----------------------------------------------------------------------

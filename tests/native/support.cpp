@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -435,6 +437,26 @@ std::string cuda_unavailable_reason() {
     if (count == 0) return "no CUDA device";
     return "";
 }
+
+double cosine_norm(double sum_of_squares) {
+    if (sum_of_squares > static_cast<double>(std::numeric_limits<float>::max())) return std::numeric_limits<double>::infinity();
+    return std::max(std::sqrt(sum_of_squares), 1e-12);
+}
+
+bool reduced_test_scale() {
+    static const int scale = [] {
+        const char* value = std::getenv("TK_TEST_SCALE");
+        if (value == nullptr || std::string(value).empty() || std::string(value) == "full") return 0;
+        if (std::string(value) == "reduced") return 1;
+        return -1;
+    }();
+    EXPECT_GE(scale, 0) << "TK_TEST_SCALE must be \"full\" or \"reduced\", got \"" << std::getenv("TK_TEST_SCALE") << "\"";
+    return scale == 1;
+}
+
+bool runs_at_scale(int64_t index, int64_t stride) { return !reduced_test_scale() || index % stride == 0; }
+
+int64_t scaled(int64_t full, int64_t reduced) { return reduced_test_scale() ? reduced : full; }
 
 DeviceBuffer::DeviceBuffer(uint64_t bytes) {
     // gtest reports an exception thrown in a test body as that test's failure, with this message.

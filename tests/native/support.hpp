@@ -29,6 +29,11 @@ float round_to_dtype(float value, tk_dtype dtype);
 // "f32", "f16", "bf16": used in test names.
 const char* dtype_label(tk_dtype dtype);
 
+// The norm the contract divides a row by for cosine similarity, from its float64 sum of squares:
+// max(|v|, 1e-12), or +inf when that sum is beyond the float32 range (|v| above about 1.8e19), where
+// the contract counts the row as the zero vector (dividing by +inf gives it).
+double cosine_norm(double sum_of_squares);
+
 // ---- Strided [B, T, H, W, C] tensors in host memory ----------------------------------------------
 
 // How a [B, T, H, W, C] view sits inside a larger buffer. The default is dense row-major.
@@ -200,6 +205,17 @@ void check_invalid(const InvalidCase<Call>& c) {
 
 // "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device").
 std::string cuda_unavailable_reason();
+
+// The CUDA tests' scale. TK_TEST_SCALE=reduced (README.md here) runs each CUDA test family on a
+// sample of its cases and sizes, so that a functional GPU simulator finishes it in minutes; unset or
+// "full", every case runs, as on a GPU. Anything else is an error that fails the calling test.
+bool reduced_test_scale();
+// Whether the CUDA case numbered `index` runs: every case at full scale, every `stride`-th at reduced
+// scale (those with index % stride == 0). A stride coprime with each dimension of a nested loop of
+// cases keeps every value of every dimension in the sample.
+bool runs_at_scale(int64_t index, int64_t stride);
+// `full` at full scale, `reduced` at reduced scale.
+int64_t scaled(int64_t full, int64_t reduced);
 
 // Device memory owned by the test (tk_cuda_malloc / tk_cuda_free on ordinal 0).
 class DeviceBuffer {

@@ -64,6 +64,30 @@ public static unsafe class Cuda
             : null;
     }
 
+    /// <summary>
+    /// The CUDA architectures the native library holds code for, as CMake's list ("80-real;90": sm_80 and sm_90
+    /// machine code and compute_90 PTX); "" when it was built without CUDA or does not load.
+    /// </summary>
+    public static string Architectures =>
+        NativeLibraryLoader.TryEnsureLoaded(out _) ? NativeStatus.DecodeUtf8(NativeMethods.tk_cuda_architectures()) : "";
+
+    /// <summary>
+    /// Whether a device of this compute capability can run the native library's CUDA code (machine code of the
+    /// same major version and an earlier or equal minor, or PTX of an earlier or equal capability). False without
+    /// CUDA. Ops on a device that cannot run it throw, naming the device and <see cref="Architectures"/>.
+    /// </summary>
+    /// <param name="major">The compute capability's major version (9 for an H100).</param>
+    /// <param name="minor">Its minor version (0 to 9).</param>
+    public static bool SupportsComputeCapability(int major, int minor)
+    {
+        if (!NativeLibraryLoader.TryEnsureLoaded(out _))
+        {
+            return false;
+        }
+        int supported;
+        return NativeMethods.tk_cuda_capability_supported(major, minor, &supported) == NativeMethods.TK_STATUS_OK && supported != 0;
+    }
+
     /// <summary>The device's compute capability (9.0 for an H100), or null when there is no such device.</summary>
     /// <param name="deviceOrdinal">The CUDA device index.</param>
     public static (int Major, int Minor)? GetComputeCapability(int deviceOrdinal)

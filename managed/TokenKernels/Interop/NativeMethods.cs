@@ -124,6 +124,12 @@ internal static unsafe class NativeMethods
     public static extern int tk_cuda_device_capability(int ordinal, int* major, int* minor);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern byte* tk_cuda_architectures();
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cuda_capability_supported(int major, int minor, int* supported);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_cuda_stream_create(int ordinal, IntPtr* stream);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

@@ -124,6 +124,16 @@ TK_API tk_status tk_cuda_device_count(int32_t* count);
 TK_API tk_status tk_cuda_device_name(int32_t ordinal, char* buffer, int32_t capacity);
 /* Compute capability, e.g. 9 and 0 for an H100. */
 TK_API tk_status tk_cuda_device_capability(int32_t ordinal, int32_t* major, int32_t* minor);
+/* The CUDA architectures this library holds code for, as CMake's CUDA_ARCHITECTURES list
+ * ("80-real;90": sm_80 and sm_90 machine code and compute_90 PTX); "" when CUDA is not built. Static
+ * storage; never fails. */
+TK_API const char* tk_cuda_architectures(void);
+/* *supported = 1 when a device of compute capability major.minor can run this library's CUDA code:
+ * machine code for sm_XY runs on X.Y and later minors of X (sm_XYa on X.Y only), PTX for compute_XY
+ * on X.Y and every later capability. Also 1 when the list names no fixed code ("all", "native"), where
+ * the driver decides. 0 without CUDA. Ops on a device that cannot run the code fail with
+ * TK_STATUS_BACKEND_UNAVAILABLE naming the device and this list, before anything is written. */
+TK_API tk_status tk_cuda_capability_supported(int32_t major, int32_t minor, int32_t* supported);
 
 TK_API tk_status tk_cuda_stream_create(int32_t ordinal, tk_stream* stream);
 TK_API tk_status tk_cuda_stream_destroy(tk_stream stream);

@@ -7,6 +7,7 @@
 #include "api/arguments.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/attention.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -265,6 +266,7 @@ TK_API tk_status tk_attention_importance(const tk_importance_params* params, con
         if (attn->device_kind == TK_DEVICE_CPU) {
             tk::cpu::attention_importance(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::attention_importance(plan, stream);
         }
     });
@@ -292,6 +294,7 @@ TK_API tk_status tk_qk_importance(const tk_importance_params* params, const tk_t
         if (on_cpu) {
             tk::cpu::qk_importance(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::qk_importance(plan, workspace, stream);
         }
     });
@@ -317,6 +320,7 @@ TK_API tk_status tk_topk(const tk_topk_params* params, const tk_tensor* scores, 
         if (on_cpu) {
             tk::cpu::topk(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::topk(plan, workspace, stream);
         }
     });
@@ -329,6 +333,7 @@ TK_API tk_status tk_gather(const tk_tensor* x, const tk_tensor* indices, const t
         if (x->device_kind == TK_DEVICE_CPU) {
             tk::cpu::gather(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::gather(plan, stream);
         }
     });
@@ -356,6 +361,7 @@ TK_API tk_status tk_visionzip_contextual(int32_t contextual, const tk_tensor* me
         if (on_cpu) {
             tk::cpu::visionzip_contextual(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::visionzip_contextual(plan, workspace, stream);
         }
     });

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/cuda_architectures.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "cuda/runtime.hpp"
@@ -158,6 +159,21 @@ TK_API tk_status tk_cuda_device_capability(int32_t ordinal, int32_t* major, int3
         require(minor != nullptr, "minor", "a pointer to receive the minor version", null_text);
         tk::cuda::require_device(ordinal, "ordinal");
         tk::cuda::device_capability(ordinal, major, minor);
+    });
+}
+
+TK_API const char* tk_cuda_architectures(void) { return tk::cuda_architectures(); }
+
+TK_API tk_status tk_cuda_capability_supported(int32_t major, int32_t minor, int32_t* supported) {
+    return api_call([&] {
+        require(supported != nullptr, "supported", "a pointer to receive 0 or 1", null_text);
+        require(major >= 1, "major", "a compute capability major version (1 or more)", [&] { return std::to_string(major); });
+        require(minor >= 0 && minor <= 9, "minor", "a compute capability minor version (0 to 9)",
+                [&] { return std::to_string(minor); });
+        *supported = tk::cuda::is_built() &&
+                             tk::cuda_capability_support(tk::cuda_architectures(), major, minor) != tk::CapabilitySupport::kNo
+                         ? 1
+                         : 0;
     });
 }
 

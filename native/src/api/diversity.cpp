@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/diversity.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -118,6 +119,7 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
         if (on_cpu) {
             tk::cpu::diversity_select(plan, workspace, workspace_bytes);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::diversity_select(plan, workspace, stream);
         }
     });

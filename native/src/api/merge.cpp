@@ -242,6 +242,7 @@ TK_API tk_status tk_merge_match(const tk_merge_params* params, const tk_tensor* 
             if (plan.batch * plan.tokens > 0) tk::cpu::merge_match(plan);
         } else {
             require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric);
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch * plan.tokens > 0) tk::cuda::merge_match(plan, workspace, stream);
         }
     });
@@ -258,6 +259,7 @@ TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric
             if (plan.batch > 0) tk::cpu::merge(plan);
         } else {
             require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric);
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch > 0) tk::cuda::merge(plan, workspace, stream);
         }
     });
@@ -270,6 +272,7 @@ TK_API tk_status tk_unmerge(const tk_tensor* y, const tk_tensor* source_map, con
         if (y->device_kind == TK_DEVICE_CPU) {
             tk::cpu::unmerge(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::unmerge(plan, stream);
         }
     });

@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/pool.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -142,6 +143,7 @@ TK_API tk_status tk_pool(const tk_pool_params* params, const tk_tensor* x, const
         if (out->device_kind == TK_DEVICE_CPU) {
             tk::cpu::pool(plan);
         } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::pool(plan, stream);
         }
     });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -28,6 +29,12 @@ auto field(const char* name, const char* member) {
 }
 auto indexed(const char* name, const char* member, int32_t i) {
     return [=] { return std::string(name) + "." + member + "[" + std::to_string(i) + "]"; };
+}
+
+std::string pointer_text(const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%p", p);
+    return text;
 }
 
 // Largest element offset of t (0 when empty); sizes and strides already checked non-negative.
@@ -89,9 +96,17 @@ const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
     if (count > 0) {
         require(t.data != nullptr, field(name, "data"), [&] { return "a non-NULL pointer for a tensor of shape " + shape_string(t); },
                 [] { return std::string("NULL"); });
+        // Every backend reads whole elements: a misaligned one would fault a CUDA kernel (and the
+        // caller's CUDA context with it) and is undefined behaviour on the CPU.
+        const auto element_size = static_cast<uintptr_t>(tk_dtype_size(t.dtype));
+        require(reinterpret_cast<uintptr_t>(t.data) % element_size == 0, field(name, "data"),
+                [&] { return "a pointer aligned to " + std::to_string(element_size) + " bytes (one " + dtype_name(t.dtype) + ")"; },
+                [&] { return pointer_text(t.data); });
     }
     if (t.device_kind == TK_DEVICE_CUDA) {
-        cuda::require_device(t.device_ordinal, (std::string(name) + ".device_ordinal").c_str());
+        const std::string ordinal_name = std::string(name) + ".device_ordinal";
+        cuda::require_device(t.device_ordinal, ordinal_name.c_str());
+        cuda::require_runnable_device(t.device_ordinal, ordinal_name.c_str());
         if (count > 0) cuda::require_device_pointer(t.data, t.device_ordinal, (std::string(name) + ".data").c_str());
     }
     return t;

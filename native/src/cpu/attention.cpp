@@ -15,6 +15,7 @@
 #include "cpu/float16.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/attention.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 
@@ -123,22 +124,15 @@ inline float exp_approx(float x) {
     return select_bits(x < -87.0f, 0.0f, result);
 }
 
-// Lanes of partial maxima and sums (over a score row, over channels): independent lanes vectorise,
-// and they are combined in a fixed order, so the result depends on the data alone.
+// Lanes of partial maxima and sums over a score row: independent lanes vectorise, and they are
+// combined in a fixed order, so the result depends on the data alone.
 constexpr int64_t kLanes = 16;
 
-// sum of a[c] * b[c] in kLanes interleaved partial sums combined in a fixed order: it vectorises as
-// written, and the result depends on the data alone.
+// sum of a[c] * b[c] in the order of ops/lane_sum.hpp, which the CUDA backend repeats where the
+// results must agree (contextual tokens).
 template <class A, class B>
 float dot_product(const A* a, const B* b, int64_t channels) {
-    float partial[kLanes] = {};
-    int64_t c = 0;
-    for (; c + kLanes <= channels; c += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) partial[l] += to_float(a[c + l]) * to_float(b[c + l]);
-    for (int64_t l = 0; c + l < channels; ++l) partial[l] += to_float(a[c + l]) * to_float(b[c + l]);
-    float sum = 0.0f;
-    for (float p : partial) sum += p;
-    return sum;
+    return lane_sum(channels, [&](int64_t c) { return to_float(a[c]) * to_float(b[c]); });
 }
 
 // Keys [0, visible_keys(i)) are visible to query i.

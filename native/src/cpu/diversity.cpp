@@ -34,6 +34,7 @@
 #include "cpu/isa.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/diversity.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 
@@ -180,17 +181,9 @@ void for_range(bool parallel, int64_t n, int64_t min_chunk, Body&& body) {
 
 // ---- Distances between rows of the packed copy ----------------------------------------------------
 
-// The squared length of a row, in 16 partial sums.
+// The squared length of a row, in the lane order of ops/lane_sum.hpp.
 float sum_of_squares(const float* row, int64_t channels) {
-    constexpr int64_t kLanes = 16;
-    float partial[kLanes] = {};
-    int64_t c = 0;
-    for (; c + kLanes <= channels; c += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l) partial[l] += row[c + l] * row[c + l];
-    for (int64_t l = 0; c + l < channels; ++l) partial[l] += row[c + l] * row[c + l];
-    float sum = 0.0f;
-    for (float p : partial) sum += p;
-    return sum;
+    return lane_sum(channels, [&](int64_t c) { return row[c] * row[c]; });
 }
 
 // ---- Packed tokens ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "core/regions.hpp"
 #include "cpu/float16.hpp"
 #include "cpu/merge_microkernel.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 
@@ -61,26 +62,14 @@ struct PackedMetric {
     std::vector<uint8_t> source_has_nan;  // [B, Ns]
 };
 
-// In 16 interleaved partial sums combined in a fixed order: the compiler vectorises that as written
-// (one float accumulator would be a serial chain it may not reorder), and every CPU and thread
-// count gives the same sum.
+// In the lane order of ops/lane_sum.hpp: it vectorises as written (one float accumulator would be a
+// serial chain the compiler may not reorder), and every CPU and thread count gives the same sum.
 template <class T>
 float sum_of_squares(const T* row, int64_t channels) {
-    constexpr int64_t kPartials = 16;
-    float partial[kPartials] = {};
-    int64_t c = 0;
-    for (; c + kPartials <= channels; c += kPartials)
-        for (int64_t l = 0; l < kPartials; ++l) {
-            const float v = to_float(row[c + l]);
-            partial[l] += v * v;
-        }
-    for (int64_t l = 0; c + l < channels; ++l) {
-        const float v = to_float(row[c + l]);
-        partial[l] += v * v;
-    }
-    float sum = 0.0f;
-    for (float p : partial) sum += p;
-    return sum;
+    return lane_sum(channels, [&](int64_t c) {
+        const float v = to_float(row[c]);
+        return v * v;
+    });
 }
 
 // Packs items [first_item, first_item + items) into slots 0, 1, ... of `packed`. One task per item

@@ -16,8 +16,9 @@
 //                position) -> cub::DeviceScan (group offsets) -> contextual_rows
 //
 // Determinism: integer atomics only (histogram and group counts); every float sum has a fixed
-// order. tk_attention_importance and the contextual similarity and sums spell their arithmetic with
-// __fadd_rn / __fmul_rn / __fdiv_rn so that no FMA contraction separates them from the CPU's loops.
+// order. tk_attention_importance and the contextual similarities and sums take the CPU's order (the
+// similarities in the lane order of ops/lane_sum.hpp) and, like all of this backend, no FMA
+// contraction (-fmad=false), so both backends give the same bits.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -40,6 +41,7 @@
 #include "cuda/merge_common.cuh"
 #include "cuda/scratch.cuh"
 #include "ops/attention.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
 
 namespace tk::cuda {
@@ -119,6 +121,16 @@ QkShape qk_shape(const ImportancePlan& plan) {
         s.query_tiles = ceil_div(s.rows, kQueryTile);
         s.splits = std::clamp<int64_t>(ceil_div(kTargetBlocks, base), 1, plan.heads * s.query_tiles);
     }
+    // The grids of the launches below are 1-D: every block count must fit gridDim.x.
+    const int64_t column_blocks = plan.batch * s.key_tiles * s.splits;
+    const int64_t lse_blocks = s.few_rows ? plan.batch * s.lse_tiles * s.lse_head_splits
+                                          : plan.batch * plan.heads * s.query_tiles;
+    const int64_t blocks = std::max(column_blocks, lse_blocks);
+    if (blocks > kMaxGridBlocks)
+        throw Error(TK_STATUS_INVALID_ARGUMENT,
+                    "q: expected a shape whose CUDA grid fits 2147483647 blocks, got B = " + std::to_string(plan.batch) +
+                        ", H = " + std::to_string(plan.heads) + ", " + std::to_string(s.rows) + " query rows and " +
+                        std::to_string(plan.keys) + " keys, which need " + std::to_string(blocks));
     return s;
 }
 
@@ -501,14 +513,14 @@ __device__ __forceinline__ int64_t target_step(const ContextualArgs& a, int64_t 
     return step > 1 ? step : 1;
 }
 
-// The float32 norm of a metric row as the CPU computes it: squares summed in channel order.
+// The float32 norm of a metric row as the CPU computes it: squares summed in the lane order of
+// ops/lane_sum.hpp.
 template <class M>
 __device__ float metric_norm(const M* row, int64_t channels) {
-    float sum_squares = 0.0f;
-    for (int64_t c = 0; c < channels; ++c) {
+    const float sum_squares = lane_sum(channels, [&](int64_t c) {
         const float v = to_float(row[c]);
-        sum_squares = __fadd_rn(sum_squares, __fmul_rn(v, v));
-    }
+        return v * v;
+    });
     // std::max(norm, eps) of the CPU: a NaN norm stays NaN (fmaxf would return eps).
     const float norm = __fsqrt_rn(sum_squares);
     return norm < kCosineEps ? kCosineEps : norm;
@@ -533,9 +545,9 @@ __global__ void normalise_targets_kernel(const ContextualArgs a) {
 }
 
 // One warp per (item, remaining rank r): a target or the end of the list gets the "not assigned"
-// key; any other token scores every target (lanes over targets, each dot a sequential float32 sum
-// as on the CPU) and takes the highest, the lowest target on ties, target 0 when none is a number
-// above -inf. Keys count into their group.
+// key; any other token scores every target (lanes over targets, each dot summed in the CPU's lane
+// order) and takes the highest, the lowest target on ties, target 0 when none is a number above
+// -inf. Keys count into their group.
 template <class M>
 __global__ void assign_kernel(const ContextualArgs a) {
     const int lane = threadIdx.x % 32;
@@ -555,9 +567,8 @@ __global__ void assign_kernel(const ContextualArgs a) {
             int64_t best_target = INT64_MAX;
             for (int64_t t = lane; t < a.contextual; t += 32) {
                 const float* target_row = a.target_metric + (b * a.contextual + t) * a.metric_channels;
-                float dot = 0.0f;
-                for (int64_t c = 0; c < a.metric_channels; ++c)
-                    dot = __fadd_rn(dot, __fmul_rn(__fdiv_rn(to_float(row[c]), norm), target_row[c]));
+                const float dot = lane_sum(a.metric_channels,
+                                           [&](int64_t c) { return (to_float(row[c]) / norm) * target_row[c]; });
                 if (dot > best) {  // strict: NaN never wins, the first maximum stays
                     best = dot;
                     best_target = t;
@@ -691,7 +702,7 @@ void qk_importance(const ImportancePlan& plan, void* workspace, void* stream_han
     const QkShape shape = qk_shape(plan);
     if (plan.batch * shape.columns == 0) return;
     const QkLayout layout = qk_layout(plan, shape);
-    Scratch scratch(workspace, layout.total, stream, "cudaMallocAsync (attention workspace)");
+    Scratch scratch(workspace, layout.total, stream, "attention workspace");
     void* base = scratch.data();
     const bool compute_lse = plan.lse.data == nullptr;
 
@@ -768,7 +779,7 @@ void topk(const TopkPlan& plan, void* workspace, void* stream_handle) {
     const TopkLayout layout = topk_layout(plan);
     const bool ranked = plan.ranked.data != nullptr;
     // Only the ranked order needs scratch.
-    Scratch scratch(workspace, ranked ? layout.total : 0, stream, "cudaMallocAsync (attention workspace)");
+    Scratch scratch(workspace, ranked ? layout.total : 0, stream, "attention workspace");
     TopkArgs args{};
     args.scores = plan.scores.data;
     args.score_batch_stride = plan.scores.strides[0];
@@ -853,7 +864,7 @@ void visionzip_contextual(const ContextualPlan& plan, void* workspace, void* str
     const auto stream = static_cast<cudaStream_t>(stream_handle);
     if (plan.batch * plan.contextual * plan.channels == 0) return;
     const ContextualLayout layout = contextual_layout(plan);
-    Scratch scratch(workspace, layout.total, stream, "cudaMallocAsync (attention workspace)");
+    Scratch scratch(workspace, layout.total, stream, "attention workspace");
     void* base = scratch.data();
     ContextualArgs a{};
     a.metric = plan.metric;

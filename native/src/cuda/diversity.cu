@@ -236,7 +236,8 @@ __device__ uint64_t greedy_pass(const GreedyArgs& a, int64_t b, int64_t step, in
         if (__shfl_sync(0xffffffffu, lane == 0 ? static_cast<int>(a.chosen[base + j]) : 0, 0)) continue;
         const float reduced = row_reduce<T, V, L2>(item + j * a.token_stride, center_row, words, lane);
         if (lane == 0) {
-            const float distance = L2 ? reduced : 1.0f - reduced * a.row_stat[base + j] * center_stat;
+            const float distance =
+                L2 ? reduced : 1.0f - merge_detail::cosine_of(reduced, a.row_stat[base + j], center_stat);
             float score = distance;
             if (step > 1) {
                 // The running min ignores a NaN distance (fminf); the sum propagates it.
@@ -464,7 +465,7 @@ void diversity_select(const DiversityPlan& plan, void* workspace, void* stream_h
     if (plan.batch * plan.k == 0) return;
     const Shape shape = shape_of(plan);
     const Layout layout = layout_of(plan, shape);
-    Scratch scratch(workspace, layout.total, stream, "cudaMallocAsync (diversity workspace)");
+    Scratch scratch(workspace, layout.total, stream, "diversity workspace");
     void* base = scratch.data();
     const int64_t rows = plan.batch * plan.tokens;
     const bool l2 = plan.distance == TK_DISTANCE_L2;

@@ -5,7 +5,8 @@
 // 16x16x16, fp32 accumulation) on the raw f16/bf16 features, whose products are exact in fp32, so
 // the dots are as accurate as the CPU's float32 loop; fp32 FMA for f32 (no TF32). A per-row statistic
 // written by a pre-pass turns a dot into a distance:
-//   cosine: 1 - dot * inv_i * inv_j, inv = 1 / max(|x|, eps), the normalised rows never materialised;
+//   cosine: 1 - dot * inv_i * inv_j, inv = 1 / max(|x|, eps), the normalised rows never materialised
+//           (merge_detail::cosine_of: a row whose squared norm overflows is the zero vector);
 //   l2:     |x_i|^2 + |x_j|^2 - 2 dot, clamped at 0. The expansion is what makes the pass a GEMM (the
 //           direct form (x_i - x_j)^2 has no tensor-core mapping); its cancellation costs absolute
 //           accuracy of about eps * |x|^2 on small distances, and the argmax that follows picks the
@@ -161,7 +162,7 @@ __global__ void __launch_bounds__(kMatchThreads) nearest_kernel(const NearestArg
                     distance = (row_stat[row] + column_stat[column]) - 2.0f * dot;
                     distance = distance < 0.0f ? 0.0f : distance;  // keeps NaN, unlike fmaxf
                 } else {
-                    distance = 1.0f - dot * row_stat[row] * column_stat[column];
+                    distance = 1.0f - merge_detail::cosine_of(dot, row_stat[row], column_stat[column]);
                 }
                 if (distance == distance) {
                     const uint32_t key = merge_detail::order_key(distance);

@@ -602,7 +602,7 @@ void merge_match(const MergePlan& plan, void* workspace, void* stream_handle) {
     DeviceGuard guard(plan.device_ordinal);
     const auto stream = static_cast<cudaStream_t>(stream_handle);
     const WorkspaceLayout layout = workspace_layout(plan);
-    Scratch scratch(workspace, layout.match_bytes, stream, "cudaMallocAsync (merge workspace)");
+    Scratch scratch(workspace, layout.match_bytes, stream, "merge workspace");
     MatchArgs args{};
     args.best = static_cast<float*>(plan.match_best.data);
     args.best_batch_stride = plan.match_best.batch_stride;
@@ -624,7 +624,7 @@ void merge(const MergePlan& plan, void* workspace, void* stream_handle) {
         return;
     }
     const WorkspaceLayout layout = workspace_layout(plan);
-    Scratch scratch(workspace, layout.total, stream, "cudaMallocAsync (merge workspace)");
+    Scratch scratch(workspace, layout.total, stream, "merge workspace");
     void* base = scratch.data();
     const int64_t sources = merge_source_count(plan.tokens);
     const int64_t destinations = merge_destination_count(plan.tokens);

@@ -29,4 +29,13 @@ __device__ __forceinline__ uint64_t selection_key(float best, int64_t source, in
     return (static_cast<uint64_t>(score_key) << 32) | (0xffffffffu - static_cast<uint32_t>(source));
 }
 
+// The cosine of two rows from their raw dot product and inverse norms (1 / max(|x|, eps), NaN for
+// a row holding NaN or Inf). A finite row whose float32 squared norm overflows has inverse norm 0:
+// the CPU backend normalises it to the zero vector, whose cosine with any row is 0, so that is the
+// answer here too, whatever the dot (which may itself overflow, and Inf * 0 is NaN).
+__device__ __forceinline__ float cosine_of(float dot, float inverse_norm_a, float inverse_norm_b) {
+    if (inverse_norm_a == 0.0f || inverse_norm_b == 0.0f) return 0.0f;
+    return dot * inverse_norm_a * inverse_norm_b;
+}
+
 }  // namespace tk::cuda::merge_detail

@@ -288,8 +288,8 @@ __global__ void __launch_bounds__(kMatchThreads) match_kernel(const MatchArgs ar
                 const int column = lane + 32 * half;
                 const int64_t candidate = d0 + column;
                 if (candidate < args.destinations && candidate >= first_candidate) {
-                    const float score =
-                        shared.dots[row][column] * shared.source_inverse_norm[row] * shared.dest_inverse_norm[column];
+                    const float score = cosine_of(shared.dots[row][column], shared.source_inverse_norm[row],
+                                                  shared.dest_inverse_norm[column]);
                     if (score > lane_best[i]) {
                         lane_best[i] = score;
                         lane_dest[i] = static_cast<int>(candidate);

@@ -4,10 +4,12 @@
 // pointers, zero sizes), so the functions below only wrap the runtime calls.
 #include "cuda/runtime.hpp"
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <string>
 
+#include "core/cuda_architectures.hpp"
 #include "core/error.hpp"
 #include "cuda/check.cuh"
 
@@ -29,6 +31,54 @@ cudaError_t query_device_count(int* count) noexcept {
 std::string device_expected(int32_t ordinal) { return "memory on CUDA device " + std::to_string(ordinal); }
 
 cudaStream_t as_stream(void* stream) { return static_cast<cudaStream_t>(stream); }
+
+// A driver API function, or NULL when the driver does not provide it. By version where the runtime
+// can ask so (12.5 and newer): the unversioned query returns the newest ABI of a symbol, and
+// cuStreamGetCtx's changed (a _v2 with a third argument) in CUDA 12.5 drivers.
+template <class Function>
+Function driver_function(const char* symbol, int version) {
+    void* function = nullptr;
+#if CUDART_VERSION >= 12050
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    const cudaError_t status = cudaGetDriverEntryPointByVersion(symbol, &function, version, cudaEnableDefault, &found);
+    if (status != cudaSuccess || found != cudaDriverEntryPointSuccess) function = nullptr;
+#else
+    (void)version;
+    const cudaError_t status = cudaGetDriverEntryPoint(symbol, &function, cudaEnableDefault);
+#endif
+    if (status != cudaSuccess) {
+        cudaGetLastError();
+        function = nullptr;
+    }
+    return reinterpret_cast<Function>(function);
+}
+
+// The device a stream was created on, read through the driver (the stream's context, made current
+// for a moment, names its device), which CUDA allows while the stream is being captured; the
+// runtime's cudaStreamGetDevice is not allowed then by every driver. -1 when the driver cannot tell
+// (an entry point missing, a green-context stream on a CUDA 12 driver): the launch is then the check.
+int stream_device(cudaStream_t stream) {
+    using GetContext = CUresult(CUDAAPI*)(CUstream, CUcontext*);
+    using PushContext = CUresult(CUDAAPI*)(CUcontext);
+    using PopContext = CUresult(CUDAAPI*)(CUcontext*);
+    using ContextDevice = CUresult(CUDAAPI*)(CUdevice*);
+    struct Driver {
+        GetContext get_context = driver_function<GetContext>("cuStreamGetCtx", 9020);
+        PushContext push = driver_function<PushContext>("cuCtxPushCurrent", 4000);
+        PopContext pop = driver_function<PopContext>("cuCtxPopCurrent", 4000);
+        ContextDevice device = driver_function<ContextDevice>("cuCtxGetDevice", 2000);
+    };
+    static const Driver driver{};
+    if (!driver.get_context || !driver.push || !driver.pop || !driver.device) return -1;
+    CUcontext context = nullptr;
+    if (driver.get_context(reinterpret_cast<CUstream>(stream), &context) != CUDA_SUCCESS || context == nullptr) return -1;
+    if (driver.push(context) != CUDA_SUCCESS) return -1;
+    CUdevice device = -1;
+    const CUresult status = driver.device(&device);
+    CUcontext popped = nullptr;
+    driver.pop(&popped);
+    return status == CUDA_SUCCESS ? static_cast<int>(device) : -1;
+}
 
 }  // namespace
 
@@ -84,6 +134,30 @@ void require_device_pointer(const void* ptr, int32_t ordinal, const char* argume
         default:
             invalid_argument(argument, device_expected(ordinal), "host memory");
     }
+}
+
+void require_runnable_device(int32_t ordinal, const char* argument) {
+    int32_t major = 0;
+    int32_t minor = 0;
+    device_capability(ordinal, &major, &minor);
+    const std::string architectures = cuda_architectures();
+    if (cuda_capability_support(architectures, major, minor) != CapabilitySupport::kNo) return;
+    throw Error(TK_STATUS_BACKEND_UNAVAILABLE,
+                std::string(argument) + ": CUDA device " + std::to_string(ordinal) + " (" + device_name(ordinal) +
+                    ", compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+                    ") cannot run this library's CUDA code, built for the CUDA architectures " + architectures +
+                    "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(major) + std::to_string(minor) +
+                    " (or a list holding it)");
+}
+
+void require_stream_of_device(void* stream, int32_t ordinal) {
+    const cudaStream_t handle = as_stream(stream);
+    // The legacy and per-thread default streams are those of whichever device is current: the op's.
+    if (handle == nullptr || handle == cudaStreamLegacy || handle == cudaStreamPerThread) return;
+    const int device = stream_device(handle);
+    if (device >= 0 && device != ordinal)
+        invalid_argument("stream", "a stream of CUDA device " + std::to_string(ordinal) + " (the device of the tensors)",
+                         "a stream of CUDA device " + std::to_string(device));
 }
 
 std::string device_name(int32_t ordinal) {

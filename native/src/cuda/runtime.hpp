@@ -18,6 +18,13 @@ void require_device(int32_t ordinal, const char* argument);
 // Throws INVALID_ARGUMENT naming `argument` when ptr is not memory that device `ordinal` can
 // address (host memory that was never registered, or another device's memory).
 void require_device_pointer(const void* ptr, int32_t ordinal, const char* argument);
+// For a device that exists (require_device): throws BACKEND_UNAVAILABLE naming `argument`, the device,
+// its compute capability and the build's CUDA architectures when this library holds no code the
+// device can run (core/cuda_architectures.hpp), instead of every launch failing with "no kernel image".
+void require_runnable_device(int32_t ordinal, const char* argument);
+// Throws INVALID_ARGUMENT naming "stream" when stream (a cudaStream_t; NULL and the per-thread default
+// stream are the current device's) was created on another device than `ordinal`.
+void require_stream_of_device(void* stream, int32_t ordinal);
 
 std::string device_name(int32_t ordinal);
 void device_capability(int32_t ordinal, int32_t* major, int32_t* minor);

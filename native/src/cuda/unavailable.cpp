@@ -32,6 +32,12 @@ void require_device_pointer(const void*, int32_t, const char* argument) {
     unavailable(std::string("CUDA device memory given for ") + argument);
 }
 
+void require_runnable_device(int32_t, const char* argument) {
+    unavailable(std::string("CUDA device requested for ") + argument);
+}
+
+void require_stream_of_device(void*, int32_t) { unavailable("CUDA stream given"); }
+
 std::string device_name(int32_t) { unavailable("tk_cuda_device_name"); }
 
 void device_capability(int32_t, int32_t*, int32_t*) { unavailable("tk_cuda_device_capability"); }

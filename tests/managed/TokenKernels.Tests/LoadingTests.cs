@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Runtime.InteropServices;
 using NUnit.Framework;
 using TokenKernels.Interop;
@@ -152,6 +153,29 @@ public class LoadingTests
             Assert.That(Cuda.IsAvailable, Is.EqualTo(Cuda.UnavailableReason == null));
             Assert.That(TokenKernelsLibrary.TryLoad(out string? failure), Is.True);
             Assert.That(failure, Is.Null);
+        }
+    }
+
+    [Test]
+    public void ArchitecturesDecideWhichComputeCapabilitiesRun()
+    {
+        string architectures = Cuda.Architectures;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(architectures.Length == 0, Is.EqualTo(!TokenKernelsLibrary.IsCudaBuilt), architectures);
+            Assert.That(Cuda.SupportsComputeCapability(2, 0), Is.False, "no build holds sm_20 code");
+            Assert.That(Cuda.SupportsComputeCapability(9, 10), Is.False, "minor 10 is no capability");
+            if (architectures.Length == 0)
+            {
+                Assert.That(Cuda.SupportsComputeCapability(9, 0), Is.False, "nothing runs without CUDA");
+            }
+            foreach (string entry in architectures.Split(';', StringSplitOptions.RemoveEmptyEntries))
+            {
+                // Each entry's own capability runs its code (arch-specific "a" entries included).
+                string digits = new string(entry.TakeWhile(char.IsDigit).ToArray());
+                int capability = int.Parse(digits, System.Globalization.CultureInfo.InvariantCulture);
+                Assert.That(Cuda.SupportsComputeCapability(capability / 10, capability % 10), Is.True, entry);
+            }
         }
     }
 
