@@ -216,8 +216,9 @@ TEST(AbiCuda, ReferenceCompatibilityRules) {
 // device, its capability and the build's architectures (without the check every launch would fail
 // with "no kernel image"). Runs where device 0 is such a device.
 TEST(AbiCuda, DeviceThatCannotRunTheCodeIsRefusedByOps) {
-    const std::string why = cuda_unavailable_reason();
-    if (!why.empty()) GTEST_SKIP() << why;
+    int32_t count = 0;
+    ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK) << tk_last_error();
+    if (count == 0) GTEST_SKIP() << "no CUDA device";
     int32_t major = 0;
     int32_t minor = 0;
     ASSERT_EQ(tk_cuda_device_capability(0, &major, &minor), TK_STATUS_OK) << tk_last_error();
@@ -251,8 +252,9 @@ TEST(AbiCuda, DeviceThatCannotRunTheCodeIsRefusedByOps) {
 }
 
 TEST(AbiCuda, WithoutDeviceEverythingIsUnavailable) {
-    const std::string why = cuda_unavailable_reason();
-    if (why.empty()) GTEST_SKIP() << "a CUDA device is present";
+    int32_t count = 0;
+    ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK) << tk_last_error();
+    if (count > 0) GTEST_SKIP() << "a CUDA device is present";
     char name[16] = "untouched";
     EXPECT_EQ(tk_cuda_device_name(0, name, sizeof name), TK_STATUS_BACKEND_UNAVAILABLE) << tk_last_error();
     EXPECT_STREQ(name, "untouched");
@@ -278,11 +280,11 @@ TEST(AbiCuda, WithoutDeviceEverythingIsUnavailable) {
     EXPECT_EQ(tk_cuda_memcpy_async(a.data(), b.data(), 0, nullptr), TK_STATUS_OK) << "copying 0 bytes is a no-op";
 }
 
+// Device queries and memory need no kernel: they work on any device, one this build has no code for too.
 TEST(AbiCuda, DeviceQueriesAndMemoryRoundTrip) {
-    const std::string why = cuda_unavailable_reason();
-    if (!why.empty()) GTEST_SKIP() << why;
     int32_t count = 0;
     ASSERT_EQ(tk_cuda_device_count(&count), TK_STATUS_OK);
+    if (count == 0) GTEST_SKIP() << (tk_cuda_is_built() ? "no CUDA device" : "CUDA backend not built");
 
     char name[256] = {};
     ASSERT_EQ(tk_cuda_device_name(0, name, sizeof name), TK_STATUS_OK) << tk_last_error();

@@ -435,6 +435,13 @@ std::string cuda_unavailable_reason() {
     int32_t count = 0;
     if (tk_cuda_device_count(&count) != TK_STATUS_OK) return std::string("tk_cuda_device_count failed: ") + tk_last_error();
     if (count == 0) return "no CUDA device";
+    int32_t major = 0, minor = 0, supported = 0;
+    if (tk_cuda_device_capability(0, &major, &minor) != TK_STATUS_OK ||
+        tk_cuda_capability_supported(major, minor, &supported) != TK_STATUS_OK)
+        return std::string("querying CUDA device 0 failed: ") + tk_last_error();
+    if (!supported)
+        return "CUDA device 0 (compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+               ") cannot run this build's code (CUDA architectures " + tk_cuda_architectures() + ")";
     return "";
 }
 

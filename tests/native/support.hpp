@@ -203,7 +203,8 @@ void check_invalid(const InvalidCase<Call>& c) {
 
 // ---- CUDA -----------------------------------------------------------------------------------------
 
-// "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device").
+// "" when CUDA tests can run; else why not ("CUDA backend not built", "no CUDA device", or device 0
+// cannot run the build's code).
 std::string cuda_unavailable_reason();
 
 // The CUDA tests' scale. TK_TEST_SCALE=reduced (README.md here) runs each CUDA test family on a
