@@ -1246,8 +1246,9 @@ TEST(MergeOverflow, RowWhoseSquaredNormOverflowsIsTheZeroVector) {
         c.batch = 2;
         c.tokens = 11;
         c.metric_channels = 6;
-        c.channels = 4;
+        c.channels = 16;  // whole 16-byte words: the merge and unmerge rows' vector paths on CUDA
         c.metric_dtype = dtype;
+        c.x_dtype = dtype;
         MergeBuffers cpu = make_buffers(c);
         std::mt19937_64 g(seed_from_name("RowWhoseSquaredNormOverflowsIsTheZeroVector"));
         fill_uniform(cpu.x, g, -1.5, 2.5);
@@ -1286,6 +1287,12 @@ TEST(MergeOverflow, RowWhoseSquaredNormOverflowsIsTheZeroVector) {
             }
         EXPECT_TRUE(cuda.out.bytes() == cpu.out.bytes()) << "CUDA and CPU out differ";
         EXPECT_TRUE(cuda.source_map.bytes() == cpu.source_map.bytes()) << "CUDA and CPU source maps differ";
+        HostArray back_cpu(dtype, {c.batch, c.tokens, c.channels});
+        HostArray back_cuda = back_cpu;
+        const tk_tensor y = cpu.out.desc(), map = cpu.source_map.desc(), back = back_cpu.desc();
+        ASSERT_TRUE(ok(tk_unmerge(&y, &map, &back, nullptr)));
+        ASSERT_TRUE(unmerge_on_cuda(cpu.out, cpu.source_map, back_cuda, stream.get()));
+        EXPECT_TRUE(back_cpu.bytes() == back_cuda.bytes()) << "CUDA and CPU unmerge differ";
     }
 }
 
