@@ -170,10 +170,7 @@ TK_API tk_status tk_cuda_capability_supported(int32_t major, int32_t minor, int3
         require(major >= 1, "major", "a compute capability major version (1 or more)", [&] { return std::to_string(major); });
         require(minor >= 0 && minor <= 9, "minor", "a compute capability minor version (0 to 9)",
                 [&] { return std::to_string(minor); });
-        *supported = tk::cuda::is_built() &&
-                             tk::cuda_capability_support(tk::cuda_architectures(), major, minor) != tk::CapabilitySupport::kNo
-                         ? 1
-                         : 0;
+        *supported = tk::cuda_capability_support(major, minor) != tk::CapabilitySupport::kNo ? 1 : 0;
     });
 }
 

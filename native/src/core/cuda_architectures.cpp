@@ -4,6 +4,7 @@
 #include <cctype>
 #include <optional>
 #include <sstream>
+#include <string>
 #include <vector>
 
 namespace tk {
@@ -85,8 +86,8 @@ const char* cuda_architectures() {
 #endif
 }
 
-CapabilitySupport cuda_capability_support(const std::string& architectures, int major, int minor) {
-    const std::optional<std::vector<CudaCode>> codes = parse_list(architectures);
+CapabilitySupport cuda_capability_support(int major, int minor) {
+    static const std::optional<std::vector<CudaCode>> codes = parse_list(cuda_architectures());
     if (!codes) return CapabilitySupport::kUnknown;
     const int capability = 10 * major + minor;
     for (const CudaCode& code : *codes)

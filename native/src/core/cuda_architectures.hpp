@@ -8,8 +8,6 @@
 // Plain host code: built, and answering, with or without the CUDA backend.
 #pragma once
 
-#include <string>
-
 namespace tk {
 
 // The list as CMake spells it; "" when the CUDA backend is not built.
@@ -17,8 +15,9 @@ const char* cuda_architectures();
 
 enum class CapabilitySupport { kNo, kYes, kUnknown };
 
-// Whether code built for `architectures` runs on a device of compute capability major.minor.
-// kUnknown when an entry names no fixed code ("all", "all-major", "native"): the driver decides.
-CapabilitySupport cuda_capability_support(const std::string& architectures, int major, int minor);
+// Whether this library's CUDA code runs on a device of compute capability major.minor; kNo without
+// CUDA. kUnknown when an entry names no fixed code ("all", "all-major", "native"): the driver decides.
+// The list is read once, so the per-tensor device check does not parse it again.
+CapabilitySupport cuda_capability_support(int major, int minor);
 
 }  // namespace tk

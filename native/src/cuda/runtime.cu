@@ -140,12 +140,11 @@ void require_runnable_device(int32_t ordinal, const char* argument) {
     int32_t major = 0;
     int32_t minor = 0;
     device_capability(ordinal, &major, &minor);
-    const std::string architectures = cuda_architectures();
-    if (cuda_capability_support(architectures, major, minor) != CapabilitySupport::kNo) return;
+    if (cuda_capability_support(major, minor) != CapabilitySupport::kNo) return;
     throw Error(TK_STATUS_BACKEND_UNAVAILABLE,
                 std::string(argument) + ": CUDA device " + std::to_string(ordinal) + " (" + device_name(ordinal) +
                     ", compute capability " + std::to_string(major) + "." + std::to_string(minor) +
-                    ") cannot run this library's CUDA code, built for the CUDA architectures " + architectures +
+                    ") cannot run this library's CUDA code, built for the CUDA architectures " + cuda_architectures() +
                     "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" + std::to_string(major) + std::to_string(minor) +
                     " (or a list holding it)");
 }
