@@ -417,32 +417,31 @@ std::vector<QkCase> qk_cases() {
             one.q1 = 1;
             one.k1 = 1;
             cases.push_back(one);
-            // The few-rows path at head dimensions CUDA supports (the cases above use others): the
-            // last row (FastV) over keys in several 64-key tiles, with and without lse, and ten rows of
-            // grouped heads, strided.
-            for (bool with_lse : {false, true}) {
-                QkCase last_row;
-                last_row.dtype = dtype;
-                last_row.shape = {2, 4, 2, 6, 150, 64};
-                last_row.causal = causal;
-                last_row.with_lse = with_lse;
-                last_row.q0 = 5;
-                last_row.q1 = 6;
-                last_row.k0 = 3;
-                last_row.k1 = 141;
-                cases.push_back(last_row);
-                QkCase ten_rows;
-                ten_rows.dtype = dtype;
-                ten_rows.shape = {1, 8, 4, 20, 130, with_lse ? 80 : 128};
-                ten_rows.causal = causal;
-                ten_rows.with_lse = with_lse;
-                ten_rows.q0 = 10;
-                ten_rows.q1 = 20;
-                ten_rows.k1 = 130;
-                ten_rows.head_reduce = TK_REDUCE_SUM;
-                ten_rows.strided = true;
-                cases.push_back(ten_rows);
-            }
+            // The few-rows path at the head dimensions CUDA supports (the cases above use others), each
+            // with and without lse, two dimensions under each causal flag: the last row (FastV) over
+            // keys in several 64-key tiles, and ten rows of grouped heads, strided.
+            for (int64_t d : causal ? std::vector<int64_t>{80, 128} : std::vector<int64_t>{64, 96})
+                for (bool with_lse : {false, true}) {
+                    QkCase last_row;
+                    last_row.dtype = dtype;
+                    last_row.shape = {2, 4, 2, 6, 150, d};
+                    last_row.causal = causal;
+                    last_row.with_lse = with_lse;
+                    last_row.q0 = 5;
+                    last_row.q1 = 6;
+                    last_row.k0 = 3;
+                    last_row.k1 = 141;
+                    cases.push_back(last_row);
+                    QkCase ten_rows = last_row;
+                    ten_rows.shape = {1, 8, 4, 20, 130, d};
+                    ten_rows.q0 = 10;
+                    ten_rows.q1 = 20;
+                    ten_rows.k0 = 0;
+                    ten_rows.k1 = 130;
+                    ten_rows.head_reduce = TK_REDUCE_SUM;
+                    ten_rows.strided = true;
+                    cases.push_back(ten_rows);
+                }
         }
     return cases;
 }
