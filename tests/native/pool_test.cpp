@@ -124,6 +124,14 @@ const std::vector<PoolCase>& pool_cases() {
         // must fall back to 2-element vectors here, and to scalars in the unaligned cases above.
         sized_case("AdaptiveAvg_PartlyAligned_C6", kAdaptiveAvg, {2, 3, 5, 6, 6}, {2, 3, 4})
             .with_layouts(Layout{2, 0, 1, false, 2}, Layout{0, 1, 1, false, 2}),
+        window_case("WindowMax_PartlyAligned_C6", kMax, {2, 2, 6, 6, 6}, {1, 2, 2}, {1, 2, 2})
+            .with_layouts(Layout{2, 0, 1, false, 2}, Layout{0, 1, 1, false, 2}),
+        sized_case("Bilinear_PartlyAligned_C6", kBilinear, {1, 2, 5, 6, 6}, {2, 7, 4})
+            .with_layouts(Layout{2, 0, 1, false, 2}, Layout{0, 1, 1, false, 2}),
+        // Whole vectors of every width: 16 channels are 8-element words of f16 and bf16 (4 of f32), 12
+        // channels 4-element ones.
+        window_case("WindowMax_C16", kMax, {1, 2, 8, 8, 16}, {1, 2, 2}, {1, 2, 2}),
+        sized_case("Bilinear_C12", kBilinear, {1, 1, 7, 7, 12}, {1, 5, 9}),
         // Extreme magnitudes: f16 subnormals (below 6.1e-5) must round correctly, and 2x2 sums of
         // values up to 5e4 overflow f16 (65504), so they must be accumulated in float32.
         window_case("WindowAvg_TinyValues", kAvg, {1, 2, 8, 8, 24}, {1, 2, 2}, {1, 2, 2}).with_input_scale(1e-6f),
