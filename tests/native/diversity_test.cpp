@@ -557,14 +557,20 @@ TEST(DiversityCuda, SameIndicesAsCpu) {
     std::mt19937_64 g(seed_from_name(test_name()));
     struct Shape {
         int64_t batch, tokens, channels, k;
+        ArrayLayout layout;
     };
-    for (const Shape& shape : {Shape{3, 37, 19, 9}, Shape{1, 1, 4, 1}, Shape{2, 23, 7, 23}})
+    // Padded, misaligned rows (element loads), and contiguous rows of 16 channels (the greedy's vector
+    // loads in every dtype).
+    const ArrayLayout padded{2, false, 1};
+    for (const Shape& shape : {Shape{3, 37, 19, 9, padded}, Shape{1, 1, 4, 1, padded}, Shape{2, 23, 7, 23, padded},
+                               Shape{2, 29, 16, 11, ArrayLayout{}}})
         for_each_cuda_case(shape.k, [&](tk_dtype dtype, const tk_diversity_params& p, bool caller_workspace) {
             SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " B=" + std::to_string(shape.batch) +
-                         " N=" + std::to_string(shape.tokens) + (caller_workspace ? " workspace" : ""));
+                         " N=" + std::to_string(shape.tokens) + " C=" + std::to_string(shape.channels) +
+                         (caller_workspace ? " workspace" : ""));
             DiversityBuffers cpu;
             DiversityResult want;
-            if (!draw_without_near_tie(p, dtype, shape.batch, shape.tokens, shape.channels, ArrayLayout{2, false, 1},
+            if (!draw_without_near_tie(p, dtype, shape.batch, shape.tokens, shape.channels, shape.layout,
                                        shape.batch > 1, shape.batch > 1, g, cpu, want))
                 return;
             DiversityBuffers cuda = cpu;

@@ -1296,6 +1296,33 @@ TEST(MergeOverflow, RowWhoseSquaredNormOverflowsIsTheZeroVector) {
     }
 }
 
+// Unmerge on CUDA bit for bit as on the CPU, in every dtype and index width, with rows of 5 channels
+// (element copies) and of 16 (whole 16-byte words where aligned).
+TEST(MergeCudaUnmerge, EveryDtypeAndIndexWidthAsOnTheCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 g(seed_from_name("EveryDtypeAndIndexWidthAsOnTheCpu"));
+    for (tk_dtype dtype : {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16})
+        for (tk_dtype index_dtype : {TK_DTYPE_I32, TK_DTYPE_I64})
+            for (int64_t channels : {5, 16}) {
+                SCOPED_TRACE(std::string(dtype_label(dtype)) + (index_dtype == TK_DTYPE_I64 ? " i64" : " i32") +
+                             " C=" + std::to_string(channels));
+                HostArray y(dtype, {2, 7, channels});
+                fill_uniform(y, g, -2.0, 2.0);
+                HostArray map(index_dtype, {2, 11});
+                for (int64_t b = 0; b < 2; ++b)
+                    for (int64_t t = 0; t < 11; ++t) map.set(b, t, 0, static_cast<double>(g() % 7));
+                HostArray cpu(dtype, {2, 11, channels});
+                cpu.fill_bytes(0xA5);
+                HostArray cuda = cpu;
+                const tk_tensor yd = y.desc(), md = map.desc(), od = cpu.desc();
+                ASSERT_TRUE(ok(tk_unmerge(&yd, &md, &od, nullptr)));
+                ASSERT_TRUE(unmerge_on_cuda(y, map, cuda, stream.get()));
+                EXPECT_TRUE(cuda.bytes() == cpu.bytes()) << "CUDA and CPU unmerge differ";
+            }
+}
+
 // On CUDA an out-of-range unmerge index gives a zero row instead of an error.
 TEST(MergeCudaUnmerge, OutOfRangeIndexGivesZeroRow) {
     const std::string why = cuda_unavailable_reason();
@@ -1326,9 +1353,9 @@ TEST(MergeCudaLarge, HundredThousandTokens) {
     c.tokens = scaled(100000, 3001);
     c.params = merge_params(static_cast<int32_t>(c.tokens * 3 / 10), TK_MERGE_WEIGHTED_MEAN, TK_MERGE_ORDER_POSITIONAL, 1, 0);
     c.metric_channels = 16;
-    c.channels = 8;
+    c.channels = 16;  // whole 8-element words of f16 for the merged rows
     c.metric_dtype = TK_DTYPE_F16;
-    c.x_dtype = TK_DTYPE_F32;
+    c.x_dtype = TK_DTYPE_F16;
     c.with_size = true;
     for (int32_t threshold : {0, 1}) {
         c.params.use_threshold = threshold;
