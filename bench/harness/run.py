@@ -12,6 +12,8 @@ input's size.
 
     /usr/bin/python3 bench/harness/run.py --quick                  # CI: small cases, correctness only
     /usr/bin/python3 bench/harness/run.py --threads 2 --json cpu.json --markdown cpu.md
+    /usr/bin/python3 bench/harness/run.py --threads 2 --cases 'llava*' 'pllava*' 'video_chatgpt*' \
+        --results-markdown bench/RESULTS.md --results-section cpu-pooling   # regenerate a results table
     python3 bench/harness/run.py --device cuda --dtypes bf16 f32   # on a GPU machine
 
 Debian's /usr/bin/python3 is named because its python3-torch is the PyTorch meant here; another
@@ -106,10 +108,18 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the environment and every result here")
     parser.add_argument("--markdown", help="write the conditions and the table here, as Markdown")
+    parser.add_argument("--results-markdown", metavar="FILE",
+                        help="write the table of the results page (bench/RESULTS.md) here: case, shape, dtype, "
+                             "machine, date, commit, baseline, ours, ratio, with the command and the notes")
+    parser.add_argument("--results-section", metavar="NAME",
+                        help="with --results-markdown: replace only the lines between '<!-- harness:NAME begin -->' "
+                             "and '<!-- harness:NAME end -->' in FILE (e.g. bench/RESULTS.md), keeping the rest")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.results_section and not args.results_markdown:
+        parser.error("--results-section needs --results-markdown FILE")
     args.dtypes = args.dtypes or (["f32", "bf16", "f16"] if args.quick else ["f32"])
     return args
 
@@ -267,6 +277,11 @@ def main(argv):
         return 0
     if not cases:
         raise SystemExit(f"no case matches {args.cases}")
+    if args.results_markdown:
+        try:
+            report.check_results_section(args.results_markdown, args.results_section)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--results-markdown: {error}")
     try:
         library = tk.Library(tk.resolve_library_path(args.lib))
     except (OSError, tk.TokenKernelsError) as error:
@@ -327,6 +342,12 @@ def main(argv):
             out.write(report.markdown(env, results, columns, command))
             if notes:
                 out.write("\n" + "\n".join(f"- {note}" for note in notes) + "\n")
+    if args.results_markdown:
+        try:
+            report.write_results(args.results_markdown, report.results_markdown(env, results, command, notes),
+                                 args.results_section)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--results-markdown: {error}")
     failed = sum(not r["check"]["passed"] for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -20,7 +20,9 @@ public delegate IntPtr NativeLibraryResolver(string libraryName);
 /// The library is loaded on first use. On .NET 8+ it is searched for in this order: the host hook
 /// <c>ResolveLibrary</c>; the file named by the environment variable <c>TOKENKERNELS_NATIVE_LIBRARY</c>
 /// (when set, nothing else is tried); the application directory and the directory of TokenKernels.dll;
-/// <c>runtimes/&lt;rid&gt;/native/</c> under them; the operating system's default search. On netstandard2.1
+/// <c>runtimes/&lt;rid&gt;/native/</c> under them; the operating system's default search. In each place the CUDA
+/// build <c>libtokenkernels_cuda.so</c> (package TokenKernels.Runtime.Cuda, which holds the CPU backend too) is tried
+/// before the CPU build <c>libtokenkernels.so</c> (package TokenKernels.Runtime.Cpu). On netstandard2.1
 /// (Unity) the host's own DllImport search is used. A failure throws <see cref="TokenKernelsLoadException"/>.
 /// </remarks>
 public static class TokenKernelsLibrary

@@ -25,7 +25,11 @@ public sealed class TokenKernelsLoadException : Exception
 
     internal static TokenKernelsLoadException NotFound(IReadOnlyList<string> attempts)
     {
-        string file = NativeLibraryLoader.PlatformFileName;
+#if NET
+        string file = string.Join(" or ", NativeLibraryLoader.PlatformFileNames);
+#else
+        string file = NativeLibraryLoader.PlatformFileName;  // the name DllImport asks the host for
+#endif
         var text = new StringBuilder();
         text.Append("TokenKernels could not load its native library ").Append(file)
             .Append(" (").Append(RuntimeInformation.OSDescription.Trim()).Append(", ")
@@ -37,7 +41,9 @@ public sealed class TokenKernelsLoadException : Exception
             text.Append("  - ").AppendLine(attempt.TrimEnd().Replace("\n", "\n      "));
         }
         text.AppendLine("To fix it:");
-        text.AppendLine("  1. Build the native library: cmake -S <repository> -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --target tokenkernels");
+        text.AppendLine("  1. Install a runtime package, which carries the native library for linux-x64 and linux-arm64:");
+        text.AppendLine("     dotnet add package TokenKernels.Runtime.Cpu (CPU), or TokenKernels.Runtime.Cuda (CUDA and CPU, linux-x64).");
+        text.AppendLine("     From a clone of the repository, build it instead: cmake -S <repository> -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --target tokenkernels");
         text.AppendLine("     (building a project that imports managed/native.targets, such as the tests or the CLI, does this and copies the file).");
 #if NET
         text.Append("  2. Put ").Append(file).Append(" in the application directory (").Append(AppContext.BaseDirectory)

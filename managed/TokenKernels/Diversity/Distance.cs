@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>The distance between two tokens that <see cref="DiversitySelection"/> maximises (<c>tk_distance</c>, SPEC section 4), computed in float32.</summary>
+/// <summary>The distance between two tokens that <see cref="DiversitySelection"/> maximises (<c>tk_distance</c>, docs/SPEC.md, section 4), computed in float32.</summary>
 public enum Distance
 {
     /// <summary>1 - cos: 1 - dot(u_i, u_j) with u = x / max(|x|, 1e-12), so a zero row is safe; DivPrune's distance and the default.</summary>

@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>What each greedy step of <see cref="DiversitySelection"/> maximises (<c>tk_diversity_objective</c>, SPEC section 4).</summary>
+/// <summary>What each greedy step of <see cref="DiversitySelection"/> maximises (<c>tk_diversity_objective</c>, docs/SPEC.md, section 4).</summary>
 public enum DiversityObjective
 {
     /// <summary>Greedy k-center (DivPrune): the next token is the one farthest from its nearest chosen token; the default.</summary>

@@ -5,7 +5,7 @@ using static TokenKernels.Interop.OpArguments;
 namespace TokenKernels;
 
 /// <summary>
-/// Diversity selection (SPEC section 4), on host memory or on a CUDA device: keep the k tokens of each item that cover
+/// Diversity selection (docs/SPEC.md, section 4), on host memory or on a CUDA device: keep the k tokens of each item that cover
 /// its feature space best, by greedy k-center (DivPrune) or greedy max-sum selection (<c>tk_diversity_select</c>).
 /// The selected positions go to <see cref="TokenPruning.Gather{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int}, HostTensor{T})"/>.
 /// </summary>

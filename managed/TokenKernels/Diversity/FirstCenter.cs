@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>How <see cref="DiversitySelection"/> picks the first token of each item (<c>tk_first_center</c>, SPEC section 4).</summary>
+/// <summary>How <see cref="DiversitySelection"/> picks the first token of each item (<c>tk_first_center</c>, docs/SPEC.md, section 4).</summary>
 public enum FirstCenter
 {
     /// <summary>DivPrune's: the token whose distance to its nearest other token is largest (token 0 of an item of length 1); the default.</summary>

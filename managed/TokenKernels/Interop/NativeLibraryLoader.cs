@@ -60,21 +60,29 @@ internal static class NativeLibraryLoader
         }
     }
 
+    /// <summary>The name of the library with the CUDA backend (package TokenKernels.Runtime.Cuda), tried before <see cref="NativeMethods.LibraryName"/>.</summary>
+    public const string CudaLibraryName = NativeMethods.LibraryName + "_cuda";
+
     /// <summary>The platform's file name of the library: libtokenkernels.so, libtokenkernels.dylib or tokenkernels.dll.</summary>
-    public static string PlatformFileName
+    public static string PlatformFileName => FileNameOf(NativeMethods.LibraryName);
+
+    /// <summary>
+    /// The file names tried in each directory, in order: the CUDA build (libtokenkernels_cuda.so, which holds the CPU
+    /// backend too), then the CPU build (libtokenkernels.so). With both runtime packages installed the CUDA one loads.
+    /// </summary>
+    public static IReadOnlyList<string> PlatformFileNames => new[] { FileNameOf(CudaLibraryName), FileNameOf(NativeMethods.LibraryName) };
+
+    private static string FileNameOf(string libraryName)
     {
-        get
+        if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
         {
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
-            {
-                return NativeMethods.LibraryName + ".dll";
-            }
-            if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX))
-            {
-                return "lib" + NativeMethods.LibraryName + ".dylib";
-            }
-            return "lib" + NativeMethods.LibraryName + ".so";
+            return libraryName + ".dll";
         }
+        if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX))
+        {
+            return "lib" + libraryName + ".dylib";
+        }
+        return "lib" + libraryName + ".so";
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -219,15 +227,18 @@ internal static class NativeLibraryLoader
 
         if (search.UseDefaultSearch)
         {
-            string label = "\"" + NativeMethods.LibraryName + "\" through the operating system's default search";
-            try
+            foreach (string name in new[] { CudaLibraryName, NativeMethods.LibraryName })
             {
-                IntPtr handle = NativeLibrary.Load(NativeMethods.LibraryName, typeof(NativeLibraryLoader).Assembly, null);
-                return new LoadedLibrary(handle, label);
-            }
-            catch (Exception e) when (e is DllNotFoundException || e is BadImageFormatException)
-            {
-                attempts.Add(label + ": " + e.Message);
+                string label = "\"" + name + "\" through the operating system's default search";
+                try
+                {
+                    IntPtr handle = NativeLibrary.Load(name, typeof(NativeLibraryLoader).Assembly, null);
+                    return new LoadedLibrary(handle, label);
+                }
+                catch (Exception e) when (e is DllNotFoundException || e is BadImageFormatException)
+                {
+                    attempts.Add(label + ": " + e.Message);
+                }
             }
         }
         return new LoadedLibrary(IntPtr.Zero, string.Empty);
@@ -279,8 +290,10 @@ internal static class NativeLibraryLoader
             useDefaultSearch: true);
 
         /// <summary>
-        /// The library file in the application directory and in the directory of TokenKernels.dll, then
-        /// under runtimes/&lt;rid&gt;/native/ of each (the layout NuGet packages use).
+        /// The library files (<see cref="PlatformFileNames"/>, CUDA build first) in the application directory and in
+        /// the directory of TokenKernels.dll, then under runtimes/&lt;rid&gt;/native/ of each (the layout of NuGet
+        /// packages, where a framework-dependent app finds them; a RID-specific or Native AOT publish puts them in the
+        /// application directory).
         /// </summary>
         public static IReadOnlyList<string> CandidatePathsFor(string applicationDirectory, string? assemblyDirectory)
         {
@@ -290,15 +303,22 @@ internal static class NativeLibraryLoader
                 roots.Add(assemblyDirectory!);
             }
             var paths = new List<string>();
+            IReadOnlyList<string> files = PlatformFileNames;
             foreach (string root in roots)
             {
-                paths.Add(Path.Combine(root, PlatformFileName));
+                foreach (string file in files)
+                {
+                    paths.Add(Path.Combine(root, file));
+                }
             }
             foreach (string root in roots)
             {
                 foreach (string rid in RuntimeIdentifiers())
                 {
-                    paths.Add(Path.Combine(root, "runtimes", rid, "native", PlatformFileName));
+                    foreach (string file in files)
+                    {
+                        paths.Add(Path.Combine(root, "runtimes", rid, "native", file));
+                    }
                 }
             }
             return paths;

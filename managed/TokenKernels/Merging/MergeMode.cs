@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>How <see cref="TokenMerging"/> combines a destination token with the sources merged into it (<c>tk_merge_mode</c>, SPEC section 2).</summary>
+/// <summary>How <see cref="TokenMerging"/> combines a destination token with the sources merged into it (<c>tk_merge_mode</c>, docs/SPEC.md, section 2).</summary>
 public enum MergeMode
 {
     /// <summary>

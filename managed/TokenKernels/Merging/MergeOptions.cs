@@ -5,16 +5,19 @@ using TokenKernels.Interop;
 namespace TokenKernels;
 
 /// <summary>
-/// What a token-merging call computes (SPEC section 2, <c>tk_merge_params</c>): how many sources merge (a fixed
+/// What a token-merging call computes (docs/SPEC.md, section 2; <c>tk_merge_params</c>): how many sources merge (a fixed
 /// <see cref="R"/>, or every source scoring above <see cref="Threshold"/>), which tokens are protected, how merged
 /// tokens combine and in which order the rows come out.
 /// </summary>
 /// <remarks>
-/// <para>Every property has the SPEC's default, so <c>new MergeOptions(16)</c> is ToMe with r = 16: weighted mean,
+/// <para>Every property has the default of docs/SPEC.md, so <c>new MergeOptions(16)</c> is ToMe with r = 16: weighted mean,
 /// positional order, nothing protected. The default value merges nothing (r = 0). Setters check their value.</para>
+/// <para>The value is immutable: set properties in an object initializer, or adjust a copy with the <c>With</c> methods
+/// (<see cref="WithMode"/>, ...), which work from C# 9 on (Unity), or with <c>options with { ... }</c> from C# 10 on.</para>
 /// <example><code>
 /// var vit = new MergeOptions(16) { ProtectFirst = true, Order = MergeOrder.ToMe };    // ToMe on a ViT with a class token
 /// var dymu = MergeOptions.ByThreshold(0.9f, maxMerges: 300);                          // DyMU: per-image merge counts
+/// var dymuAmax = dymu.WithMode(MergeMode.Amax).WithProtectFirst(true);               // a preset, adjusted
 /// </code></example>
 /// </remarks>
 public readonly struct MergeOptions : IEquatable<MergeOptions>
@@ -64,14 +67,7 @@ public readonly struct MergeOptions : IEquatable<MergeOptions>
     public int R
     {
         get => _r;
-        init
-        {
-            if (value < 0)
-            {
-                throw new ArgumentOutOfRangeException(nameof(R), value, "The number of merges r is 0 or more.");
-            }
-            _r = value;
-        }
+        init => _r = RequireR(value, nameof(R));
     }
 
     /// <summary>
@@ -84,10 +80,7 @@ public readonly struct MergeOptions : IEquatable<MergeOptions>
         get => _useThreshold ? _threshold : null;
         init
         {
-            if (value is float threshold && float.IsNaN(threshold))
-            {
-                throw new ArgumentException("The merge threshold is NaN; it must be a number.", nameof(Threshold));
-            }
+            RequireThreshold(value, nameof(Threshold));
             _useThreshold = value.HasValue;
             _threshold = value.GetValueOrDefault();
         }
@@ -107,14 +100,7 @@ public readonly struct MergeOptions : IEquatable<MergeOptions>
     public MergeMode Mode
     {
         get => _mode;
-        init
-        {
-            if ((uint)value > (uint)MergeMode.Drop)
-            {
-                throw new ArgumentOutOfRangeException(nameof(Mode), value, "Not a MergeMode.");
-            }
-            _mode = value;
-        }
+        init => _mode = RequireMode(value, nameof(Mode));
     }
 
     /// <summary>The order of the output rows; <see cref="MergeOrder.Positional"/> by default.</summary>
@@ -122,15 +108,49 @@ public readonly struct MergeOptions : IEquatable<MergeOptions>
     public MergeOrder Order
     {
         get => _order;
-        init
-        {
-            if ((uint)value > (uint)MergeOrder.ToMe)
-            {
-                throw new ArgumentOutOfRangeException(nameof(Order), value, "Not a MergeOrder.");
-            }
-            _order = value;
-        }
+        init => _order = RequireOrder(value, nameof(Order));
     }
+
+    // The With methods adjust a copy, as `options with { ... }` does from C# 10 on; they serve C# 9 (Unity), where
+    // `with` does not apply to structs. Each checks its value as the property does, naming its own parameter.
+
+    /// <summary>A copy with <see cref="R"/> set: the merges per item in fixed mode, the cap in threshold mode.</summary>
+    /// <param name="r">0 or more.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="r"/> is negative.</exception>
+    public MergeOptions WithR(int r) => this with { R = RequireR(r, nameof(r)) };
+
+    /// <summary>A copy with <see cref="Threshold"/> set: a number for threshold mode (DyMU), null for fixed-r mode.</summary>
+    /// <param name="threshold">The score a source must exceed (not NaN), or null.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentException"><paramref name="threshold"/> is NaN.</exception>
+    public MergeOptions WithThreshold(float? threshold)
+    {
+        RequireThreshold(threshold, nameof(threshold));
+        return this with { Threshold = threshold };
+    }
+
+    /// <summary>A copy with <see cref="ProtectFirst"/> set: whether token 0 is a class token that never merges away.</summary>
+    /// <param name="protectFirst">True to protect token 0.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    public MergeOptions WithProtectFirst(bool protectFirst) => this with { ProtectFirst = protectFirst };
+
+    /// <summary>A copy with <see cref="ProtectSecond"/> set: whether token 1 is a distillation token nothing merges into.</summary>
+    /// <param name="protectSecond">True to protect token 1.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    public MergeOptions WithProtectSecond(bool protectSecond) => this with { ProtectSecond = protectSecond };
+
+    /// <summary>A copy with <see cref="Mode"/> set: how merged tokens combine.</summary>
+    /// <param name="mode">A <see cref="MergeMode"/>.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a <see cref="MergeMode"/>.</exception>
+    public MergeOptions WithMode(MergeMode mode) => this with { Mode = RequireMode(mode, nameof(mode)) };
+
+    /// <summary>A copy with <see cref="Order"/> set: the order of the output rows.</summary>
+    /// <param name="order">A <see cref="MergeOrder"/>.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="order"/> is not a <see cref="MergeOrder"/>.</exception>
+    public MergeOptions WithOrder(MergeOrder order) => this with { Order = RequireOrder(order, nameof(order)) };
 
     /// <summary>True when every setting is equal.</summary>
     public bool Equals(MergeOptions other)
@@ -156,6 +176,41 @@ public readonly struct MergeOptions : IEquatable<MergeOptions>
             ? "threshold " + _threshold.ToString("R", CultureInfo.InvariantCulture) + (_r == int.MaxValue ? string.Empty : " (at most " + _r + ")")
             : "r " + _r;
         return count + ", " + _mode + ", " + _order + (ProtectFirst ? ", protect first" : string.Empty) + (ProtectSecond ? ", protect second" : string.Empty);
+    }
+
+    private static int RequireR(int value, string parameter)
+    {
+        if (value < 0)
+        {
+            throw new ArgumentOutOfRangeException(parameter, value, "The number of merges r is 0 or more.");
+        }
+        return value;
+    }
+
+    private static void RequireThreshold(float? value, string parameter)
+    {
+        if (value is float threshold && float.IsNaN(threshold))
+        {
+            throw new ArgumentException("The merge threshold is NaN; it must be a number.", parameter);
+        }
+    }
+
+    private static MergeMode RequireMode(MergeMode value, string parameter)
+    {
+        if ((uint)value > (uint)MergeMode.Drop)
+        {
+            throw new ArgumentOutOfRangeException(parameter, value, "Not a MergeMode.");
+        }
+        return value;
+    }
+
+    private static MergeOrder RequireOrder(MergeOrder value, string parameter)
+    {
+        if ((uint)value > (uint)MergeOrder.ToMe)
+        {
+            throw new ArgumentOutOfRangeException(parameter, value, "Not a MergeOrder.");
+        }
+        return value;
     }
 
     /// <summary>The native parameters.</summary>

@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>The order of the rows <see cref="TokenMerging"/> writes (<c>tk_merge_order</c>, SPEC section 2).</summary>
+/// <summary>The order of the rows <see cref="TokenMerging"/> writes (<c>tk_merge_order</c>, docs/SPEC.md, section 2).</summary>
 public enum MergeOrder
 {
     /// <summary>Every surviving token in increasing original position, what an LLM needs for its position ids; the default.</summary>

@@ -5,7 +5,7 @@ using static TokenKernels.Interop.OpArguments;
 namespace TokenKernels;
 
 /// <summary>
-/// Bipartite token merging, the ToMe family (SPEC section 2): tokens at even positions (sources) merge into their most
+/// Bipartite token merging, the ToMe family (docs/SPEC.md, section 2): tokens at even positions (sources) merge into their most
 /// similar token at an odd position (destination) by the cosine similarity of a metric, on host memory or on a CUDA
 /// device. The fixed mode merges r sources per item (ToMe); the threshold mode every source scoring above a threshold,
 /// a count per item (DyMU). <see cref="Unmerge{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int}, HostTensor{T})"/>

@@ -2,7 +2,7 @@ using TokenKernels.Interop;
 
 namespace TokenKernels;
 
-/// <summary>How <see cref="Pooling"/> reduces <c>[B, T, H, W, C]</c> tokens (<c>tk_pool_mode</c>, SPEC section 1).</summary>
+/// <summary>How <see cref="Pooling"/> reduces <c>[B, T, H, W, C]</c> tokens (<c>tk_pool_mode</c>, docs/SPEC.md, section 1).</summary>
 public enum PoolMode
 {
     /// <summary>Mean over windows of size kernel moved by stride, no padding, floor output size (<c>avg_pool3d</c>).</summary>

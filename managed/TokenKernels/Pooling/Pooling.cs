@@ -5,7 +5,7 @@ namespace TokenKernels;
 
 /// <summary>
 /// Spatio-temporal pooling of video tokens <c>[B, T, H, W, C]</c> (channels last) to <c>[B, T', H', W', C]</c>, on
-/// host memory or on a CUDA device (SPEC section 1). Feature types float32, float16 and bfloat16, accumulated in
+/// host memory or on a CUDA device (docs/SPEC.md, section 1). Feature types float32, float16 and bfloat16, accumulated in
 /// float32; the output has the input's type.
 /// </summary>
 /// <remarks>

@@ -5,7 +5,7 @@ using TokenKernels.Interop;
 namespace TokenKernels;
 
 /// <summary>
-/// What an importance call computes (SPEC section 3, <c>tk_importance_params</c>): the importance of key j in
+/// What an importance call computes (docs/SPEC.md, section 3; <c>tk_importance_params</c>): the importance of key j in
 /// [<see cref="KeyBegin"/>, <see cref="KeyEnd"/>) is the attention probability P[b, h, i, j] reduced over heads h
 /// and over queries i in [<see cref="QueryBegin"/>, <see cref="QueryEnd"/>), giving <c>[B, KeyEnd - KeyBegin]</c>.
 /// </summary>
@@ -14,10 +14,13 @@ namespace TokenKernels;
 /// only when the probabilities are computed from Q and K (<see cref="TokenPruning.QkImportance{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{T}, HostTensor{float}, in ImportanceOptions, ReadOnlyHostTensor{float})"/>);
 /// without a scale that call uses SDPA's 1/sqrt(d) (<see cref="SdpaScale"/>). The default value is an empty range,
 /// which every call rejects.</para>
+/// <para>The value is immutable: set properties in an object initializer, or adjust a copy with the <c>With</c> methods
+/// (<see cref="WithCausal"/>, ...), which work from C# 9 on (Unity), or with <c>options with { ... }</c> from C# 10 on.</para>
 /// <example><code>
 /// var fastV = ImportanceOptions.FastV(imageStart: 35, imageEnd: 611, queries: 700);  // layer K-1, last query row
 /// var visionZip = ImportanceOptions.VisionZip(tokens: 577);                           // CLS row, keys 1..576
 /// var causal = new ImportanceOptions(0, 700, 35, 611) { Causal = true };              // from Q and K, scale 1/sqrt(d)
+/// var fastVFromQk = fastV.WithCausal(true);                                           // a preset, adjusted
 /// </code></example>
 /// </remarks>
 public readonly struct ImportanceOptions : IEquatable<ImportanceOptions>
@@ -148,14 +151,7 @@ public readonly struct ImportanceOptions : IEquatable<ImportanceOptions>
     public float? Scale
     {
         get => _scale == 0 ? null : _scale;
-        init
-        {
-            if (value is float scale && !(scale > 0 && !float.IsInfinity(scale)))
-            {
-                throw new ArgumentOutOfRangeException(nameof(Scale), scale, "A softmax scale is finite and above 0.");
-            }
-            _scale = value.GetValueOrDefault();
-        }
+        init => _scale = RequireScale(value, nameof(Scale));
     }
 
     /// <summary>
@@ -163,6 +159,36 @@ public readonly struct ImportanceOptions : IEquatable<ImportanceOptions>
     /// j &lt;= i + Nk - Nq; a query that sees no key adds 0. False by default.
     /// </summary>
     public bool Causal { get; init; }
+
+    // The With methods adjust a copy, as `options with { ... }` does from C# 10 on; they serve C# 9 (Unity), where
+    // `with` does not apply to structs. Each checks its value as the property does, naming its own parameter.
+
+    /// <summary>A copy with <see cref="HeadReduce"/> set: the reduction over heads.</summary>
+    /// <param name="headReduce">A <see cref="ReduceMode"/>.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="headReduce"/> is not a <see cref="ReduceMode"/>.</exception>
+    public ImportanceOptions WithHeadReduce(ReduceMode headReduce) => this with { HeadReduce = RequireMode(headReduce, nameof(headReduce)) };
+
+    /// <summary>A copy with <see cref="QueryReduce"/> set: the reduction over the query rows.</summary>
+    /// <param name="queryReduce">A <see cref="ReduceMode"/>.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="queryReduce"/> is not a <see cref="ReduceMode"/>.</exception>
+    public ImportanceOptions WithQueryReduce(ReduceMode queryReduce) => this with { QueryReduce = RequireMode(queryReduce, nameof(queryReduce)) };
+
+    /// <summary>A copy with <see cref="Scale"/> set: the softmax scale of Q K^T, or null for SDPA's 1/sqrt(d).</summary>
+    /// <param name="scale">A finite value above 0, or null.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="scale"/> is not finite and positive.</exception>
+    public ImportanceOptions WithScale(float? scale)
+    {
+        RequireScale(scale, nameof(scale));
+        return this with { Scale = scale };
+    }
+
+    /// <summary>A copy with <see cref="Causal"/> set: causal masking, for importance from Q and K.</summary>
+    /// <param name="causal">True for causal masking.</param>
+    /// <returns>These options with the new value; this value is unchanged.</returns>
+    public ImportanceOptions WithCausal(bool causal) => this with { Causal = causal };
 
     /// <summary>True when every setting is equal.</summary>
     public bool Equals(ImportanceOptions other)
@@ -200,6 +226,15 @@ public readonly struct ImportanceOptions : IEquatable<ImportanceOptions>
         native.Scale = _scale == 0 ? scale : _scale;
         native.Causal = Causal ? 1 : 0;
         return native;
+    }
+
+    private static float RequireScale(float? value, string parameter)
+    {
+        if (value is float scale && !(scale > 0 && !float.IsInfinity(scale)))
+        {
+            throw new ArgumentOutOfRangeException(parameter, scale, "A softmax scale is finite and above 0.");
+        }
+        return value.GetValueOrDefault();
     }
 
     private static ReduceMode RequireMode(ReduceMode value, string parameter)

@@ -4,7 +4,7 @@ namespace TokenKernels;
 
 /// <summary>
 /// How <see cref="TokenPruning"/> reduces attention probabilities over heads or over queries (<c>tk_reduce</c>,
-/// SPEC section 3). Both reduce by a float32 sum; the mean divides once, at the end.
+/// docs/SPEC.md, section 3). Both reduce by a float32 sum; the mean divides once, at the end.
 /// </summary>
 public enum ReduceMode
 {

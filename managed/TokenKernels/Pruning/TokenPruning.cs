@@ -5,7 +5,7 @@ using static TokenKernels.Interop.OpArguments;
 namespace TokenKernels;
 
 /// <summary>
-/// Attention-based token pruning (SPEC section 3), on host memory or on a CUDA device: score tokens by the attention
+/// Attention-based token pruning (docs/SPEC.md, section 3), on host memory or on a CUDA device: score tokens by the attention
 /// they receive (<see cref="AttentionImportance{T}(ReadOnlyHostTensor{T}, HostTensor{float}, in ImportanceOptions)"/>
 /// from attention probabilities, <see cref="QkImportance{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{T}, HostTensor{float}, in ImportanceOptions, ReadOnlyHostTensor{float})"/>
 /// from Q and K without the attention matrix), keep the k best

@@ -106,7 +106,13 @@ TK_API tk_status tk_struct_layout(const char* struct_name, const char* field, ui
 
 /* ---- CPU threads ---------------------------------------------------------------------------- */
 
-/* Threads used by CPU ops, process-wide. 0 restores the default (the hardware concurrency). */
+/* Threads used by CPU ops, process-wide: 0 restores the default (the hardware concurrency); counts
+ * above 1024 are taken as 1024, which tk_get_num_threads then returns. The threads are the library's
+ * own pool (no OpenMP runtime), started on first need: a call runs on its calling thread and up to
+ * num_threads - 1 workers; one call at a time uses the workers, so a call made while another host
+ * thread's call holds them runs on its own thread alone, and CPU ops never run on more than
+ * num_threads threads in all. Idle workers poll for at most 50 microseconds after a call, then sleep.
+ * A child process made by fork() starts new workers on its first call. */
 TK_API tk_status tk_set_num_threads(int32_t num_threads);
 TK_API int32_t tk_get_num_threads(void);
 
@@ -150,7 +156,7 @@ TK_API tk_status tk_cuda_memcpy_async(void* dst, const void* src, uint64_t bytes
 /* Sets bytes of device memory to value, ordered on stream. */
 TK_API tk_status tk_cuda_memset_async(void* dst, int32_t value, uint64_t bytes, tk_stream stream);
 
-/* ---- 1. Spatio-temporal pooling (SPEC section 1) ---------------------------------------------
+/* ---- 1. Spatio-temporal pooling (docs/SPEC.md, section 1) -------------------------------
  *
  * x [B, T, H, W, C] -> out [B, T', H', W', C], channels last, f32/f16/bf16, both tensors on the same
  * device and of the same dtype, accumulation in float32. Audio or any 1-D stream is H = W = 1.
@@ -194,7 +200,7 @@ TK_API tk_status tk_pool_workspace_size(const tk_pool_params* params, const tk_t
 TK_API tk_status tk_pool(const tk_pool_params* params, const tk_tensor* x, const tk_tensor* out,
                          void* workspace, uint64_t workspace_bytes, tk_stream stream);
 
-/* ---- 2. Bipartite token merging, ToMe family (SPEC section 2) ---------------------------------
+/* ---- 2. Bipartite token merging, ToMe family (docs/SPEC.md, section 2) -------------------
  *
  * metric [B, N, Cm] (any floating dtype) chooses what merges; x [B, N, C] (any floating dtype,
  * independent of metric's; metric may be the same tensor as x) is what is merged. Channels
@@ -281,7 +287,7 @@ TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric
  * checking would need a host synchronisation) the row is written as zeros. */
 TK_API tk_status tk_unmerge(const tk_tensor* y, const tk_tensor* source_map, const tk_tensor* out, tk_stream stream);
 
-/* ---- 3. Attention-based pruning (SPEC section 3) ----------------------------------------------
+/* ---- 3. Attention-based pruning (docs/SPEC.md, section 3) --------------------------------
  *
  * Pruning = importance (from attention probabilities, or from Q and K without the attention matrix),
  * then top-k, then gather. Importance and scores are f32; index outputs are i32, index inputs i32 or
@@ -373,7 +379,7 @@ TK_API tk_status tk_visionzip_contextual(int32_t contextual, const tk_tensor* me
                                          const tk_tensor* kept, const tk_tensor* out, void* workspace,
                                          uint64_t workspace_bytes, tk_stream stream);
 
-/* ---- 4. Diversity selection (SPEC section 4) --------------------------------------------------
+/* ---- 4. Diversity selection (docs/SPEC.md, section 4) ------------------------------------
  *
  * Greedy k-center (max-min) or max-sum selection of k diverse tokens from x [B, N, C] (f32/f16/bf16,
  * channels contiguous, other strides free), as DivPrune and ToDRE prune visual tokens.

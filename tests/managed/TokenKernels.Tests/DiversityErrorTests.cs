@@ -38,6 +38,22 @@ public class DiversityErrorTests
     }
 
     [Test]
+    public void WithMethodsRejectBadValuesByTheirParameter()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(() => Options.WithK(-1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("k")
+                .And.Message.Contains("0 or more"));
+            Assert.That(() => Options.WithDistance((Distance)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("distance")
+                .And.Message.Contains("Not a Distance"));
+            Assert.That(() => Options.WithFirst((FirstCenter)3), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("first")
+                .And.Message.Contains("Not a FirstCenter"));
+            Assert.That(() => Options.WithObjective((DiversityObjective)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("objective")
+                .And.Message.Contains("Not a DiversityObjective"));
+        }
+    }
+
+    [Test]
     public void SelectArgumentsNameTheirParameterAndWriteNothing()
     {
         var order = new int[6];

@@ -28,6 +28,24 @@ public class DiversityHostTests
         }
     }
 
+    [Test]
+    public void WithMethodsAdjustACopyAsWithDoes()
+    {
+        // The C# 9 (Unity) spelling of `options with { ... }`, for adjusting a preset.
+        DiversityOptions divPrune = DiversityOptions.DivPrune(64);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(divPrune.WithK(32), Is.EqualTo(divPrune with { K = 32 }));
+            Assert.That(divPrune.WithDistance(Distance.L2), Is.EqualTo(divPrune with { Distance = Distance.L2 }));
+            Assert.That(divPrune.WithFirst(FirstCenter.Index), Is.EqualTo(divPrune with { First = FirstCenter.Index }));
+            Assert.That(divPrune.WithObjective(DiversityObjective.MaxSum), Is.EqualTo(divPrune with { Objective = DiversityObjective.MaxSum }));
+            Assert.That(DiversityOptions.KCenterFromScore(16).WithDistance(Distance.L2).WithObjective(DiversityObjective.MaxSum).ToString(),
+                Is.EqualTo("k 16, L2, first Score, MaxSum"));
+            Assert.That(divPrune.WithFirst(FirstCenter.Score), Is.EqualTo(DiversityOptions.KCenterFromScore(64)));
+            Assert.That(divPrune, Is.EqualTo(new DiversityOptions(64)), "the original is unchanged");
+        }
+    }
+
     // ---- Against the reference ----
 
     [TestCaseSource(typeof(DiversityCase), nameof(DiversityCase.All))]

@@ -5,7 +5,7 @@ using System.Linq;
 namespace TokenKernels.Tests;
 
 /// <summary>
-/// Diversity selection (SPEC section 4 and the comments of tokenkernels.h) in float64, written from the contract alone
+/// Diversity selection (docs/SPEC.md, section 4 and the comments of tokenkernels.h) in float64, written from the contract alone
 /// and the way DivPrune computes it: the full distance matrix of each item, and each step recomputed from scratch
 /// over the tokens chosen so far (no running minimum or sum).
 /// </summary>

@@ -145,10 +145,26 @@ public class ErrorTests
     {
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(() => new TensorShape(1, -2, 3), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("sizes"));
-            Assert.That(() => new TensorShape(1, 1, 1, 1, 1, 1, 1, 1, 1), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
+            // The fixed-rank constructors name the argument at fault; the span and array ones name the collection.
+            Assert.That(() => new TensorShape(1, -2, 3), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("size1")
+                .And.Message.Contains("Size 1 of the shape is negative"));
+            Assert.That(() => new TensorShape(1, 2, 3, 4, 5, 6, 7, -8), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("size7"));
+            Assert.That(() => new TensorShape(-1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("size0"));
+            Assert.That(() => new TensorShape(1L << 40, 1L << 40), Throws.ArgumentException.With.Property("ParamName").EqualTo("size1")
+                .And.Message.Contains("overflows"));
+            Assert.That(() => new TensorShape(stackalloc long[] { 1, -2, 3 }), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorShape(new long[] { 1, -2, 3 }), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorShape(new long[] { 1L << 40, 1L << 40 }), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorShape(1, 1, 1, 1, 1, 1, 1, 1, 1), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes")
+                .And.Message.Contains("1 to 8 dimensions, got 9"));
+            Assert.That(() => new TensorShape(new long[9]), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
             Assert.That(() => new TensorShape(ReadOnlySpan<long>.Empty), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
-            Assert.That(() => new TensorShape(1L << 40, 1L << 40), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorShape(Array.Empty<long>()), Throws.ArgumentException.With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorShape((long[])null!), Throws.ArgumentNullException.With.Property("ParamName").EqualTo("sizes"));
+            Assert.That(() => new TensorStrides(new long[9]), Throws.ArgumentException.With.Property("ParamName").EqualTo("strides")
+                .And.Message.Contains("1 to 8 dimensions, got 9"));
+            Assert.That(() => new TensorStrides(Array.Empty<long>()), Throws.ArgumentException.With.Property("ParamName").EqualTo("strides"));
+            Assert.That(() => new TensorStrides((long[])null!), Throws.ArgumentNullException.With.Property("ParamName").EqualTo("strides"));
         }
     }
 

@@ -62,8 +62,9 @@ public class LoadingTests
             {
                 Assert.That(result.Handle, Is.EqualTo(IntPtr.Zero));
                 Assert.That(attempts, Has.Count.EqualTo(candidates.Count));
-                Assert.That(attempts[0], Does.StartWith(notALibrary).And.Contain("exists but did not load"));
-                Assert.That(attempts[1], Does.Contain(Path.Combine("runtimes", RuntimeInformation.RuntimeIdentifier, "native")).And.EndWith("no such file"));
+                Assert.That(attempts[0], Does.StartWith(Path.Combine(directory, NativeLibraryLoader.PlatformFileNames[0])).And.EndWith("no such file"));
+                Assert.That(attempts[1], Does.StartWith(notALibrary).And.Contain("exists but did not load"));
+                Assert.That(attempts[2], Does.Contain(Path.Combine("runtimes", RuntimeInformation.RuntimeIdentifier, "native")).And.EndWith("no such file"));
             }
         }
         finally
@@ -79,16 +80,23 @@ public class LoadingTests
         string plugin = Path.Combine(Path.GetTempPath(), "plugin");
         IReadOnlyList<string> candidates = NativeLibraryLoader.LibrarySearch.CandidatePathsFor(app, plugin);
         string file = NativeLibraryLoader.PlatformFileName;
+        string cudaFile = NativeLibraryLoader.PlatformFileNames[0];
         string portableRid = (RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "win" : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "osx" : "linux")
             + "-" + RuntimeInformation.ProcessArchitecture.ToString().ToLowerInvariant();
 
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(candidates[0], Is.EqualTo(Path.Combine(app, file)));
-            Assert.That(candidates[1], Is.EqualTo(Path.Combine(plugin, file)));
+            Assert.That(candidates.Take(4), Is.EqualTo(new[]
+            {
+                Path.Combine(app, cudaFile), Path.Combine(app, file), Path.Combine(plugin, cudaFile), Path.Combine(plugin, file),
+            }), "in each directory the CUDA build (which holds the CPU backend too) comes before the CPU build");
             Assert.That(candidates, Does.Contain(Path.Combine(app, "runtimes", portableRid, "native", file)));
             Assert.That(candidates, Does.Contain(Path.Combine(plugin, "runtimes", portableRid, "native", file)));
+            var order = candidates.ToList();
+            Assert.That(order.IndexOf(Path.Combine(app, "runtimes", portableRid, "native", cudaFile)),
+                Is.EqualTo(order.IndexOf(Path.Combine(app, "runtimes", portableRid, "native", file)) - 1));
             Assert.That(file, Does.Contain("tokenkernels"));
+            Assert.That(cudaFile, Does.Contain("tokenkernels_cuda"));
         }
     }
 

@@ -35,6 +35,22 @@ public class MergingErrorTests
     }
 
     [Test]
+    public void WithMethodsRejectBadValuesByTheirParameter()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(() => Options.WithR(-1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("r")
+                .And.Message.Contains("0 or more"));
+            Assert.That(() => Options.WithThreshold(float.NaN), Throws.ArgumentException.With.Property("ParamName").EqualTo("threshold")
+                .And.Message.Contains("NaN"));
+            Assert.That(() => Options.WithMode((MergeMode)5), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("mode")
+                .And.Message.Contains("Not a MergeMode"));
+            Assert.That(() => Options.WithOrder((MergeOrder)(-1)), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("order")
+                .And.Message.Contains("Not a MergeOrder"));
+        }
+    }
+
+    [Test]
     public void WrongRanksNameTheirParameter()
     {
         float[] flat = new float[72];

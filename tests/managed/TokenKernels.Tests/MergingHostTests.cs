@@ -59,6 +59,28 @@ public class MergingHostTests
         }
     }
 
+    [Test]
+    public void WithMethodsAdjustACopyAsWithDoes()
+    {
+        // The C# 9 (Unity) spelling of `options with { ... }`: each method sets one property of a copy.
+        MergeOptions threshold = MergeOptions.ByThreshold(0.9f, maxMerges: 30);
+        var options = new MergeOptions(8);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(options.WithR(12), Is.EqualTo(options with { R = 12 }));
+            Assert.That(options.WithThreshold(0.75f), Is.EqualTo(options with { Threshold = 0.75f }));
+            Assert.That(threshold.WithThreshold(null), Is.EqualTo(new MergeOptions(30)));
+            Assert.That(options.WithProtectFirst(true), Is.EqualTo(options with { ProtectFirst = true }));
+            Assert.That(options.WithProtectFirst(true).WithProtectFirst(false), Is.EqualTo(options));
+            Assert.That(options.WithProtectSecond(true), Is.EqualTo(options with { ProtectSecond = true }));
+            Assert.That(options.WithMode(MergeMode.Amax), Is.EqualTo(options with { Mode = MergeMode.Amax }));
+            Assert.That(options.WithOrder(MergeOrder.ToMe), Is.EqualTo(options with { Order = MergeOrder.ToMe }));
+            Assert.That(threshold.WithProtectFirst(true).WithMode(MergeMode.Drop).WithOrder(MergeOrder.ToMe),
+                Is.EqualTo(threshold with { ProtectFirst = true, Mode = MergeMode.Drop, Order = MergeOrder.ToMe }));
+            Assert.That(options, Is.EqualTo(new MergeOptions(8)), "the original is unchanged");
+        }
+    }
+
     [TestCaseSource(typeof(MergeCase), nameof(MergeCase.All))]
     public void Float32MatchesTheReference(MergeCase c) => CheckAgainstReference<float, float>(c, strided: false);
 

@@ -6,7 +6,7 @@ namespace TokenKernels.Tests.Reference;
 
 /// <summary>
 /// Bipartite token merging written for clarity, in double, from the contract in tokenkernels.h (section 2) and
-/// SPEC section 2: tokens [B, N, C] as contiguous doubles. Slow and obvious on purpose.
+/// section 2 of docs/SPEC.md: tokens [B, N, C] as contiguous doubles. Slow and obvious on purpose.
 /// </summary>
 internal static class MergingReference
 {

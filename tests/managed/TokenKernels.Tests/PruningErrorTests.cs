@@ -51,6 +51,22 @@ public class PruningErrorTests
     }
 
     [Test]
+    public void WithMethodsRejectBadValuesByTheirParameter()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(() => Options.WithHeadReduce((ReduceMode)2), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("headReduce")
+                .And.Message.Contains("Not a ReduceMode"));
+            Assert.That(() => Options.WithQueryReduce((ReduceMode)(-1)), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("queryReduce"));
+            foreach (float scale in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
+            {
+                Assert.That(() => Options.WithScale(scale), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("scale")
+                    .And.Message.Contains("finite and above 0"), scale.ToString());
+            }
+        }
+    }
+
+    [Test]
     public void ImportanceArgumentsNameTheirParameterAndWriteNothing()
     {
         var output = new float[8];

@@ -58,6 +58,24 @@ public class PruningHostTests
         }
     }
 
+    [Test]
+    public void WithMethodsAdjustACopyAsWithDoes()
+    {
+        // The C# 9 (Unity) spelling of `options with { ... }`, for adjusting a preset.
+        ImportanceOptions fastV = ImportanceOptions.FastV(35, 611, 700);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(fastV.WithHeadReduce(ReduceMode.Sum), Is.EqualTo(fastV with { HeadReduce = ReduceMode.Sum }));
+            Assert.That(fastV.WithQueryReduce(ReduceMode.Sum), Is.EqualTo(fastV with { QueryReduce = ReduceMode.Sum }));
+            Assert.That(fastV.WithScale(0.125f), Is.EqualTo(fastV with { Scale = 0.125f }));
+            Assert.That(fastV.WithScale(0.125f).WithScale(null), Is.EqualTo(fastV));
+            Assert.That(fastV.WithCausal(true), Is.EqualTo(fastV with { Causal = true }));
+            Assert.That(fastV.WithCausal(true).WithScale(0.5f).ToString(), Is.EqualTo("queries [699, 700) Mean, keys [35, 611), heads Mean, scale 0.5, causal"));
+            Assert.That(ImportanceOptions.VisionZip(577).WithHeadReduce(ReduceMode.Mean), Is.EqualTo(new ImportanceOptions(0, 1, 1, 577)));
+            Assert.That(fastV, Is.EqualTo(ImportanceOptions.FastV(35, 611, 700)), "the original is unchanged");
+        }
+    }
+
     // ---- Importance from attention probabilities ----
 
     [TestCaseSource(nameof(ImportanceCases))]

@@ -6,7 +6,7 @@ using TokenKernels.Tests.Reference;
 namespace TokenKernels.Tests;
 
 /// <summary>
-/// Attention-based pruning (SPEC section 3 and the comments of tokenkernels.h) in float64, written from the contract
+/// Attention-based pruning (docs/SPEC.md, section 3 and the comments of tokenkernels.h) in float64, written from the contract
 /// alone: plain loops over contiguous arrays, no tiling, no shortcuts.
 /// </summary>
 internal static class PruningReference

@@ -28,6 +28,110 @@ public class TensorTests
     }
 
     [Test]
+    public void EveryConstructorGivesTheSameShape()
+    {
+        // The fixed-rank and array constructors serve C# 9 and 12, which cannot list values into a params span.
+        var sizes = new long[] { 2, 3, 5, 7, 11, 13, 17, 19 };
+        var shapes = new[]
+        {
+            new TensorShape(2),
+            new TensorShape(2, 3),
+            new TensorShape(2, 3, 5),
+            new TensorShape(2, 3, 5, 7),
+            new TensorShape(2, 3, 5, 7, 11),
+            new TensorShape(2, 3, 5, 7, 11, 13),
+            new TensorShape(2, 3, 5, 7, 11, 13, 17),
+            new TensorShape(2, 3, 5, 7, 11, 13, 17, 19),
+        };
+        using (Assert.EnterMultipleScope())
+        {
+            for (int rank = 1; rank <= TensorShape.MaxRank; rank++)
+            {
+                TensorShape fixedRank = shapes[rank - 1];
+                var fromSpan = new TensorShape(new ReadOnlySpan<long>(sizes, 0, rank));
+                var fromArray = new TensorShape(sizes.AsSpan(0, rank).ToArray());
+                Assert.That(fixedRank, Is.EqualTo(fromSpan), "rank " + rank);
+                Assert.That(fromArray, Is.EqualTo(fromSpan), "rank " + rank);
+                Assert.That(fixedRank.Rank, Is.EqualTo(rank));
+                Assert.That(fixedRank.ToArray(), Is.EqualTo(sizes.AsSpan(0, rank).ToArray()));
+                Assert.That(fixedRank.ElementCount, Is.EqualTo(fromSpan.ElementCount));
+                Assert.That(fixedRank.GetHashCode(), Is.EqualTo(fromSpan.GetHashCode()));
+            }
+            Assert.That(new TensorShape(0, 4).ElementCount, Is.Zero);
+        }
+    }
+
+    [Test]
+    public void FixedRankConstructorsAllocateNothing()
+    {
+        long sum = 0;
+        void BuildOnce()
+        {
+            sum += new TensorShape(1, 64, 27, 27, 1152).ElementCount + new TensorShape(2).Rank + new TensorShape(1, 2, 3, 4, 5, 6, 7, 8).Rank;
+            sum += new TensorStrides(46656, 1728, 64, 1).Rank + new TensorStrides(8, 7, 6, 5, 4, 3, 2, 1).Rank;
+            sum += ImportanceOptions.FastV(35, 611, 700).WithCausal(true).WithScale(0.5f).KeyCount;
+        }
+        BuildOnce();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            BuildOnce();
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.That(allocated, Is.Zero);
+        Assert.That(sum, Is.Positive);
+    }
+
+    [Test]
+    public void ArrayConstructorsCopyTheArray()
+    {
+        var sizes = new long[] { 4, 5 };
+        var strides = new long[] { 10, 1 };
+        var shape = new TensorShape(sizes);
+        var stride = new TensorStrides(strides);
+        sizes[0] = 9;
+        strides[0] = 9;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(shape, Is.EqualTo(new TensorShape(4, 5)));
+            Assert.That(stride, Is.EqualTo(new TensorStrides(10, 1)));
+        }
+    }
+
+    [Test]
+    public void EveryConstructorGivesTheSameStrides()
+    {
+        var values = new long[] { 8, 7, 6, 5, 4, 3, 2, 1 };
+        var strides = new[]
+        {
+            new TensorStrides(1),
+            new TensorStrides(2, 1),
+            new TensorStrides(3, 2, 1),
+            new TensorStrides(4, 3, 2, 1),
+            new TensorStrides(5, 4, 3, 2, 1),
+            new TensorStrides(6, 5, 4, 3, 2, 1),
+            new TensorStrides(7, 6, 5, 4, 3, 2, 1),
+            new TensorStrides(8, 7, 6, 5, 4, 3, 2, 1),
+        };
+        using (Assert.EnterMultipleScope())
+        {
+            for (int rank = 1; rank <= TensorShape.MaxRank; rank++)
+            {
+                var fromSpan = new TensorStrides(new ReadOnlySpan<long>(values, TensorShape.MaxRank - rank, rank));
+                var fromArray = new TensorStrides(values.AsSpan(TensorShape.MaxRank - rank).ToArray());
+                Assert.That(strides[rank - 1], Is.EqualTo(fromSpan), "rank " + rank);
+                Assert.That(fromArray, Is.EqualTo(fromSpan), "rank " + rank);
+                Assert.That(strides[rank - 1].Rank, Is.EqualTo(rank));
+            }
+            // Fixed-rank strides describe views like any others.
+            var view = new ReadOnlyHostTensor<float>(new float[40], new TensorShape(2, 3, 4), new TensorStrides(20, 5, 1));
+            Assert.That(view.Strides, Is.EqualTo(new TensorStrides(new long[] { 20, 5, 1 })));
+        }
+    }
+
+    [Test]
     public void HostTensorDefaultsToContiguousStrides()
     {
         var tensor = new HostTensor<float>(new float[24], new TensorShape(2, 3, 4));

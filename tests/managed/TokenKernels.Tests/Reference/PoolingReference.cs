@@ -3,7 +3,7 @@ using System;
 namespace TokenKernels.Tests.Reference;
 
 /// <summary>
-/// SPEC section 1 written for clarity, in double, on contiguous [B, T, H, W, C] data: the function every backend
+/// Section 1 of docs/SPEC.md written for clarity, in double, on contiguous [B, T, H, W, C] data: the function every backend
 /// is checked against.
 /// </summary>
 internal static class PoolingReference

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds the native libraries the NuGet packages ship and packs the three packages into one folder:
+#   TokenKernels               the C# API (netstandard2.1, net8.0), with symbols (.snupkg)
+#   TokenKernels.Runtime.Cpu   libtokenkernels.so for linux-x64 and linux-arm64 (CUDA OFF)
+#   TokenKernels.Runtime.Cuda  libtokenkernels_cuda.so for linux-x64 (CUDA and CPU backends)
+# Every library links libstdc++ in (TOKENKERNELS_STATIC_CXX_RUNTIME) and has no OpenMP, so it needs only
+# glibc 2.34 or newer and libgcc_s; the script checks both with readelf before packing.
+#
+#   bash managed/pack.sh [output folder, default build/packages]
+#
+# Needs CMake, g++, the .NET SDK; for linux-arm64 Debian's aarch64 toolchain (.ci/install-arm64.sh); for the
+# CUDA package nvcc (.ci/install-cuda.sh). TOKENKERNELS_PACK_CUDA=OFF skips the CUDA package (AUTO, the
+# default, packs it when nvcc is found; ON requires it); TOKENKERNELS_PACK_ARM64 likewise for linux-arm64.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$(mkdir -p "${1:-build/packages}" && cd "${1:-build/packages}" && pwd)
+pack_cuda=${TOKENKERNELS_PACK_CUDA:-AUTO}
+pack_arm64=${TOKENKERNELS_PACK_ARM64:-AUTO}
+
+step() { echo "== pack: $*"; }
+
+# Configures (once) and builds the library in build/pack/<name>; prints the path of the built file.
+build_library() {
+    local name=$1
+    shift
+    local dir=build/pack/$name
+    if [ ! -f "$dir/CMakeCache.txt" ]; then
+        cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTOKENKERNELS_BUILD_TESTS=OFF \
+            -DTOKENKERNELS_BUILD_BENCHMARKS=OFF -DTOKENKERNELS_MANAGED_TESTS=OFF \
+            -DTOKENKERNELS_STATIC_CXX_RUNTIME=ON "$@" >&2
+    fi
+    cmake --build "$dir" --target tokenkernels --parallel >&2
+    # The real file behind the lib*.so -> lib*.so.X.Y -> lib*.so.X.Y.Z links.
+    readlink -f "$(ls "$dir"/lib/lib*.so | head -n 1)"
+}
+
+# Fails unless the library's NEEDED entries are glibc's own and libgcc_s (no OpenMP, no libstdc++), and
+# it asks for no glibc symbol version above 2.34 (Ubuntu 22.04, Debian 12, RHEL 9, JetPack 6).
+check_needs_only_glibc() {
+    local library=$1 readelf=$2 needed unexpected newest
+    needed=$("$readelf" -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+    unexpected=$(echo "$needed" | tr ' ' '\n' | grep -vE '^(libc|libm|libdl|libpthread|librt|libgcc_s|ld-linux[-a-z0-9_]*)\.so(\.[0-9.]+)?$' | grep -v '^$' || true)
+    newest=$("$readelf" --dyn-syms -W "$library" | grep -oE 'GLIBC_[0-9]+\.[0-9]+' | sort -V | tail -n 1)
+    echo "   $(basename "$library"): needs $needed(symbols up to $newest)" >&2
+    if [ -n "$unexpected" ]; then
+        echo "pack: $library needs $unexpected from the system; a shipped library may need only glibc and libgcc_s" >&2
+        exit 1
+    fi
+    if [ "$(printf '%s\nGLIBC_2.34\n' "$newest" | sort -V | tail -n 1)" != GLIBC_2.34 ]; then
+        echo "pack: $library asks for $newest; the packages promise glibc 2.34" >&2
+        exit 1
+    fi
+}
+
+have_nvcc() { command -v nvcc >/dev/null 2>&1; }
+have_arm64() { command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; }
+
+step "linux-x64 CPU library"
+cpu_x64=$(build_library linux-x64 -DTOKENKERNELS_CUDA=OFF)
+check_needs_only_glibc "$cpu_x64" readelf
+cpu_args=(-p:TokenKernelsNativeLinuxX64="$cpu_x64")
+
+if [ "$pack_arm64" = ON ] || { [ "$pack_arm64" = AUTO ] && have_arm64; }; then
+    step "linux-arm64 CPU library (cross-compiled)"
+    cpu_arm64=$(build_library linux-arm64 -DTOKENKERNELS_CUDA=OFF \
+        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake")
+    check_needs_only_glibc "$cpu_arm64" aarch64-linux-gnu-readelf
+    cpu_args+=(-p:TokenKernelsNativeLinuxArm64="$cpu_arm64")
+else
+    echo "pack: no aarch64-linux-gnu-g++ (bash .ci/install-arm64.sh installs it): TokenKernels.Runtime.Cpu cannot be packed without linux-arm64" >&2
+    exit 1
+fi
+
+cuda_args=()
+if [ "$pack_cuda" = ON ] || { [ "$pack_cuda" = AUTO ] && have_nvcc; }; then
+    step "linux-x64 CUDA library (sm_80, sm_90, compute_90 PTX; the CUDA runtime linked statically)"
+    cuda_x64=$(build_library linux-x64-cuda -DTOKENKERNELS_CUDA=ON -DTOKENKERNELS_OUTPUT_NAME=tokenkernels_cuda)
+    check_needs_only_glibc "$cuda_x64" readelf
+    cuda_args=(-p:TokenKernelsNativeCudaLinuxX64="$cuda_x64")
+else
+    echo "pack: TokenKernels.Runtime.Cuda skipped (no nvcc; bash .ci/install-cuda.sh installs CUDA 11.8)" >&2
+fi
+
+# Repository URL and commit for the package metadata, when the clone has them.
+meta=()
+if url=$(git remote get-url origin 2>/dev/null); then meta+=(-p:RepositoryUrl="$url"); fi
+if commit=$(git rev-parse HEAD 2>/dev/null); then meta+=(-p:RepositoryCommit="$commit"); fi
+
+step "dotnet pack into $out"
+dotnet pack managed/TokenKernels/TokenKernels.csproj -c Release -o "$out" "${meta[@]}" --nologo -v quiet
+dotnet pack managed/TokenKernels.Runtime.Cpu/TokenKernels.Runtime.Cpu.csproj -c Release -o "$out" "${meta[@]}" "${cpu_args[@]}" --nologo -v quiet
+if [ ${#cuda_args[@]} -gt 0 ]; then
+    dotnet pack managed/TokenKernels.Runtime.Cuda/TokenKernels.Runtime.Cuda.csproj -c Release -o "$out" "${meta[@]}" "${cuda_args[@]}" --nologo -v quiet
+fi
+ls -l "$out"
