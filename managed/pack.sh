@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the native libraries the NuGet packages ship and packs the three packages into one folder:
 #   TokenKernels               the C# API (netstandard2.1, net8.0), with symbols (.snupkg)
-#   TokenKernels.Runtime.Cpu   libtokenkernels.so for linux-x64 and linux-arm64 (CUDA OFF)
+#   TokenKernels.Runtime.Cpu   libtokenkernels.so for linux-x64 and linux-arm64, libtokenkernels.dll for win-x64 (CUDA OFF)
 #   TokenKernels.Runtime.Cuda  libtokenkernels_cuda.so for linux-x64 (CUDA and CPU backends)
 # Every library links libstdc++ in (TOKENKERNELS_STATIC_CXX_RUNTIME) and has no OpenMP, so it needs only
 # glibc 2.34 or newer and libgcc_s; the script checks both with readelf before packing.
@@ -9,14 +9,16 @@
 #   bash managed/pack.sh [output folder, default build/packages]
 #
 # Needs CMake, g++, the .NET SDK; for linux-arm64 Debian's aarch64 toolchain (.ci/install-arm64.sh); for the
-# CUDA package nvcc (.ci/install-cuda.sh). TOKENKERNELS_PACK_CUDA=OFF skips the CUDA package (AUTO, the
-# default, packs it when nvcc is found; ON requires it); TOKENKERNELS_PACK_ARM64 likewise for linux-arm64.
+# CUDA package nvcc (.ci/install-cuda.sh); for win-x64 mingw-w64 (.ci/install-win64.sh). TOKENKERNELS_PACK_CUDA=OFF
+# skips the CUDA package (AUTO, the default, packs it when nvcc is found; ON requires it); TOKENKERNELS_PACK_WIN64
+# likewise for win-x64; linux-arm64 is required (TOKENKERNELS_PACK_ARM64=ON/AUTO).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=$(mkdir -p "${1:-build/packages}" && cd "${1:-build/packages}" && pwd)
 pack_cuda=${TOKENKERNELS_PACK_CUDA:-AUTO}
 pack_arm64=${TOKENKERNELS_PACK_ARM64:-AUTO}
+pack_win64=${TOKENKERNELS_PACK_WIN64:-AUTO}
 
 step() { echo "== pack: $*"; }
 
@@ -31,8 +33,29 @@ build_library() {
             -DTOKENKERNELS_STATIC_CXX_RUNTIME=ON "$@" >&2
     fi
     cmake --build "$dir" --target tokenkernels --parallel >&2
-    # The real file behind the lib*.so -> lib*.so.X.Y -> lib*.so.X.Y.Z links.
-    readlink -f "$(ls "$dir"/lib/lib*.so | head -n 1)"
+    # The real file behind the lib*.so -> lib*.so.X.Y -> lib*.so.X.Y.Z links; a Windows DLL is in bin/.
+    local built stripped
+    built=$(readlink -f "$(ls "$dir"/lib/lib*.so "$dir"/bin/*.dll 2>/dev/null | head -n 1)")
+    # The statically linked C++ runtime brings its debug sections: a stripped copy is what ships.
+    stripped=$root/$dir/package/$(basename "$built")
+    mkdir -p "$dir/package"
+    case "$built" in
+        *.dll) x86_64-w64-mingw32-strip --strip-debug -o "$stripped" "$built" ;;
+        *) "${STRIP_TOOL:-strip}" --strip-debug -o "$stripped" "$built" ;;
+    esac
+    echo "$stripped"
+}
+
+# Fails unless the DLL imports Windows system DLLs only (no mingw runtime: libstdc++, libgcc, winpthread).
+check_imports_only_windows() {
+    local library=$1 imports unexpected
+    imports=$(x86_64-w64-mingw32-objdump -p "$library" | sed -n 's/.*DLL Name: *//p' | tr '\n' ' ')
+    unexpected=$(echo "$imports" | tr ' ' '\n' | grep -viE '^(kernel32|msvcrt|ucrtbase|advapi32|ntdll|api-ms-win-[a-z0-9-]+)\.dll$' | grep -v '^$' || true)
+    echo "   $(basename "$library"): imports $imports" >&2
+    if [ -n "$unexpected" ]; then
+        echo "pack: $library imports $unexpected; a shipped DLL may import Windows system DLLs only" >&2
+        exit 1
+    fi
 }
 
 # Fails unless the library's NEEDED entries are glibc's own and libgcc_s (no OpenMP, no libstdc++), and
@@ -55,6 +78,7 @@ check_needs_only_glibc() {
 
 have_nvcc() { command -v nvcc >/dev/null 2>&1; }
 have_arm64() { command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; }
+have_mingw() { command -v x86_64-w64-mingw32-g++-posix >/dev/null 2>&1; }
 
 step "linux-x64 CPU library"
 cpu_x64=$(build_library linux-x64 -DTOKENKERNELS_CUDA=OFF)
@@ -63,13 +87,23 @@ cpu_args=(-p:TokenKernelsNativeLinuxX64="$cpu_x64")
 
 if [ "$pack_arm64" = ON ] || { [ "$pack_arm64" = AUTO ] && have_arm64; }; then
     step "linux-arm64 CPU library (cross-compiled)"
-    cpu_arm64=$(build_library linux-arm64 -DTOKENKERNELS_CUDA=OFF \
+    cpu_arm64=$(STRIP_TOOL=aarch64-linux-gnu-strip build_library linux-arm64 -DTOKENKERNELS_CUDA=OFF \
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake")
     check_needs_only_glibc "$cpu_arm64" aarch64-linux-gnu-readelf
     cpu_args+=(-p:TokenKernelsNativeLinuxArm64="$cpu_arm64")
 else
     echo "pack: no aarch64-linux-gnu-g++ (bash .ci/install-arm64.sh installs it): TokenKernels.Runtime.Cpu cannot be packed without linux-arm64" >&2
     exit 1
+fi
+
+if [ "$pack_win64" = ON ] || { [ "$pack_win64" = AUTO ] && have_mingw; }; then
+    step "win-x64 CPU library (cross-compiled with mingw-w64)"
+    cpu_win64=$(build_library win-x64 -DTOKENKERNELS_CUDA=OFF \
+        -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/x86_64-w64-mingw32.cmake")
+    check_imports_only_windows "$cpu_win64"
+    cpu_args+=(-p:TokenKernelsNativeWinX64="$cpu_win64")
+else
+    echo "pack: no x86_64-w64-mingw32-g++-posix (bash .ci/install-win64.sh installs it): TokenKernels.Runtime.Cpu without win-x64" >&2
 fi
 
 cuda_args=()

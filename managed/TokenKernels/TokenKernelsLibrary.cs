@@ -27,7 +27,7 @@ public delegate IntPtr NativeLibraryResolver(string libraryName);
 /// </remarks>
 public static class TokenKernelsLibrary
 {
-    /// <summary>The name the bindings import; the file is libtokenkernels.so, libtokenkernels.dylib or tokenkernels.dll.</summary>
+    /// <summary>The name the bindings import; the file is libtokenkernels.so, libtokenkernels.dylib or libtokenkernels.dll.</summary>
     public const string LibraryName = NativeMethods.LibraryName;
 
     /// <summary>The environment variable that names the native library file by full path.</summary>

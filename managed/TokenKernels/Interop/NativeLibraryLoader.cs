@@ -63,7 +63,11 @@ internal static class NativeLibraryLoader
     /// <summary>The name of the library with the CUDA backend (package TokenKernels.Runtime.Cuda), tried before <see cref="NativeMethods.LibraryName"/>.</summary>
     public const string CudaLibraryName = NativeMethods.LibraryName + "_cuda";
 
-    /// <summary>The platform's file name of the library: libtokenkernels.so, libtokenkernels.dylib or tokenkernels.dll.</summary>
+    /// <summary>
+    /// The platform's file name of the library: libtokenkernels.so, libtokenkernels.dylib or libtokenkernels.dll (with
+    /// the lib prefix on Windows too: file names there ignore case, and tokenkernels.dll is TokenKernels.dll, the C#
+    /// assembly).
+    /// </summary>
     public static string PlatformFileName => FileNameOf(NativeMethods.LibraryName);
 
     /// <summary>
@@ -76,7 +80,7 @@ internal static class NativeLibraryLoader
     {
         if (RuntimeInformation.IsOSPlatform(OSPlatform.Windows))
         {
-            return libraryName + ".dll";
+            return "lib" + libraryName + ".dll";
         }
         if (RuntimeInformation.IsOSPlatform(OSPlatform.OSX))
         {
@@ -227,7 +231,7 @@ internal static class NativeLibraryLoader
 
         if (search.UseDefaultSearch)
         {
-            foreach (string name in new[] { CudaLibraryName, NativeMethods.LibraryName })
+            foreach (string name in PlatformFileNames)
             {
                 string label = "\"" + name + "\" through the operating system's default search";
                 try

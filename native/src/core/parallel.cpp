@@ -5,6 +5,14 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
+#elif defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
 #endif
 
 namespace tk {
@@ -71,7 +79,15 @@ private:
 class WorkerPool {
 public:
     static WorkerPool& instance() {
+#if defined(_WIN32)
+        // Never destroyed on Windows. At process exit Windows terminates every other thread before it
+        // runs a DLL's static destructors (DLL_PROCESS_DETACH), so the workers are gone by then, and
+        // destroying a condition variable that they were waiting on waits for them forever (winpthreads'
+        // pthread_cond_destroy after a broadcast): the process would never exit.
+        static WorkerPool& pool = *new WorkerPool();
+#else
         static WorkerPool pool;
+#endif
         return pool;
     }
 
@@ -132,6 +148,12 @@ private:
     WorkerPool() {
 #if defined(__unix__) || defined(__APPLE__)
         pthread_atfork(nullptr, nullptr, [] { instance().forget_workers_after_fork(); });
+#elif defined(_WIN32)
+        // The workers wait in this DLL's code for the rest of the process (the pool is never destroyed,
+        // see instance()): pinned, so that a FreeLibrary cannot unmap that code under them.
+        HMODULE self = nullptr;
+        GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                           reinterpret_cast<LPCWSTR>(&configured_threads), &self);
 #endif
     }
 
