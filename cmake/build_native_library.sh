@@ -11,7 +11,8 @@ build_dir=${2%/.}
 shift 2
 mkdir -p "$build_dir"
 configure_log=$build_dir/tokenkernels-configure.log
-if { : > /dev/tty; } 2>/dev/null; then terminal=/dev/tty; else terminal=/dev/null; fi
+# In a subshell: a redirection that fails on a special built-in would end a POSIX shell (dash) itself.
+if ( : > /dev/tty ) 2>/dev/null; then terminal=/dev/tty; else terminal=/dev/null; fi
 say() {
     echo "$*"
     echo "$*" > "$terminal"
