@@ -13,16 +13,6 @@ command -v qemu-aarch64 >/dev/null 2>&1 || missing+=(qemu-user)
 [ -f /usr/src/googletest/CMakeLists.txt ] || missing+=(googletest)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-arm64: missing ${missing[*]}; run as root (apt-get)" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-echo "install-arm64: installing ${missing[*]}"
-# The package lists may already know the packages; refresh them only when the install fails.
-if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" install-arm64 "${missing[@]}"
 aarch64-linux-gnu-g++ --version | head -n 1
 qemu-aarch64 --version | head -n 1

@@ -13,26 +13,6 @@ command -v wine64 >/dev/null 2>&1 || [ -x /usr/lib/wine/wine64 ] || missing+=(wi
 [ -f /usr/src/googletest/CMakeLists.txt ] || missing+=(googletest)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-win64: missing ${missing[*]}; run as root (apt-get)" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-echo "install-win64: installing ${missing[*]}"
-# The package lists may already know the packages; refresh them only when the install fails.
-# No recommends: wine64 recommends wine32 (an i386 multiarch) and libwine fonts, sound and X libraries
-# that a console test program does not use.
-# apt's summary (download size, disk space) is kept from its output.
-apt_install() {
-  local out
-  out=$(apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1) || { echo "$out" | tail -n 20 >&2; return 1; }
-  echo "$out" | grep -E '^(Need to get|After this operation|[0-9]+ upgraded)' || true
-}
-start=$SECONDS
-if ! apt_install; then
-  apt-get update -qq
-  apt_install
-fi
-echo "install-win64: installed in $((SECONDS - start)) s"
+bash "$(dirname "$0")/apt-install.sh" install-win64 "${missing[@]}"
 x86_64-w64-mingw32-g++-posix --version | head -n 1
 { command -v wine64 >/dev/null 2>&1 && wine64 --version; } || /usr/lib/wine/wine64 --version

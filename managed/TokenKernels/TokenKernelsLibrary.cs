@@ -135,11 +135,14 @@ public static class TokenKernelsLibrary
     /// </summary>
     public static bool IsCudaBuilt => NativeLibraryLoader.TryEnsureLoaded(out _) && NativeMethods.tk_cuda_is_built() != 0;
 
+    /// <summary>The most threads CPU operations use (<see cref="NumThreads"/> accepts 1 to this).</summary>
+    public const int MaxNumThreads = 1024;
+
     /// <summary>
-    /// Threads used by CPU operations, process-wide. Defaults to the hardware concurrency; setting 0 restores
-    /// that default.
+    /// Threads used by CPU operations, process-wide. Defaults to the hardware concurrency (at most
+    /// <see cref="MaxNumThreads"/>); setting 0 restores that default.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The value set is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The value set is negative or above <see cref="MaxNumThreads"/>.</exception>
     /// <exception cref="TokenKernelsLoadException">The library could not be loaded.</exception>
     public static int NumThreads
     {
@@ -150,9 +153,10 @@ public static class TokenKernelsLibrary
         }
         set
         {
-            if (value < 0)
+            if (value < 0 || value > MaxNumThreads)
             {
-                throw new ArgumentOutOfRangeException(nameof(value), value, "NumThreads must be 0 (the default, the hardware concurrency) or a positive thread count.");
+                throw new ArgumentOutOfRangeException(nameof(value), value,
+                    "NumThreads must be 0 (the default, the hardware concurrency) or a thread count from 1 to " + MaxNumThreads + ".");
             }
             NativeLibraryLoader.EnsureLoaded();
             NativeStatus.Check(NativeMethods.tk_set_num_threads(value));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -124,9 +125,33 @@ TEST(Abi, NumThreads) {
         EXPECT_EQ(tk_set_num_threads(0), TK_STATUS_OK);
         EXPECT_EQ(tk_get_num_threads(), default_threads) << "0 restores the default";
     }
-    EXPECT_EQ(tk_set_num_threads(-1), TK_STATUS_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(tk_last_error()).find("num_threads"), std::string::npos) << tk_last_error();
-    EXPECT_EQ(tk_get_num_threads(), default_threads) << "a rejected count changed the setting";
+    // Counts past the pool's limit are refused by name (once, 100000 threads killed the next op).
+    for (const int32_t count : {-1, 1025, 50000, 100000, INT32_MAX, INT32_MIN}) {
+        EXPECT_EQ(tk_set_num_threads(count), TK_STATUS_INVALID_ARGUMENT) << count;
+        EXPECT_NE(std::string(tk_last_error()).find("num_threads"), std::string::npos) << tk_last_error();
+        EXPECT_EQ(tk_get_num_threads(), default_threads) << "a rejected count changed the setting";
+    }
+}
+
+// The largest count accepted, on the call that once overflowed a thread's stack: DivPrune's selection
+// on [1, 576, 1024] with k = 56. Its teams are capped by the work, and it selects what one thread does.
+TEST(Abi, ThreadCountAtTheLimitSelectsWhatOneThreadDoes) {
+    HostArray x(TK_DTYPE_F32, {1, 576, 1024});
+    fill_values(x);
+    const tk_diversity_params params{56, TK_DISTANCE_COSINE, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_MIN};
+    const tk_tensor x_desc = x.desc();
+    const auto select = [&](int32_t threads) {
+        const ScopedNumThreads scoped(threads);
+        EXPECT_EQ(tk_get_num_threads(), threads);
+        HostArray order(TK_DTYPE_I32, {1, 56});
+        const tk_tensor order_desc = order.desc();
+        EXPECT_EQ(tk_diversity_select(&params, &x_desc, nullptr, nullptr, nullptr, nullptr, &order_desc, nullptr, nullptr, 0,
+                                      nullptr),
+                  TK_STATUS_OK)
+            << tk_last_error();
+        return order.values();
+    };
+    EXPECT_EQ(select(1024), select(1));
 }
 
 // ---- CUDA helpers -------------------------------------------------------------------------------
@@ -191,6 +216,10 @@ TEST(AbiCuda, ArchitecturesAreTheBuildsAndDecideWhichDevicesRun) {
     EXPECT_NE(std::string(tk_last_error()).find("minor"), std::string::npos) << tk_last_error();
     EXPECT_EQ(tk_cuda_capability_supported(0, 0, &untouched), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(tk_last_error()).find("major"), std::string::npos) << tk_last_error();
+    // Found by the fuzzer: 10 * major + minor overflowed int.
+    EXPECT_EQ(tk_cuda_capability_supported(INT32_MAX, 0, &untouched), TK_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(tk_last_error()).find("major"), std::string::npos) << tk_last_error();
+    EXPECT_EQ(tk_cuda_capability_supported(100, 0, &untouched), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(untouched, 7);
     EXPECT_EQ(tk_cuda_capability_supported(9, 0, nullptr), TK_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(tk_last_error()).find("supported"), std::string::npos) << tk_last_error();

@@ -15,21 +15,6 @@
 namespace tkt {
 namespace {
 
-// A [B, H, N, D] descriptor of a dense HostArray [B * H, N, D].
-tk_tensor four_dimensional(const HostArray& a, int64_t heads) {
-    tk_tensor t = a.desc();
-    t.rank = 4;
-    t.shape[3] = t.shape[2];
-    t.shape[2] = t.shape[1];
-    t.shape[1] = heads;
-    t.shape[0] /= heads;
-    t.strides[3] = t.strides[2];
-    t.strides[2] = t.strides[1];
-    t.strides[1] = t.strides[0];
-    t.strides[0] *= heads;
-    return t;
-}
-
 // ---- tk_attention_importance -----------------------------------------------------------------------------
 
 // attn [2, 3, 4, 6] f32, queries [1, 3), keys [1, 5): out [2, 4] f32.
@@ -43,7 +28,7 @@ struct ImportanceCall {
     ImportanceCall() {
         fill_values(attn_array);
         out_array.fill_bytes(0xA5);
-        attn = four_dimensional(attn_array, 3);
+        attn = split_heads(attn_array.desc(), 3);
         out = out_array.desc();
         params.query_begin = 1;
         params.query_end = 3;
@@ -112,8 +97,8 @@ struct QkCall {
         fill_values(k_array);
         fill_values(lse_array);
         out_array.fill_bytes(0xA5);
-        q = four_dimensional(q_array, 4);
-        k = four_dimensional(k_array, 2);
+        q = split_heads(q_array.desc(), 4);
+        k = split_heads(k_array.desc(), 2);
         lse = lse_array.desc();
         out = out_array.desc();
         params.query_begin = 0;
@@ -170,6 +155,12 @@ std::vector<InvalidCase<QkCall>> qk_cases() {
         {"OutOverlapsK", [](C& c) { c.out.data = static_cast<float*>(c.k.data) + 10; }, "disjoint from k"},
         {"OutOverlapsLse", [](C& c) { c.out.data = static_cast<float*>(c.lse.data) + 1; }, "disjoint from lse"},
         {"WorkspaceBytesWithoutWorkspace", [](C& c) { c.workspace_bytes = 16; }, "workspace"},
+        {"WorkspaceOverlapsQ", [](C& c) { c.workspace = c.q.data; c.workspace_bytes = 16; }, "disjoint from q"},
+        {"WorkspaceOverlapsLse", [](C& c) { c.workspace = static_cast<float*>(c.lse.data) + 39; c.workspace_bytes = 16; },
+         "disjoint from lse"},
+        {"WorkspaceOverlapsOut", [](C& c) { c.workspace = static_cast<float*>(c.out.data) - 1; c.workspace_bytes = 8; },
+         "disjoint from out"},
+        {"KStrideBytesOverflow", [](C& c) { c.k.strides[2] = int64_t{1} << 62; }, "k.strides"},
     };
 }
 
@@ -203,6 +194,7 @@ struct TopkCall {
     tk_topk_params params{4};
     tk_tensor scores{}, lengths{}, item_k{}, indices{}, ranked{};
     bool null_params = false, null_scores = false, null_indices = false;
+    void* workspace = nullptr;
     uint64_t workspace_bytes = 0;
 
     TopkCall() {
@@ -222,7 +214,7 @@ struct TopkCall {
     std::vector<const HostArray*> arrays() const { return {&scores_array, &lengths_array, &item_k_array, &indices_array, &ranked_array}; }
     tk_status run() const {
         return tk_topk(null_params ? nullptr : &params, null_scores ? nullptr : &scores, &lengths, &item_k,
-                       null_indices ? nullptr : &indices, &ranked, nullptr, workspace_bytes, nullptr);
+                       null_indices ? nullptr : &indices, &ranked, workspace, workspace_bytes, nullptr);
     }
 };
 
@@ -255,6 +247,17 @@ std::vector<InvalidCase<TopkCall>> topk_cases() {
         {"RankedOverlapsIndices", [](C& c) { c.ranked.data = static_cast<int32_t*>(c.indices.data) + 5; }, "disjoint from indices"},
         {"RankedOverlapsItemK", [](C& c) { c.ranked.data = c.item_k.data; }, "disjoint from item_k"},
         {"WorkspaceBytesWithoutWorkspace", [](C& c) { c.workspace_bytes = 8; }, "workspace"},
+        {"WorkspaceOverlapsScores", [](C& c) { c.workspace = c.scores.data; c.workspace_bytes = 8; }, "disjoint from scores"},
+        {"WorkspaceOverlapsItemK", [](C& c) { c.workspace = c.item_k.data; c.workspace_bytes = 4; }, "disjoint from item_k"},
+        {"WorkspaceOverlapsRanked",
+         [](C& c) { c.workspace = static_cast<int32_t*>(c.ranked.data) + 7; c.workspace_bytes = 64; }, "disjoint from ranked"},
+        // Element offsets fit int64, their bytes do not (4 x 2^62), or reach past the address space
+        // (4 x 2^61); once both returned OK or crashed.
+        {"ScoresStrideBytesOverflow", [](C& c) { c.scores.strides[0] = int64_t{1} << 62; }, "scores.strides"},
+        {"ScoresStrideBytesBeyondAddressSpace", [](C& c) { c.scores.strides[0] = int64_t{1} << 61; }, "scores.strides"},
+        {"ScoresEndWrapsAddressSpace", [](C& c) { c.scores.data = reinterpret_cast<void*>(uintptr_t{0} - 32); },
+         "scores.strides"},
+        {"IndicesStrideBytesOverflow", [](C& c) { c.indices.strides[0] = int64_t{1} << 62; }, "indices.strides"},
     };
 }
 
@@ -339,6 +342,7 @@ struct ContextualCall {
     int32_t contextual = 3;
     tk_tensor metric{}, x{}, kept{}, out{};
     bool null_metric = false, null_x = false, null_kept = false, null_out = false;
+    void* workspace = nullptr;
     uint64_t workspace_bytes = 0;
 
     ContextualCall() {
@@ -357,7 +361,7 @@ struct ContextualCall {
     std::vector<const HostArray*> arrays() const { return {&metric_array, &x_array, &kept_array, &out_array}; }
     tk_status run() const {
         return tk_visionzip_contextual(contextual, null_metric ? nullptr : &metric, null_x ? nullptr : &x,
-                                       null_kept ? nullptr : &kept, null_out ? nullptr : &out, nullptr, workspace_bytes, nullptr);
+                                       null_kept ? nullptr : &kept, null_out ? nullptr : &out, workspace, workspace_bytes, nullptr);
     }
 };
 
@@ -391,6 +395,10 @@ std::vector<InvalidCase<ContextualCall>> contextual_cases() {
         {"OutOverlapsMetric", [](C& c) { c.out.data = static_cast<float*>(c.metric.data) + 4; }, "disjoint from metric"},
         {"OutOverlapsKept", [](C& c) { c.out.data = c.kept.data; }, "disjoint from kept"},
         {"WorkspaceBytesWithoutWorkspace", [](C& c) { c.workspace_bytes = 4; }, "workspace"},
+        {"WorkspaceOverlapsKept", [](C& c) { c.workspace = c.kept.data; c.workspace_bytes = 256; }, "disjoint from kept"},
+        {"WorkspaceOverlapsOut", [](C& c) { c.workspace = static_cast<char*>(c.out.data) + 2; c.workspace_bytes = 2; },
+         "disjoint from out"},
+        {"XStrideBytesOverflow", [](C& c) { c.x.strides[1] = int64_t{1} << 62; }, "x.strides"},
     };
 }
 
@@ -455,7 +463,7 @@ TEST(AttentionInvalidDevicesCuda, MixedDevicesAreRejectedWithoutWriting) {
         const DeviceBuffer k_d(c.k_array.bytes().size()), lse_d(c.lse_array.bytes().size());
         c.k = on_device(c.k_array, k_d, c.k);
         expect_rejected(c.run(), "k.device");
-        c.k = four_dimensional(c.k_array, 2);
+        c.k = split_heads(c.k_array.desc(), 2);
         c.lse = on_device(c.lse_array, lse_d, c.lse);
         const auto before = snapshot(c.arrays());
         expect_rejected(c.run(), "lse.device");

@@ -50,16 +50,6 @@ double rounding_of(tk_dtype dtype) {
     }
 }
 
-void fill_uniform(HostArray& a, std::mt19937_64& g, double lo, double hi) {
-    std::uniform_real_distribution<double> u(lo, hi);
-    const std::vector<int64_t>& s = a.shape();
-    const int64_t n1 = s.size() > 1 ? s[1] : 1;
-    const int64_t n2 = s.size() > 2 ? s[2] : 1;
-    for (int64_t i = 0; i < s[0]; ++i)
-        for (int64_t j = 0; j < n1; ++j)
-            for (int64_t k = 0; k < n2; ++k) a.set(i, j, k, u(g));
-}
-
 // A [B, H, N, D] view: a HostArray [B * H, N, D] read as four dimensions. With batch_inner the
 // layout is [N, B, H, D] in memory (head and batch strides smaller than the token stride), as in
 // the (tokens, batch, heads, dim) tensors some attention kernels use.
@@ -73,21 +63,10 @@ public:
     std::vector<double> values() const { return array_.values(); }
     HostArray& array() { return array_; }
     const HostArray& array() const { return array_; }
-    tk_tensor desc() const { return four_dimensional(array_.desc()); }
-    tk_tensor device_desc(void* buffer, int32_t ordinal) const { return four_dimensional(array_.device_desc(buffer, ordinal)); }
+    tk_tensor desc() const { return split_heads(array_.desc(), shape_[1]); }
+    tk_tensor device_desc(void* buffer, int32_t ordinal) const { return split_heads(array_.device_desc(buffer, ordinal), shape_[1]); }
 
 private:
-    tk_tensor four_dimensional(tk_tensor t) const {
-        const int64_t row_stride = t.strides[0];
-        t.rank = 4;
-        for (int d = 0; d < 4; ++d) t.shape[d] = shape_[static_cast<size_t>(d)];
-        t.strides[3] = t.strides[2];
-        t.strides[2] = t.strides[1];
-        t.strides[1] = row_stride;
-        t.strides[0] = row_stride * shape_[1];
-        return t;
-    }
-
     std::array<int64_t, 4> shape_;
     HostArray array_;
 };

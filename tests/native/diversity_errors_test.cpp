@@ -29,6 +29,7 @@ struct DiversityCall {
     bool null_params = false, null_x = false, null_order = false, pass_first_index = true, pass_first_score = false;
     uint64_t workspace_bytes = 0;
     mutable std::vector<uint8_t> workspace;  // passed when not empty
+    void* workspace_at = nullptr;            // passed when workspace is empty
 
     DiversityCall() {
         fill_values(x_array);
@@ -61,12 +62,20 @@ struct DiversityCall {
     tk_status run() const {
         return tk_diversity_select(null_params ? nullptr : &params, null_x ? nullptr : &x, &lengths, &item_k,
                                    pass_first_index ? &first_index : nullptr, pass_first_score ? &first_score : nullptr,
-                                   null_order ? nullptr : &order, &sorted, workspace.empty() ? nullptr : workspace.data(),
+                                   null_order ? nullptr : &order, &sorted, workspace.empty() ? workspace_at : workspace.data(),
                                    workspace_bytes, nullptr);
     }
 };
 
 using DiversityInvalidCase = InvalidCase<DiversityCall>;
+
+// The workspace size the call's query gives with one thread (what the CPU accepts at least).
+uint64_t queried_workspace(const DiversityCall& c) {
+    const ScopedNumThreads one(1);
+    uint64_t bytes = 0;
+    EXPECT_EQ(tk_diversity_workspace_size(&c.params, &c.x, &bytes), TK_STATUS_OK) << tk_last_error();
+    return bytes;
+}
 
 std::vector<DiversityInvalidCase> invalid_cases() {
     using C = DiversityCall;
@@ -144,6 +153,25 @@ std::vector<DiversityInvalidCase> invalid_cases() {
              c.workspace_bytes = bytes - 1;
          },
          "workspace_bytes"},
+        // A workspace of the queried size that holds x, order or first_index: the op would write its
+        // scratch over what it reads or returns.
+        {"WorkspaceOverlapsX", [](C& c) { c.workspace_bytes = queried_workspace(c); c.workspace_at = c.x.data; }, "disjoint from x"},
+        {"WorkspaceOverlapsOrder",
+         [](C& c) {
+             c.workspace.assign(queried_workspace(c) + 64, 0);
+             c.workspace_bytes = c.workspace.size();
+             c.order.data = c.workspace.data() + 32;
+         },
+         "disjoint from order"},
+        {"WorkspaceOverlapsFirstIndex",  // first_index {0, 0} inside the workspace
+         [](C& c) {
+             c.workspace.assign(queried_workspace(c) + 64, 0);
+             c.workspace_bytes = c.workspace.size();
+             c.first_index.data = c.workspace.data() + 32;
+         },
+         "disjoint from first_index"},
+        {"XStrideBytesOverflow", [](C& c) { c.x.strides[1] = int64_t{1} << 62; }, "x.strides"},
+        {"SortedStrideBytesBeyondAddressSpace", [](C& c) { c.sorted.strides[0] = int64_t{1} << 61; }, "sorted.strides"},
     };
 }
 

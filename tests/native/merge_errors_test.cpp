@@ -33,6 +33,11 @@ struct MergeCall {
     }
 };
 
+// size[b, i] of the call, to break its value.
+float& size_at(MergeCall& c, int64_t b, int64_t i) {
+    return static_cast<float*>(c.size.data)[b * c.size.strides[0] + i * c.size.strides[1]];
+}
+
 struct InvalidCase {
     std::string name;
     std::function<void(MergeCall&)> breaks;
@@ -129,6 +134,26 @@ std::vector<InvalidCase> invalid_merge_cases() {
          },
          "merge_count"},
         {"WorkspaceBytesWithoutWorkspace", [](MergeCall& c) { c.workspace_bytes = 64; }, "workspace"},
+        // A caller's workspace is scratch the op may write while it reads its inputs.
+        {"WorkspaceOverlapsX", [](MergeCall& c) { c.workspace = static_cast<float*>(c.x.data) + 7; c.workspace_bytes = 64; },
+         "disjoint from x"},
+        {"WorkspaceOverlapsSize", [](MergeCall& c) { c.workspace = c.size.data; c.workspace_bytes = 4; }, "disjoint from size"},
+        {"WorkspaceOverlapsSourceMap",
+         [](MergeCall& c) { c.workspace = static_cast<char*>(c.source_map.data) - 8; c.workspace_bytes = 12; },
+         "disjoint from source_map"},
+        {"WorkspaceWrapsAddressSpace", [](MergeCall& c) { c.workspace = c.x.data; c.workspace_bytes = ~uint64_t{0}; },
+         "workspace_bytes"},
+        // Sizes are weights of a mean: a zero total would divide by zero.
+        {"SizeZero", [](MergeCall& c) { size_at(c, 1, 3) = 0.0f; }, "size[1, 3]"},
+        {"SizeNegative", [](MergeCall& c) { size_at(c, 0, 5) = -2.0f; }, "size[0, 5]"},
+        {"SizeNan", [nan](MergeCall& c) { size_at(c, 1, 0) = nan; }, "size[1, 0]"},
+        {"SizeInfinite", [](MergeCall& c) { size_at(c, 0, 2) = std::numeric_limits<float>::infinity(); }, "size[0, 2]"},
+        // Element offsets fit int64, but their bytes do not fit the address space (4 x 2^62, 4 x 2^61).
+        {"XStrideBytesOverflow", [](MergeCall& c) { c.x.strides[0] = int64_t{1} << 62; }, "x.strides"},
+        {"MetricStrideBytesBeyondAddressSpace", [](MergeCall& c) { c.metric.strides[1] = int64_t{1} << 61; }, "metric.strides"},
+        {"OutStrideBytesOverflow", [](MergeCall& c) { c.out.strides[0] = int64_t{1} << 62; }, "out.strides"},
+        {"SizeEndWrapsAddressSpace", [](MergeCall& c) { c.size.data = reinterpret_cast<void*>(uintptr_t{0} - 32); },
+         "size.strides"},
         {"MetricNullData", [](MergeCall& c) { c.metric.data = nullptr; }, "metric.data"},
         {"OutNullData", [](MergeCall& c) { c.out.data = nullptr; }, "out.data"},
         {"MetricNegativeSize", [](MergeCall& c) { c.metric.shape[2] = -4; }, "metric.shape[2]"},
@@ -204,8 +229,8 @@ TEST_P(MergeInvalid, IsRejectedWithoutWriting) {
     uint64_t bytes = 7;
     ASSERT_EQ(tk_merge_workspace_size(&call_.params, &call_.metric, &call_.x, &bytes), TK_STATUS_OK) << tk_last_error();
     EXPECT_EQ(bytes, 0u);
-    remember();
     c.breaks(call_);
+    remember();  // after the break: some cases write a bad value into an input
     expect_rejected(call_.merge(), c);
 }
 

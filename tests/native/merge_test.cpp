@@ -141,7 +141,7 @@ double uniform(std::mt19937_64& g, double lo, double hi) {
     return lo + (hi - lo) * static_cast<double>(g() >> 40) * 0x1p-24;
 }
 
-void fill_uniform(HostArray& a, std::mt19937_64& g, double lo, double hi) {
+void fill_uniform_24_bits(HostArray& a, std::mt19937_64& g, double lo, double hi) {
     const auto& s = a.shape();
     for (int64_t i = 0; i < s[0]; ++i)
         for (int64_t j = 0; j < s[1]; ++j)
@@ -202,14 +202,14 @@ float pick_threshold(const MatchResult& m) {
 MergeBuffers draw(MergeConfig& c, uint64_t seed, MatchResult* match) {
     MergeBuffers b = make_buffers(c);
     std::mt19937_64 g(seed);
-    fill_uniform(b.x, g, -1.5, 2.5);
+    fill_uniform_24_bits(b.x, g, -1.5, 2.5);
     if (c.with_size) {
         for (int64_t i = 0; i < c.batch; ++i)
             for (int64_t j = 0; j < c.tokens; ++j) b.size.set(i, j, 0, static_cast<double>(1 + g() % 4));
     }
     for (int attempt = 0; attempt < 500; ++attempt) {
         HostArray& metric = c.same_tensor ? b.x : b.metric;
-        fill_uniform(metric, g, -1.0, 1.0);
+        fill_uniform_24_bits(metric, g, -1.0, 1.0);
         MergeInputs in = read_inputs(b);
         *match = reference_match(c.params, in);
         if (c.params.use_threshold) c.params.threshold = pick_threshold(*match);
@@ -684,7 +684,7 @@ TEST(MergeThreshold, CountsPerItemAndZeroPadding) {
             b.metric = angles_metric(degrees);
             b.x = HostArray(TK_DTYPE_F16, {3, 8, 4}, ArrayLayout{1, false, 1});
             std::mt19937_64 g(seed_from_name("CountsPerItemAndZeroPadding"));
-            fill_uniform(b.x, g, -1.5, 2.5);
+            fill_uniform_24_bits(b.x, g, -1.5, 2.5);
             b.with_size = true;
             b.size = HostArray(TK_DTYPE_F32, {3, 8});
             for (int64_t i = 0; i < 3; ++i)
@@ -728,7 +728,7 @@ MergeBuffers buffers_for_metric(const HostArray& metric, int64_t channels, const
     const int64_t N = metric.shape()[1];
     b.x = HostArray(TK_DTYPE_F32, {B, N, channels});
     std::mt19937_64 g(seed_from_name("buffers_for_metric") + static_cast<uint64_t>(N));
-    fill_uniform(b.x, g, -1.5, 2.5);
+    fill_uniform_24_bits(b.x, g, -1.5, 2.5);
     const int64_t rows = reference_output_tokens(p, N);
     b.out = HostArray(TK_DTYPE_F32, {B, rows, channels});
     b.out_size = HostArray(TK_DTYPE_F32, {B, rows});
@@ -1026,8 +1026,8 @@ TEST(MergeDeterminism, BitIdenticalAcrossRunsAndThreads) {
             SCOPED_TRACE(c.describe());
             MergeBuffers b = make_buffers(c);
             std::mt19937_64 g(seed_from_name("BitIdenticalAcrossRunsAndThreads"));
-            fill_uniform(b.x, g, -1.5, 2.5);
-            fill_uniform(b.metric, g, -1.0, 1.0);
+            fill_uniform_24_bits(b.x, g, -1.5, 2.5);
+            fill_uniform_24_bits(b.metric, g, -1.0, 1.0);
             for (int64_t i = 0; i < c.batch; ++i)
                 for (int64_t t = 0; t < c.tokens; ++t) b.size.set(i, t, 0, static_cast<double>(1 + g() % 3));
             MergeBuffers again = b;
@@ -1071,7 +1071,7 @@ TEST(MergeUnmerge, GathersRowsForAnyMap) {
             b.out = HostArray(dtype, {3, 5, 4}, ArrayLayout{2, true, 1});
             b.out.fill_gaps_with_nan();
             std::mt19937_64 g(seed_from_name("GathersRowsForAnyMap"));
-            fill_uniform(b.out, g, -2, 2);
+            fill_uniform_24_bits(b.out, g, -2, 2);
             HostArray map(index, {3, 9}, ArrayLayout{1, true, 0});
             for (int64_t i = 0; i < 3; ++i)
                 for (int64_t t = 0; t < 9; ++t) map.set(i, t, 0, static_cast<double>(g() % 5));
@@ -1251,8 +1251,8 @@ TEST(MergeOverflow, RowWhoseSquaredNormOverflowsIsTheZeroVector) {
         c.x_dtype = dtype;
         MergeBuffers cpu = make_buffers(c);
         std::mt19937_64 g(seed_from_name("RowWhoseSquaredNormOverflowsIsTheZeroVector"));
-        fill_uniform(cpu.x, g, -1.5, 2.5);
-        fill_uniform(cpu.metric, g, -1.0, 1.0);
+        fill_uniform_24_bits(cpu.x, g, -1.5, 2.5);
+        fill_uniform_24_bits(cpu.metric, g, -1.0, 1.0);
         const auto set_huge = [&](int64_t item, int64_t token) {
             for (int64_t k = 0; k < c.metric_channels; ++k) cpu.metric.set(item, token, k, k % 2 ? -3e19 : 3e19);
         };
@@ -1309,7 +1309,7 @@ TEST(MergeCudaUnmerge, EveryDtypeAndIndexWidthAsOnTheCpu) {
                 SCOPED_TRACE(std::string(dtype_label(dtype)) + (index_dtype == TK_DTYPE_I64 ? " i64" : " i32") +
                              " C=" + std::to_string(channels));
                 HostArray y(dtype, {2, 7, channels});
-                fill_uniform(y, g, -2.0, 2.0);
+                fill_uniform_24_bits(y, g, -2.0, 2.0);
                 HostArray map(index_dtype, {2, 11});
                 for (int64_t b = 0; b < 2; ++b)
                     for (int64_t t = 0; t < 11; ++t) map.set(b, t, 0, static_cast<double>(g() % 7));
@@ -1363,8 +1363,8 @@ TEST(MergeCudaLarge, HundredThousandTokens) {
         SCOPED_TRACE(c.describe());
         MergeBuffers b = make_buffers(c);
         std::mt19937_64 g(seed_from_name("HundredThousandTokens"));
-        fill_uniform(b.x, g, -1.5, 2.5);
-        fill_uniform(b.metric, g, -1.0, 1.0);
+        fill_uniform_24_bits(b.x, g, -1.5, 2.5);
+        fill_uniform_24_bits(b.metric, g, -1.0, 1.0);
         for (int64_t i = 0; i < c.batch; ++i)
             for (int64_t t = 0; t < c.tokens; ++t) b.size.set(i, t, 0, 1.0);
         const int64_t S = (c.tokens + 1) / 2;

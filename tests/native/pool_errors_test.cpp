@@ -121,6 +121,13 @@ std::vector<InvalidCase> invalid_cases() {
         invalid("CpuTensorWithOrdinal", [](PoolCall& c) { c.x.device_ordinal = 1; }, "x.device_ordinal"),
         invalid("UnknownDeviceKind", [](PoolCall& c) { c.out.device_kind = 7; }, "out.device_kind"),
         invalid("WorkspaceBytesWithoutWorkspace", [](PoolCall& c) { c.workspace_bytes = 64; }, "workspace"),
+        // Pooling needs no scratch, but a workspace given must still be the caller's spare memory.
+        invalid("WorkspaceOverlapsX", [](PoolCall& c) { c.workspace = static_cast<float*>(c.x.data) + 5; c.workspace_bytes = 8; },
+                "disjoint from x"),
+        invalid("WorkspaceOverlapsOut", [](PoolCall& c) { c.workspace = c.out.data; c.workspace_bytes = 1; }, "disjoint from out"),
+        invalid("XStrideBytesOverflow", [](PoolCall& c) { c.x.strides[0] = int64_t{1} << 62; }, "x.strides"),
+        invalid("OutEndWrapsAddressSpace", [](PoolCall& c) { c.out.data = reinterpret_cast<void*>(uintptr_t{0} - 64); },
+                "out.strides"),
     };
     // Each output dimension (B, T', H', W', C) off by one; the last is a channel-count mismatch.
     for (int d = 0; d < 5; ++d) {

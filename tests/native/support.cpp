@@ -416,6 +416,29 @@ void fill_values(HostArray& a) {
             for (int64_t k = 0; k < n2; ++k) a.set(i, j, k, std::cos(static_cast<double>(i * 13 + j * 5 + k)));
 }
 
+void fill_uniform(HostArray& a, std::mt19937_64& generator, double lo, double hi) {
+    std::uniform_real_distribution<double> uniform(lo, hi);
+    const std::vector<int64_t>& s = a.shape();
+    const int64_t n1 = s.size() > 1 ? s[1] : 1;
+    const int64_t n2 = s.size() > 2 ? s[2] : 1;
+    for (int64_t i = 0; i < s[0]; ++i)
+        for (int64_t j = 0; j < n1; ++j)
+            for (int64_t k = 0; k < n2; ++k) a.set(i, j, k, uniform(generator));
+}
+
+tk_tensor split_heads(tk_tensor t, int64_t heads) {
+    t.rank = 4;
+    t.shape[3] = t.shape[2];
+    t.shape[2] = t.shape[1];
+    t.shape[1] = heads;
+    t.shape[0] /= heads;
+    t.strides[3] = t.strides[2];
+    t.strides[2] = t.strides[1];
+    t.strides[1] = t.strides[0];
+    t.strides[0] *= heads;
+    return t;
+}
+
 std::vector<std::vector<uint8_t>> snapshot(const std::vector<const HostArray*>& arrays) {
     std::vector<std::vector<uint8_t>> bytes;
     for (const HostArray* a : arrays) bytes.push_back(a->bytes());

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -165,6 +166,12 @@ std::string first_changed_gap(const HostArray& before, const HostArray& after);
 
 // Fills a rank 1-3 array with distinct values cos(13 i + 5 j + k), every one of them finite.
 void fill_values(HostArray& a);
+// Fills a rank 1-3 array with values uniform in [lo, hi) drawn from generator.
+void fill_uniform(HostArray& a, std::mt19937_64& generator, double lo, double hi);
+
+// A [B, H, N, D] descriptor of the rows of a [B * H, N, D] one (attention probabilities, q and k kept
+// as a HostArray of B * H rows), on whichever device rows describes.
+tk_tensor split_heads(tk_tensor rows, int64_t heads);
 
 // The bytes of every array of a call, inputs and outputs, to check that a rejected call changed none.
 std::vector<std::vector<uint8_t>> snapshot(const std::vector<const HostArray*>& arrays);

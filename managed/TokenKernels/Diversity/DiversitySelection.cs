@@ -46,7 +46,7 @@ public static unsafe class DiversitySelection
     /// <param name="firstIndex"><c>[B]</c> with <see cref="FirstCenter.Index"/>: item b's first token, in [0, lengths[b]) (unread when the item is empty); absent (default) otherwise.</param>
     /// <param name="workspace">Optional scratch of <see cref="GetWorkspaceSize{T}(ReadOnlyHostTensor{T}, in DiversityOptions)"/> bytes, kept across calls: with it the native op allocates nothing large (the items then run one after another, each over all threads). Empty: it allocates per item.</param>
     /// <exception cref="ArgumentException">A wrong rank, non-float x, k above N, output or optional shapes other than <c>[B, k]</c> and <c>[B]</c>, a first index given or missing against the policy, or <see cref="FirstCenter.Score"/> (which takes the overload with <c>firstScore</c>).</exception>
-    /// <exception cref="TokenKernelsException">A length, per-item k or first index out of range (the message names it), overlapping tensors, or a workspace smaller than its size queried with one thread; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">A length, per-item k or first index out of range (the message names it), overlapping tensors, a workspace over a tensor's memory, or a workspace smaller than its size queried with one thread; nothing was written.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Select<T>(
         ReadOnlyHostTensor<T> x,
@@ -73,7 +73,7 @@ public static unsafe class DiversitySelection
     /// <param name="itemK">Optional <c>[B]</c> per-item k, each in [0, k]. Absent when default.</param>
     /// <param name="workspace">Optional scratch of <see cref="GetWorkspaceSize{T}(ReadOnlyHostTensor{T}, in DiversityOptions)"/> bytes, kept across calls: with it the native op allocates nothing large. Empty: it allocates per item.</param>
     /// <exception cref="ArgumentException">A wrong rank, non-float x or scores, k above N, output or optional shapes other than <c>[B, k]</c>, <c>[B, N]</c> and <c>[B]</c>, or a policy other than <see cref="FirstCenter.Score"/>.</exception>
-    /// <exception cref="TokenKernelsException">A length or per-item k out of range (the message names it), overlapping tensors, or a workspace smaller than its size queried with one thread; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">A length or per-item k out of range (the message names it), overlapping tensors, a workspace over a tensor's memory, or a workspace smaller than its size queried with one thread; nothing was written.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Select<T, TScore>(
         ReadOnlyHostTensor<T> x,

@@ -148,12 +148,12 @@ public static unsafe class TokenMerging
     /// <param name="x">The tokens <c>[B, N, C]</c> to merge; channels contiguous, the other strides free.</param>
     /// <param name="output">Receives <c>[B, N', C]</c> (<see cref="GetOutputShape"/>); rows past N - count[b] are zero in threshold mode.</param>
     /// <param name="options">What the merge computes.</param>
-    /// <param name="sizes">Optional <c>[B, N]</c>: how many original tokens each token stands for (ToMe's size); all ones when absent (default).</param>
+    /// <param name="sizes">Optional <c>[B, N]</c>: how many original tokens each token stands for (ToMe's size), each positive and finite; all ones when absent (default).</param>
     /// <param name="outputSizes">Optional <c>[B, N']</c>: receives size_d + sum size_a per output row (size_d for <see cref="MergeMode.Drop"/>).</param>
     /// <param name="sourceMap">Optional <c>[B, N]</c>: receives the output row every input token ended up in, for <see cref="Unmerge{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int}, HostTensor{T})"/>.</param>
     /// <param name="mergeCounts">Optional <c>[B]</c> in fixed mode, required in threshold mode: receives the merges of each item.</param>
     /// <exception cref="ArgumentException">A wrong rank, a non-float metric or x, B or N of x differing from the metric's, an output shape other than expected, or no <paramref name="mergeCounts"/> in threshold mode.</exception>
-    /// <exception cref="TokenKernelsException">The native library rejected the arguments (for example an output overlapping an input); nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments (for example an output overlapping an input, or a size that is not positive and finite); nothing was written.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Merge<TMetric, T>(
         ReadOnlyHostTensor<TMetric> metric,
@@ -220,7 +220,7 @@ public static unsafe class TokenMerging
     /// <param name="metric">The metric <c>[B, N, Cm]</c> that chooses what merges; may be the same view as <paramref name="x"/>.</param>
     /// <param name="x">The tokens <c>[B, N, C]</c> to merge.</param>
     /// <param name="options">What the merge computes.</param>
-    /// <param name="sizes">Optional <c>[B, N]</c> token sizes; all ones when absent (default).</param>
+    /// <param name="sizes">Optional <c>[B, N]</c> token sizes, each positive and finite; all ones when absent (default).</param>
     /// <returns>The merged tokens, their sizes, the source map, and the merge counts.</returns>
     /// <exception cref="ArgumentException">A wrong rank, a non-float metric or x, B or N of x differing from the metric's, or outputs too large for arrays.</exception>
     /// <exception cref="TokenKernelsException">The native library rejected the arguments.</exception>
@@ -290,7 +290,7 @@ public static unsafe class TokenMerging
     /// <param name="x">The tokens <c>[B, N, C]</c> to merge.</param>
     /// <param name="output">Receives <c>[B, N', C]</c> of x's element type (<see cref="GetOutputShape"/>).</param>
     /// <param name="options">What the merge computes.</param>
-    /// <param name="sizes">Optional float32 <c>[B, N]</c> token sizes; all ones when null.</param>
+    /// <param name="sizes">Optional float32 <c>[B, N]</c> token sizes, positive and finite (not checked on the device, where a bad one spoils its destination's row); all ones when null.</param>
     /// <param name="outputSizes">Optional float32 <c>[B, N']</c>: receives the size of every output row.</param>
     /// <param name="sourceMap">Optional int32 <c>[B, N]</c>: receives the output row of every input token.</param>
     /// <param name="mergeCounts">Optional int32 <c>[B]</c> in fixed mode, required in threshold mode: receives the merges of each item.</param>

@@ -12,7 +12,8 @@
  *
  * CUDA work is enqueued on the caller's stream (tk_stream is a cudaStream_t; NULL is the legacy
  * default stream) and never synchronises with the host. Ops that need scratch memory report its
- * size through a *_workspace_size query and accept a caller-owned workspace.
+ * size through a *_workspace_size query and accept a caller-owned workspace, which must not overlap
+ * any tensor of the call.
  */
 #ifndef TOKENKERNELS_H
 #define TOKENKERNELS_H
@@ -85,7 +86,9 @@ enum {
 #define TK_MAX_RANK 8
 
 /* A view of memory the caller owns. shape[i] and strides[i] (in elements, not bytes) are read for
- * i < rank; the rest are ignored. */
+ * i < rank; the rest are ignored. The bytes from the lowest to the highest element must fit in
+ * PTRDIFF_MAX and lie within the address space (no wrap-around from data); a descriptor whose strides
+ * break that is refused, naming its strides. */
 typedef struct tk_tensor {
     void* data;
     tk_dtype dtype;
@@ -106,9 +109,10 @@ TK_API tk_status tk_struct_layout(const char* struct_name, const char* field, ui
 
 /* ---- CPU threads ---------------------------------------------------------------------------- */
 
-/* Threads used by CPU ops, process-wide: 0 restores the default (the hardware concurrency); counts
- * above 1024 are taken as 1024, which tk_get_num_threads then returns. The threads are the library's
- * own pool (no OpenMP runtime), started on first need: a call runs on its calling thread and up to
+/* Threads used by CPU ops, process-wide: 0 restores the default (the hardware concurrency, at most
+ * 1024); 1 to 1024 sets the count; other values are TK_STATUS_INVALID_ARGUMENT (the count stays).
+ * The threads are the library's own pool (no OpenMP runtime), started on first need (where the system
+ * refuses a thread, calls run on those it has): a call runs on its calling thread and up to
  * num_threads - 1 workers; one call at a time uses the workers, so a call made while another host
  * thread's call holds them runs on its own thread alone, and CPU ops never run on more than
  * num_threads threads in all. Idle workers poll for at most 50 microseconds after a call, then sleep.
@@ -134,9 +138,9 @@ TK_API tk_status tk_cuda_device_capability(int32_t ordinal, int32_t* major, int3
  * ("80-real;90": sm_80 and sm_90 machine code and compute_90 PTX); "" when CUDA is not built. Static
  * storage; never fails. */
 TK_API const char* tk_cuda_architectures(void);
-/* *supported = 1 when a device of compute capability major.minor can run this library's CUDA code:
- * machine code for sm_XY runs on X.Y and later minors of X (sm_XYa on X.Y only), PTX for compute_XY
- * on X.Y and every later capability. Also 1 when the list names no fixed code ("all", "native"), where
+/* *supported = 1 when a device of compute capability major.minor (major 1 to 99, minor 0 to 9) can run
+ * this library's CUDA code: machine code for sm_XY runs on X.Y and later minors of X (sm_XYa on X.Y
+ * only), PTX for compute_XY on X.Y and every later capability. Also 1 when the list names no fixed code ("all", "native"), where
  * the driver decides. 0 without CUDA. Ops on a device that cannot run the code fail with
  * TK_STATUS_BACKEND_UNAVAILABLE naming the device and this list, before anything is written. */
 TK_API tk_status tk_cuda_capability_supported(int32_t major, int32_t minor, int32_t* supported);
@@ -275,9 +279,13 @@ TK_API tk_status tk_merge_match(const tk_merge_params* params, const tk_tensor* 
 TK_API tk_status tk_merge_workspace_size(const tk_merge_params* params, const tk_tensor* metric, const tk_tensor* x,
                                          uint64_t* bytes);
 /* Merges x [B, N, C] into out [B, N', C] (N' from tk_merge_output_tokens). size [B, N] f32 may be NULL
- * (all ones); out_size [B, N'] f32, source_map [B, N] i32 and merge_count [B] i32 may be NULL, except
- * merge_count in threshold mode (in fixed mode it receives the effective r). On CUDA without a workspace (NULL, 0) the op allocates its scratch
- * stream-ordered. */
+ * (all ones); its values are the numbers of original tokens each token stands for, positive and
+ * finite: on the CPU any other value is an error naming it; on CUDA (where checking would need a host
+ * synchronisation) values are used as given, so a zero, negative or non-finite size gives non-finite
+ * or meaningless values in its destination's row of out and out_size, and nothing else. out_size
+ * [B, N'] f32, source_map [B, N] i32 and merge_count [B] i32 may be NULL, except merge_count in
+ * threshold mode (in fixed mode it receives the effective r). On CUDA without a workspace (NULL, 0)
+ * the op allocates its scratch stream-ordered. */
 TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric, const tk_tensor* x,
                           const tk_tensor* size, const tk_tensor* out, const tk_tensor* out_size,
                           const tk_tensor* source_map, const tk_tensor* merge_count, void* workspace,

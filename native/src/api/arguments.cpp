@@ -28,7 +28,8 @@ int64_t host_index(const tk_tensor& t, int64_t i, int64_t j) {
     return t.dtype == TK_DTYPE_I32 ? static_cast<const int32_t*>(t.data)[offset] : static_cast<const int64_t*>(t.data)[offset];
 }
 
-StridedTensor strided(const tk_tensor& t) {
+StridedTensor strided(const tk_tensor& tensor) {
+    const tk_tensor t = backend_view(tensor);
     StridedTensor s{t.data, t.dtype, {0, 0, 0, 0}};
     for (int32_t d = 0; d < t.rank && d < 4; ++d) s.strides[d] = t.strides[d];
     return s;
@@ -80,7 +81,7 @@ void require_per_item(const tk_tensor* ptr, const char* name, const tk_tensor& r
 }
 
 void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& device_of,
-                       const char* query) {
+                       const char* query, const NamedTensors& tensors) {
     if (workspace == nullptr) {
         require(workspace_bytes == 0, "workspace",
                 [&] { return "a pointer to workspace_bytes = " + std::to_string(workspace_bytes) + " bytes"; }, null_text);
@@ -89,8 +90,17 @@ void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t
     require(workspace_bytes >= needed, "workspace_bytes",
             [&] { return "at least " + std::to_string(needed) + " (" + query + ")"; },
             [&] { return std::to_string(workspace_bytes); });
+    const auto begin = reinterpret_cast<uintptr_t>(workspace);
+    require(workspace_bytes <= std::numeric_limits<uintptr_t>::max() - begin, "workspace_bytes",
+            "a size that does not wrap around the address space from workspace", [&] { return std::to_string(workspace_bytes); });
     if (device_of.device_kind == TK_DEVICE_CUDA)
         cuda::require_device_pointer(workspace, device_of.device_ordinal, "workspace");
+    // The op writes its scratch while it reads its inputs and before it writes its outputs: scratch
+    // over any of them would change what it reads or returns.
+    const ByteSpan scratch{begin, begin + static_cast<uintptr_t>(workspace_bytes)};
+    for (const auto& [tensor, tensor_name] : tensors)
+        if (tensor != nullptr && tensor->device_kind == device_of.device_kind)
+            require_disjoint(scratch, "workspace", byte_span(*tensor), tensor_name);
 }
 
 }  // namespace tk

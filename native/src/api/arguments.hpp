@@ -49,8 +49,8 @@ void require_per_item(const tk_tensor* ptr, const char* name, const tk_tensor& r
 
 // A validated workspace for an op that needs `needed` bytes (query names the size query to call):
 // NULL with 0 bytes (the op allocates, or needs none), or memory on device_of's device of at least
-// `needed` bytes.
+// `needed` bytes whose workspace_bytes overlap none of `tensors` (every tensor of the call).
 void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& device_of,
-                       const char* query);
+                       const char* query, const NamedTensors& tensors);
 
 }  // namespace tk

@@ -289,7 +289,7 @@ TK_API tk_status tk_qk_importance(const tk_importance_params* params, const tk_t
         plan.out = tk::strided(require_importance_out(out, plan, *q, "q", {{q, "q"}, {k, "k"}, {lse, "lse"}}));
         const bool on_cpu = q->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes, on_cpu ? 0 : tk::cuda::qk_importance_workspace_bytes(plan), *q,
-                              "tk_qk_importance_workspace_size");
+                              "tk_qk_importance_workspace_size", {{q, "q"}, {k, "k"}, {lse, "lse"}, {out, "out"}});
         if (plan.batch * (plan.key_end - plan.key_begin) == 0) return;
         if (on_cpu) {
             tk::cpu::qk_importance(plan);
@@ -315,7 +315,8 @@ TK_API tk_status tk_topk(const tk_topk_params* params, const tk_tensor* scores, 
         const tk::TopkPlan plan = make_topk_call_plan(params, scores, lengths, item_k, indices, ranked);
         const bool on_cpu = scores->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes, on_cpu ? 0 : tk::cuda::topk_workspace_bytes(plan), *scores,
-                              "tk_topk_workspace_size");
+                              "tk_topk_workspace_size",
+                              {{scores, "scores"}, {lengths, "lengths"}, {item_k, "item_k"}, {indices, "indices"}, {ranked, "ranked"}});
         if (plan.batch * plan.k == 0) return;
         if (on_cpu) {
             tk::cpu::topk(plan);
@@ -356,7 +357,8 @@ TK_API tk_status tk_visionzip_contextual(int32_t contextual, const tk_tensor* me
         plan.out = tk::strided(require_contextual_out(out, plan, *metric, {{metric, "metric"}, {x, "x"}, {kept, "kept"}}, x->dtype));
         const bool on_cpu = metric->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes, on_cpu ? 0 : tk::cuda::contextual_workspace_bytes(plan), *metric,
-                              "tk_visionzip_contextual_workspace_size");
+                              "tk_visionzip_contextual_workspace_size",
+                              {{metric, "metric"}, {x, "x"}, {kept, "kept"}, {out, "out"}});
         if (plan.batch * plan.contextual * plan.channels == 0) return;
         if (on_cpu) {
             tk::cpu::visionzip_contextual(plan);

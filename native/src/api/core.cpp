@@ -124,7 +124,8 @@ TK_API tk_status tk_struct_layout(const char* struct_name, const char* field, ui
 
 TK_API tk_status tk_set_num_threads(int32_t num_threads) {
     return api_call([&] {
-        require(num_threads >= 0, "num_threads", "0 (default) or a positive thread count",
+        require(num_threads >= 0 && num_threads <= tk::kMaxThreads, "num_threads",
+                [] { return "0 (the default) or a thread count from 1 to " + std::to_string(tk::kMaxThreads); },
                 [&] { return std::to_string(num_threads); });
         tk::set_num_threads(num_threads);
     });
@@ -167,7 +168,9 @@ TK_API const char* tk_cuda_architectures(void) { return tk::cuda_architectures()
 TK_API tk_status tk_cuda_capability_supported(int32_t major, int32_t minor, int32_t* supported) {
     return api_call([&] {
         require(supported != nullptr, "supported", "a pointer to receive 0 or 1", null_text);
-        require(major >= 1, "major", "a compute capability major version (1 or more)", [&] { return std::to_string(major); });
+        // Capabilities are compared as 10 * major + minor: a bounded major keeps that in range.
+        require(major >= 1 && major <= 99, "major", "a compute capability major version (1 to 99)",
+                [&] { return std::to_string(major); });
         require(minor >= 0 && minor <= 9, "minor", "a compute capability minor version (0 to 9)",
                 [&] { return std::to_string(minor); });
         *supported = tk::cuda_capability_support(major, minor) != tk::CapabilitySupport::kNo ? 1 : 0;

@@ -109,12 +109,13 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
         written.emplace_back(order, "order");
         if (sorted != nullptr)
             plan.sorted = tk::strided(tk::require_output(sorted, "sorted", 2, shape, "[B, k]", TK_DTYPE_I32, *x, "x", written));
+        written.emplace_back(sorted, "sorted");
         if (lengths != nullptr) plan.lengths = tk::strided(*lengths);
         if (item_k != nullptr) plan.item_k = tk::strided(*item_k);
         const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
         tk::require_workspace(workspace, workspace_bytes,
                               on_cpu ? tk::cpu::diversity_workspace_bytes(plan, 1) : tk::cuda::diversity_workspace_bytes(plan),
-                              *x, on_cpu ? "tk_diversity_workspace_size with one thread" : "tk_diversity_workspace_size");
+                              *x, on_cpu ? "tk_diversity_workspace_size with one thread" : "tk_diversity_workspace_size", written);
         if (plan.batch * plan.k == 0) return;
         if (on_cpu) {
             tk::cpu::diversity_select(plan, workspace, workspace_bytes);

@@ -40,7 +40,8 @@ void output_tokens(const tk_merge_params& p, int64_t tokens, int64_t* effective_
     *rows = p.use_threshold ? tokens : tokens - *effective_r;
 }
 
-tk::TokenRows rows_of(const tk_tensor& t) {
+tk::TokenRows rows_of(const tk_tensor& tensor) {
+    const tk_tensor t = tk::backend_view(tensor);
     return tk::TokenRows{t.data, t.dtype, t.strides[0], t.rank > 1 ? t.strides[1] : 0};
 }
 
@@ -58,8 +59,9 @@ const tk_tensor& require_output(const tk_tensor* ptr, const char* name, int32_t 
     return tk::require_output(ptr, name, rank, shape, layout, dtype, metric, "metric", inputs);
 }
 
-void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& metric) {
-    tk::require_workspace(workspace, workspace_bytes, needed, metric, "tk_merge_workspace_size");
+void require_workspace(const void* workspace, uint64_t workspace_bytes, uint64_t needed, const tk_tensor& metric,
+                       const tk::NamedTensors& tensors) {
+    tk::require_workspace(workspace, workspace_bytes, needed, metric, "tk_merge_workspace_size", tensors);
 }
 
 tk::MergePlan base_plan(const tk_merge_params& p, const tk_tensor& metric) {
@@ -95,6 +97,20 @@ tk::MergePlan make_match_plan(const tk_merge_params* params_ptr, const tk_tensor
     return plan;
 }
 
+// A token's size is how many original tokens it stands for (ToMe's proportional attention): a
+// positive finite weight, as the weighted mean divides by a sum of them. Host values are checked
+// before anything is written; device ones cannot be without a sync.
+void require_host_sizes(const tk_tensor& size) {
+    if (size.device_kind != TK_DEVICE_CPU) return;
+    for (int64_t b = 0; b < size.shape[0]; ++b)
+        for (int64_t i = 0; i < size.shape[1]; ++i) {
+            const float value = static_cast<const float*>(size.data)[b * size.strides[0] + i * size.strides[1]];
+            require(std::isfinite(value) && value > 0.0f,
+                    [&] { return "size[" + std::to_string(b) + ", " + std::to_string(i) + "]"; },
+                    "a positive finite token size", [&] { return std::to_string(value); });
+        }
+}
+
 struct MergeArguments {
     const tk_tensor* metric;
     const tk_tensor* x;
@@ -127,6 +143,7 @@ tk::MergePlan make_merge_plan(const tk_merge_params* params_ptr, const MergeArgu
         require(size.dtype == TK_DTYPE_F32, "size.dtype", "f32", [&] { return tk::dtype_name(size.dtype); });
         tk::require_same_device(size, "size", metric, "metric");
         tk::require_positive_strides(size, "size");
+        require_host_sizes(size);
     }
     tk::MergePlan plan = base_plan(p, metric);
     plan.channels = x.shape[2];
@@ -237,11 +254,12 @@ TK_API tk_status tk_merge_match(const tk_merge_params* params, const tk_tensor* 
                                 const tk_tensor* best, void* workspace, uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         const tk::MergePlan plan = make_match_plan(params, metric, dst, best);
+        const tk::NamedTensors tensors = {{metric, "metric"}, {dst, "dst"}, {best, "best"}};
         if (metric->device_kind == TK_DEVICE_CPU) {
-            require_workspace(workspace, workspace_bytes, 0, *metric);
+            require_workspace(workspace, workspace_bytes, 0, *metric, tensors);
             if (plan.batch * plan.tokens > 0) tk::cpu::merge_match(plan);
         } else {
-            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric);
+            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric, tensors);
             tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch * plan.tokens > 0) tk::cuda::merge_match(plan, workspace, stream);
         }
@@ -254,11 +272,13 @@ TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric
                           uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         const tk::MergePlan plan = make_merge_plan(params, MergeArguments{metric, x, size, out, out_size, source_map, merge_count});
+        const tk::NamedTensors tensors = {{metric, "metric"}, {x, "x"}, {size, "size"}, {out, "out"},
+                                          {out_size, "out_size"}, {source_map, "source_map"}, {merge_count, "merge_count"}};
         if (metric->device_kind == TK_DEVICE_CPU) {
-            require_workspace(workspace, workspace_bytes, 0, *metric);
+            require_workspace(workspace, workspace_bytes, 0, *metric, tensors);
             if (plan.batch > 0) tk::cpu::merge(plan);
         } else {
-            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric);
+            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric, tensors);
             tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch > 0) tk::cuda::merge(plan, workspace, stream);
         }

@@ -2,6 +2,7 @@
 // the backends trust the plan.
 #include <string>
 
+#include "api/arguments.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
 #include "cuda/runtime.hpp"
@@ -136,9 +137,7 @@ TK_API tk_status tk_pool(const tk_pool_params* params, const tk_tensor* x, const
                          uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         const tk::PoolPlan plan = make_pool_plan(params, x, out);
-        require(workspace != nullptr || workspace_bytes == 0, "workspace",
-                [&] { return "a pointer to workspace_bytes = " + std::to_string(workspace_bytes) + " bytes"; },
-                [] { return std::string("NULL"); });
+        tk::require_workspace(workspace, workspace_bytes, 0, *x, "tk_pool_workspace_size", {{x, "x"}, {out, "out"}});
         if (tk::numel(*out) == 0) return;
         if (out->device_kind == TK_DEVICE_CPU) {
             tk::cpu::pool(plan);

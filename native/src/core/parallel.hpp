@@ -13,7 +13,7 @@
 
 namespace tk {
 
-// The most threads CPU ops use, whatever tk_set_num_threads was given.
+// The most threads CPU ops use: tk_set_num_threads rejects larger counts.
 constexpr int32_t kMaxThreads = 1024;
 
 // The thread count CPU ops use: the configured one, else the hardware concurrency; at most kMaxThreads.

@@ -1,6 +1,7 @@
 #include "core/tensor.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -37,12 +38,47 @@ std::string pointer_text(const void* p) {
     return text;
 }
 
-// Largest element offset of t (0 when empty); sizes and strides already checked non-negative.
-int64_t max_offset(const tk_tensor& t) {
-    int64_t offset = 0;
-    for (int32_t d = 0; d < t.rank; ++d)
-        if (t.shape[d] > 1) offset += (t.shape[d] - 1) * t.strides[d];
-    return offset;
+// The lowest and highest element offsets of a non-empty t (dimensions of size 1 contribute nothing,
+// whatever their stride), once require_tensor has bounded their magnitudes.
+std::pair<int64_t, int64_t> offset_range(const tk_tensor& t) {
+    int64_t lowest = 0;
+    int64_t highest = 0;
+    for (int32_t d = 0; d < t.rank; ++d) {
+        if (t.shape[d] <= 1) continue;
+        const int64_t reach = (t.shape[d] - 1) * t.strides[d];
+        (reach < 0 ? lowest : highest) += reach;
+    }
+    return {lowest, highest};
+}
+
+// Rejects strides under which t's elements would not fit one address space: the bytes from its
+// lowest to its highest element (sum over d of (shape[d] - 1) |strides[d]|, plus one element) must
+// fit in PTRDIFF_MAX, and data minus the lowest / plus the highest offset must not wrap around.
+// Every later offset computation (spans, overlap checks, the backends' indexing) is then free of
+// overflow.
+void require_addressable_extent(const tk_tensor& t, const char* name) {
+    const auto element_size = static_cast<int64_t>(tk_dtype_size(t.dtype));
+    const int64_t max_elements = std::numeric_limits<std::ptrdiff_t>::max() / element_size - 1;
+    const auto expected = [&] {
+        return "strides under which the tensor's " + std::to_string(element_size) +
+               "-byte elements lie within one address space (shape " + shape_string(t) + ")";
+    };
+    const auto got = [&] { return list_string(t.strides, t.rank); };
+    int64_t extent = 0;  // elements spanned, lowest to highest, less one
+    for (int32_t d = 0; d < t.rank; ++d) {
+        if (t.shape[d] <= 1) continue;
+        const int64_t stride = t.strides[d];
+        const int64_t span = t.shape[d] - 1;
+        require(stride != std::numeric_limits<int64_t>::min() && (stride < 0 ? -stride : stride) <= (max_elements - extent) / span,
+                field(name, "strides"), expected, got);
+        extent += span * (stride < 0 ? -stride : stride);
+    }
+    const auto [lowest, highest] = offset_range(t);
+    const auto address = reinterpret_cast<uintptr_t>(t.data);
+    const auto below = static_cast<uintptr_t>(-lowest) * static_cast<uintptr_t>(element_size);
+    const auto above = static_cast<uintptr_t>(highest + 1) * static_cast<uintptr_t>(element_size);
+    require(address >= below && address <= std::numeric_limits<uintptr_t>::max() - above, field(name, "strides"), expected,
+            [&] { return got() + " from data = " + pointer_text(t.data) + ", which wraps around the address space"; });
 }
 
 }  // namespace
@@ -69,6 +105,15 @@ int64_t numel(const tk_tensor& t) {
     int64_t n = 1;
     for (int32_t d = 0; d < t.rank; ++d) n *= t.shape[d];
     return n;
+}
+
+tk_tensor backend_view(const tk_tensor& t) {
+    if (numel(t) != 0 || t.device_kind != TK_DEVICE_CPU) return t;
+    alignas(8) static char nothing[8];
+    tk_tensor view = t;
+    view.data = nothing;
+    std::fill(view.strides, view.strides + TK_MAX_RANK, int64_t{0});
+    return view;
 }
 
 const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
@@ -102,6 +147,7 @@ const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
         require(reinterpret_cast<uintptr_t>(t.data) % element_size == 0, field(name, "data"),
                 [&] { return "a pointer aligned to " + std::to_string(element_size) + " bytes (one " + dtype_name(t.dtype) + ")"; },
                 [&] { return pointer_text(t.data); });
+        require_addressable_extent(t, name);
     }
     if (t.device_kind == TK_DEVICE_CUDA) {
         const std::string ordinal_name = std::string(name) + ".device_ordinal";
@@ -181,17 +227,23 @@ void require_non_self_overlapping(const tk_tensor& t, const char* name) {
     }
 }
 
+ByteSpan byte_span(const tk_tensor& t) {
+    const auto address = reinterpret_cast<uintptr_t>(t.data);
+    if (numel(t) == 0) return {address, address};
+    const auto [lowest, highest] = offset_range(t);
+    const auto element_size = static_cast<uintptr_t>(tk_dtype_size(t.dtype));
+    return {address - static_cast<uintptr_t>(-lowest) * element_size, address + static_cast<uintptr_t>(highest + 1) * element_size};
+}
+
 void require_disjoint(const tk_tensor& out, const char* out_name, const tk_tensor& in, const char* in_name) {
-    if (numel(out) == 0 || numel(in) == 0 || out.device_kind != in.device_kind) return;
-    const auto span = [](const tk_tensor& t) {
-        const auto begin = reinterpret_cast<uintptr_t>(t.data);
-        const auto bytes = static_cast<uintptr_t>((max_offset(t) + 1) * tk_dtype_size(t.dtype));
-        return std::make_pair(begin, begin + bytes);
-    };
-    const auto [out_begin, out_end] = span(out);
-    const auto [in_begin, in_end] = span(in);
-    require(out_end <= in_begin || in_end <= out_begin, out_name,
-            [&] { return std::string("memory disjoint from ") + in_name; }, [&] { return std::string("overlapping memory"); });
+    if (out.device_kind != in.device_kind) return;
+    require_disjoint(byte_span(out), out_name, byte_span(in), in_name);
+}
+
+void require_disjoint(const ByteSpan& written, const char* written_name, const ByteSpan& other, const char* other_name) {
+    if (written.begin == written.end || other.begin == other.end) return;
+    require(written.end <= other.begin || other.end <= written.begin, written_name,
+            [&] { return std::string("memory disjoint from ") + other_name; }, [&] { return std::string("overlapping memory"); });
 }
 
 }  // namespace tk

@@ -21,6 +21,23 @@ public class DiversityErrorTests
 
     private static ReadOnlyHostTensor<int> Items(params int[] values) => new ReadOnlyHostTensor<int>(values, new TensorShape(values.Length));
 
+    // The workspace is scratch the op writes while it reads x: one over x's memory (the same array viewed as bytes) is refused.
+    [Test]
+    public void WorkspaceOverTheTokensIsRefusedByName()
+    {
+        float[] buffer = Enumerable.Range(0, 50000).Select(i => (float)Math.Cos(i)).ToArray();
+        var shape = new TensorShape(2, 9, 4);
+        Assert.That(buffer.Length * sizeof(float), Is.GreaterThanOrEqualTo(DiversitySelection.GetWorkspaceSize(new ReadOnlyHostTensor<float>(buffer, shape), Options)));
+        int[] order = Enumerable.Repeat(7, 6).ToArray();
+        float[] before = buffer.ToArray();
+        var ex = Assert.Throws<TokenKernelsException>(() =>
+            DiversitySelection.Select(new ReadOnlyHostTensor<float>(buffer, shape), new HostTensor<int>(order, new TensorShape(2, 3)), Options,
+                workspace: MemoryMarshal.AsBytes(buffer.AsSpan())));
+        Assert.That(ex!.NativeMessage, Does.Contain("workspace").And.Contain("disjoint from x"));
+        Assert.That(order, Is.All.EqualTo(7));
+        Assert.That(buffer, Is.EqualTo(before));
+    }
+
     [Test]
     public void OptionsRejectBadValues()
     {

@@ -182,6 +182,21 @@ public class ErrorTests
         Assert.That(ex!.ParamName, Is.EqualTo("value"));
     }
 
+    [TestCase(TokenKernelsLibrary.MaxNumThreads + 1)]
+    [TestCase(100000)]
+    [TestCase(int.MaxValue)]
+    public void ThreadCountAboveTheLimitIsRejectedAndLeavesTheCount(int count)
+    {
+        int before = TokenKernelsLibrary.NumThreads;
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => TokenKernelsLibrary.NumThreads = count);
+        Assert.That(ex!.Message, Does.Contain("1 to 1024"));
+        Assert.That(TokenKernelsLibrary.NumThreads, Is.EqualTo(before));
+        // The native library refuses it too, by name.
+        var native = Assert.Throws<TokenKernelsException>(() => NativeStatus.Check(NativeMethods.tk_set_num_threads(count)));
+        Assert.That(native!.NativeMessage, Does.Contain("num_threads").And.Contain("1024"));
+        Assert.That(TokenKernelsLibrary.NumThreads, Is.EqualTo(before));
+    }
+
     [Test]
     public unsafe void NativeStatusBecomesATypedExceptionWithTheNativeMessage()
     {

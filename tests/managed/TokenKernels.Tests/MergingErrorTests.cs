@@ -50,6 +50,26 @@ public class MergingErrorTests
         }
     }
 
+    // A size is a weight of the mean: zero, negative or non-finite is refused by name, before anything is written.
+    [TestCase(0f)]
+    [TestCase(-1f)]
+    [TestCase(float.NaN)]
+    [TestCase(float.PositiveInfinity)]
+    public void SizeThatIsNotPositiveAndFiniteIsNamed(float bad)
+    {
+        float[] sizes = new float[18];
+        Array.Fill(sizes, 1f);
+        sizes[9 + 4] = bad;
+        float[] output = new float[36];
+        Array.Fill(output, 7f);
+        var ex = Assert.Throws<TokenKernelsException>(() =>
+            TokenMerging.Merge(Metric, Tokens, new HostTensor<float>(output, new TensorShape(2, 6, 3)), Options,
+                new ReadOnlyHostTensor<float>(sizes, new TensorShape(2, 9))));
+        Assert.That(ex!.Status, Is.EqualTo(TokenKernelsStatus.InvalidArgument));
+        Assert.That(ex.NativeMessage, Does.Contain("size[1, 4]").And.Contain("positive finite"));
+        Assert.That(output, Is.All.EqualTo(7f));
+    }
+
     [Test]
     public void WrongRanksNameTheirParameter()
     {

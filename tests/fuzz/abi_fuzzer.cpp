@@ -1,0 +1,916 @@
+// libFuzzer target over every function of the C ABI (tokenkernels.h), on the CPU backend, built with
+// AddressSanitizer and UndefinedBehaviorSanitizer (tests/fuzz/README.md).
+//
+// Each input is a sequence of calls. The input chooses each call's params (in range, at the edges, and
+// any int32, enum values out of range included) and its tensor descriptors: shapes near and off what
+// the op expects, dtypes, ranks, devices and ordinals right and wrong, strides contiguous, padded,
+// permuted, zero, negative or beyond the address space, data NULL, misaligned or wrapping around the
+// address space, outputs aliasing other tensors, workspaces of the queried size, too small, absent or
+// overlapping a tensor. Every tensor, workspace and scalar output lives in one arena. Before a call
+// the arena is poisoned for AddressSanitizer except the bytes of the call's tensor elements, workspace
+// and scalar arguments, so a read or write of any other byte is reported. After it:
+//   - a rejected call changed no byte of the arena and left a message in tk_last_error();
+//   - an accepted call changed only the bytes of its outputs' elements and of its workspace;
+//   - a call given a descriptor that no valid call has (unknown dtype or device, a CUDA tensor in this
+//     CPU-only build, a negative size, an extent beyond the address space, NULL or misaligned data) was
+//     rejected.
+// A broken invariant aborts with a description of the call. At exit the target prints how many
+// calls it made, accepted and rejected.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <sanitizer/asan_interface.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cinttypes>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tokenkernels/tokenkernels.h"
+
+namespace {
+
+// ---- Counts, printed at exit -------------------------------------------------------------------------
+
+struct Counts {
+    uint64_t calls = 0;
+    uint64_t accepted = 0;
+    uint64_t rejected = 0;
+    uint64_t inputs = 0;
+};
+Counts counts;
+
+void print_counts() {
+    std::fprintf(stderr, "tokenkernels fuzzer: %" PRIu64 " calls (%" PRIu64 " accepted, %" PRIu64 " rejected) from %" PRIu64
+                 " inputs\n",
+                 counts.calls, counts.accepted, counts.rejected, counts.inputs);
+}
+
+[[noreturn]] void finding(const std::string& what) {
+    std::fprintf(stderr, "tokenkernels fuzzer: FINDING: %s\n", what.c_str());
+    std::fflush(stderr);
+    std::abort();
+}
+
+// ---- Choices from the input, values from a generator seeded by it --------------------------------------
+
+class Choices {
+public:
+    Choices(const uint8_t* data, size_t size) : in_(data, size), random_(in_.ConsumeIntegral<uint64_t>()) {}
+
+    bool more() { return in_.remaining_bytes() > 0; }
+    int64_t range(int64_t lo, int64_t hi) { return in_.ConsumeIntegralInRange<int64_t>(lo, hi); }
+    // True once in `n` on average; false once the input is spent.
+    bool one_in(int64_t n) { return in_.ConsumeIntegralInRange<int64_t>(0, n - 1) == n - 1; }
+    int32_t any_int32() { return in_.ConsumeIntegral<int32_t>(); }
+    template <class T, size_t N>
+    T pick(const T (&values)[N]) {
+        return values[in_.ConsumeIntegralInRange<size_t>(0, N - 1)];
+    }
+
+    // Values written into input tensors (many per call) come from splitmix64, not from the input.
+    uint64_t random() {
+        uint64_t z = (random_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    int64_t random_in(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(random() % static_cast<uint64_t>(hi - lo + 1)); }
+
+private:
+    FuzzedDataProvider in_;
+    uint64_t random_;
+};
+
+// A float from [-2, 2), or now and then a value at the edge of the format.
+float random_float(Choices& c) {
+    const uint64_t r = c.random();
+    if (r % 24 == 0) {
+        static const float kEdges[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                       std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(),
+                                       std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), 65504.0f, 1e-30f};
+        return kEdges[(r >> 8) % (sizeof kEdges / sizeof kEdges[0])];
+    }
+    return static_cast<float>(static_cast<double>(r >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+}
+
+uint16_t to_half(float value) {  // round toward zero is enough for inputs
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    const uint32_t sign = (bits >> 16) & 0x8000u;
+    const int32_t exponent = static_cast<int32_t>((bits >> 23) & 0xFF) - 127 + 15;
+    const uint32_t mantissa = bits & 0x7FFFFFu;
+    if (std::isnan(value)) return static_cast<uint16_t>(sign | 0x7E00u);
+    if (exponent >= 31) return static_cast<uint16_t>(sign | 0x7C00u);
+    if (exponent <= 0) return static_cast<uint16_t>(sign);
+    return static_cast<uint16_t>(sign | (static_cast<uint32_t>(exponent) << 10) | (mantissa >> 13));
+}
+
+// ---- The arena ---------------------------------------------------------------------------------------
+
+constexpr size_t kArenaBytes = size_t{1} << 20;
+constexpr uint8_t kSentinel = 0xA5;
+
+struct Region {
+    uint8_t* begin;
+    size_t bytes;
+};
+
+class Arena {
+public:
+    Arena() : base_(static_cast<uint8_t*>(std::aligned_alloc(4096, kArenaBytes))), before_(kArenaBytes), writable_(kArenaBytes) {
+        std::memset(base_, kSentinel, kArenaBytes);
+    }
+    uint8_t* base() const { return base_; }
+
+    // Forgets the previous input's layout and restores the sentinel where it wrote.
+    void reset() {
+        std::memset(base_, kSentinel, high_);
+        used_ = 0;
+        high_ = 0;
+    }
+    // `bytes` at an `alignment` boundary (a power of two), or NULL when the arena is full.
+    uint8_t* take(size_t bytes, size_t alignment) {
+        const size_t at = (used_ + alignment - 1) & ~(alignment - 1);
+        if (at + bytes + 8 > kArenaBytes) return nullptr;
+        used_ = at + bytes + 8;  // 8 spare bytes: room to misalign by up to 7
+        high_ = std::max(high_, used_);
+        return base_ + at;
+    }
+    bool contains(const uint8_t* p, size_t bytes) const { return p >= base_ && bytes <= kArenaBytes && p <= base_ + kArenaBytes - bytes; }
+
+    // Snapshot, then poison everything but `readable` (the call's own bytes).
+    void arm(const std::vector<Region>& readable) {
+        // Compared after the call: every byte handed out, and any an aliasing output reaches past them.
+        for (const Region& r : readable)
+            if (contains(r.begin, r.bytes)) high_ = std::max(high_, static_cast<size_t>(r.begin - base_) + r.bytes);
+        std::memcpy(before_.data(), base_, high_);
+        ASAN_POISON_MEMORY_REGION(base_, kArenaBytes);
+        for (const Region& r : readable) ASAN_UNPOISON_MEMORY_REGION(r.begin, r.bytes);
+    }
+    void disarm() { ASAN_UNPOISON_MEMORY_REGION(base_, kArenaBytes); }
+
+    // The first byte that changed outside `writable` (all bytes when the list is empty), or -1.
+    int64_t first_stray_write(const std::vector<Region>& writable) {
+        if (std::memcmp(before_.data(), base_, high_) == 0) return -1;
+        std::fill(writable_.begin(), writable_.begin() + static_cast<std::ptrdiff_t>(high_), 0);
+        for (const Region& r : writable) {
+            const size_t from = std::min(static_cast<size_t>(r.begin - base_), high_);
+            std::fill(writable_.begin() + static_cast<std::ptrdiff_t>(from),
+                      writable_.begin() + static_cast<std::ptrdiff_t>(std::min(from + r.bytes, high_)), 1);
+        }
+        for (size_t i = 0; i < high_; ++i)
+            if (base_[i] != before_[i] && !writable_[i]) return static_cast<int64_t>(i);
+        return -1;
+    }
+
+private:
+    uint8_t* base_;
+    size_t used_ = 0;
+    size_t high_ = 0;  // bytes in use since the last reset
+    std::vector<uint8_t> before_;
+    std::vector<uint8_t> writable_;
+};
+
+// ---- Tensors -----------------------------------------------------------------------------------------
+
+enum class Role { kInput, kOutput };
+
+// What an input tensor holds.
+struct Values {
+    enum Kind { kFloats, kIndices, kDistinctIndices, kSizes } kind = kFloats;
+    int64_t lo = 0;  // kIndices, kDistinctIndices: values in [lo, hi] (each row distinct for the latter)
+    int64_t hi = 0;
+};
+Values floats() { return {}; }
+Values indices(int64_t lo, int64_t hi) { return {Values::kIndices, lo, hi}; }
+Values distinct_indices(int64_t lo, int64_t hi) { return {Values::kDistinctIndices, lo, hi}; }
+Values sizes() { return {Values::kSizes, 0, 0}; }
+
+struct TensorRecord {
+    const tk_tensor* desc;
+    Role role;
+    bool elements_in_arena;  // a known dtype and every element inside the arena
+    std::string why_invalid;  // non-empty: no valid call has this descriptor
+};
+
+int64_t saturating_numel(const tk_tensor& t) {
+    __int128 n = 1;
+    for (int32_t d = 0; d < std::clamp(t.rank, 0, TK_MAX_RANK); ++d) {
+        if (t.shape[d] <= 0) return t.shape[d] == 0 ? 0 : -1;
+        n *= t.shape[d];
+        if (n > INT64_MAX) return INT64_MAX;
+    }
+    return static_cast<int64_t>(n);
+}
+
+// Calls f(pointer, bytes) for each run of contiguous element bytes of t (rank 1-8, known dtype,
+// every element addressable).
+template <class F>
+void for_each_run(const tk_tensor& t, F&& f) {
+    const int64_t element = tk_dtype_size(t.dtype);
+    const int32_t last = t.rank - 1;
+    const bool rows = t.strides[last] == 1 || t.shape[last] == 1;
+    std::array<int64_t, TK_MAX_RANK> index{};
+    const int32_t outer = rows ? last : t.rank;
+    for (;;) {
+        int64_t offset = 0;
+        for (int32_t d = 0; d < outer; ++d) offset += index[static_cast<size_t>(d)] * t.strides[d];
+        uint8_t* p = static_cast<uint8_t*>(t.data) + offset * element;
+        f(p, static_cast<size_t>(rows ? t.shape[last] * element : element));
+        int32_t d = outer - 1;
+        while (d >= 0 && ++index[static_cast<size_t>(d)] == t.shape[d]) index[static_cast<size_t>(d--)] = 0;
+        if (d < 0) return;
+    }
+}
+
+void write_value(const tk_tensor& t, uint8_t* p, double value) {
+    switch (t.dtype) {
+        case TK_DTYPE_F32: {
+            const float v = static_cast<float>(value);
+            std::memcpy(p, &v, 4);
+            break;
+        }
+        case TK_DTYPE_F16: {
+            const uint16_t v = to_half(static_cast<float>(value));
+            std::memcpy(p, &v, 2);
+            break;
+        }
+        case TK_DTYPE_BF16: {
+            const float f = static_cast<float>(value);
+            uint32_t bits;
+            std::memcpy(&bits, &f, 4);
+            const uint16_t v = static_cast<uint16_t>(bits >> 16);
+            std::memcpy(p, &v, 2);
+            break;
+        }
+        case TK_DTYPE_I32: {
+            const int32_t v = std::isfinite(value) && std::fabs(value) < 2e9 ? static_cast<int32_t>(value) : -7;
+            std::memcpy(p, &v, 4);
+            break;
+        }
+        default: {
+            const int64_t v = std::isfinite(value) && std::fabs(value) < 9e18 ? static_cast<int64_t>(value) : -7;
+            std::memcpy(p, &v, 8);
+            break;
+        }
+    }
+}
+
+class Call {
+public:
+    Call(Choices& choices, Arena& arena) : c_(choices), arena_(arena) {}
+
+    // A descriptor for a tensor of `shape` and `dtype` in the arena, or, as the input chooses, one
+    // that is wrong in some way.
+    const tk_tensor* tensor(const std::vector<int64_t>& shape, tk_dtype dtype, Role role, Values values = floats());
+    // An optional tensor: absent (NULL) or present as the input chooses.
+    const tk_tensor* maybe(const std::vector<int64_t>& shape, tk_dtype dtype, Role role, Values values = floats()) {
+        return c_.one_in(3) ? nullptr : tensor(shape, dtype, role, values);
+    }
+    // A scalar output or input array of `bytes` (NULL now and then).
+    template <class T>
+    T* scalar(size_t count, Role role) {
+        if (c_.one_in(40)) return nullptr;
+        uint8_t* p = arena_.take(sizeof(T) * count, alignof(T));
+        if (p == nullptr) return nullptr;
+        readable_.push_back({p, sizeof(T) * count});
+        if (role == Role::kOutput) writable_.push_back({p, sizeof(T) * count});
+        return reinterpret_cast<T*>(p);
+    }
+    // A workspace for an op that queried `queried` bytes (or NULL when the query failed).
+    struct Workspace {
+        void* data = nullptr;
+        uint64_t bytes = 0;
+    };
+    Workspace workspace(const uint64_t* queried);
+
+    // Runs one call of `entry`, which takes the tensors `args`, with the arena armed, then checks the
+    // invariants.
+    template <class F>
+    tk_status run(const char* entry, std::initializer_list<const tk_tensor*> args, F&& call) {
+        arena_.arm(readable_);
+        const tk_status status = call();
+        arena_.disarm();
+        check(entry, std::vector<const tk_tensor*>(args), status);
+        return status;
+    }
+
+private:
+    void place(tk_tensor& t, TensorRecord& record, Role role);
+    void fill(const tk_tensor& t, Values values);
+    void check(const char* entry, const std::vector<const tk_tensor*>& args, tk_status status);
+
+    Choices& c_;
+    Arena& arena_;
+    std::deque<tk_tensor> descs_;
+    std::vector<TensorRecord> tensors_;
+    std::vector<Region> readable_;
+    std::vector<Region> writable_;  // scalar outputs and the workspace
+    std::string workspace_invalid_;  // non-empty: no valid call has this workspace
+};
+
+void set_strides(tk_tensor& t, Choices& c) {
+    const int32_t rank = std::clamp(t.rank, 0, TK_MAX_RANK);
+    const auto contiguous = [&](const std::array<int32_t, TK_MAX_RANK>& order, int64_t pad) {
+        int64_t step = 1;
+        for (int32_t i = rank - 1; i >= 0; --i) {
+            const int32_t d = order[static_cast<size_t>(i)];
+            t.strides[d] = step;
+            // Capped at 2^40: the shapes of 2^32 some inputs choose would overflow the product.
+            const __int128 next = static_cast<__int128>(step) * std::max<int64_t>(t.shape[d], 1) + (i == rank - 1 ? 0 : pad);
+            step = static_cast<int64_t>(std::min<__int128>(next, int64_t{1} << 40));
+        }
+    };
+    std::array<int32_t, TK_MAX_RANK> order{};
+    for (int32_t d = 0; d < TK_MAX_RANK; ++d) order[static_cast<size_t>(d)] = d;
+    switch (c.range(0, 11)) {
+        case 0:  // padded rows: a slice of a larger buffer
+            contiguous(order, c.range(1, 5));
+            break;
+        case 1:  // dimensions laid out in another order (channels not innermost, batch inner)
+            for (int32_t i = rank - 1; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(c.range(0, i))]);
+            contiguous(order, 0);
+            break;
+        case 2:  // any small strides: zero and negative ones make outputs overlap themselves
+            for (int32_t d = 0; d < rank; ++d) t.strides[d] = c.range(-3, 9);
+            break;
+        case 3: {  // one stride whose bytes overflow or pass the end of the address space
+            static const int64_t kHuge[] = {int64_t{1} << 40, int64_t{1} << 53, int64_t{1} << 60, int64_t{1} << 61,
+                                            int64_t{1} << 62, INT64_MAX, INT64_MIN, -(int64_t{1} << 62)};
+            contiguous(order, 0);
+            if (rank > 0) t.strides[c.range(0, rank - 1)] = c.pick(kHuge);
+            break;
+        }
+        default:
+            contiguous(order, 0);
+    }
+}
+
+const tk_tensor* Call::tensor(const std::vector<int64_t>& shape, tk_dtype dtype, Role role, Values values) {
+    if (c_.one_in(50)) return nullptr;
+    descs_.emplace_back();
+    tk_tensor& t = descs_.back();
+    TensorRecord record{&t, role, false, ""};
+    const auto invalid = [&](const char* why) {
+        if (record.why_invalid.empty()) record.why_invalid = why;
+    };
+
+    t.dtype = c_.one_in(40) ? static_cast<tk_dtype>(c_.range(-1, 6)) : dtype;
+    if (tk_dtype_size(t.dtype) == 0) invalid("an unknown dtype");
+    t.rank = c_.one_in(40) ? static_cast<int32_t>(c_.range(-1, TK_MAX_RANK + 1)) : static_cast<int32_t>(shape.size());
+    if (t.rank < 1 || t.rank > TK_MAX_RANK) invalid("a rank outside [1, 8]");
+    const int32_t rank = std::clamp(t.rank, 0, TK_MAX_RANK);
+    for (int32_t d = 0; d < rank; ++d) t.shape[d] = static_cast<size_t>(d) < shape.size() ? shape[static_cast<size_t>(d)] : c_.range(0, 3);
+    if (rank > 0 && c_.one_in(30)) t.shape[c_.range(0, rank - 1)] += c_.range(-2, 2);
+    if (rank > 1 && c_.one_in(200)) t.shape[0] = t.shape[1] = int64_t{1} << 32;  // 2^64 elements
+    for (int32_t d = 0; d < rank; ++d)
+        if (t.shape[d] < 0) invalid("a negative size");
+    if (saturating_numel(t) == INT64_MAX) invalid("an element count beyond int64");
+    if (c_.one_in(40)) {
+        t.device_kind = static_cast<tk_device_kind>(c_.range(-1, 3));
+        invalid(t.device_kind == TK_DEVICE_CPU ? "" : "a device other than the CPU, in a CPU-only build");
+    }
+    if (c_.one_in(60)) {
+        t.device_ordinal = static_cast<int32_t>(c_.range(-1, 2));
+        if (t.device_ordinal != 0) invalid("a CPU ordinal other than 0");
+    }
+    set_strides(t, c_);
+    place(t, record, role);
+    tensors_.push_back(record);
+    if (role == Role::kInput && record.elements_in_arena) fill(t, values);
+    return &t;
+}
+
+void Call::place(tk_tensor& t, TensorRecord& record, Role role) {
+    const int64_t numel = saturating_numel(t);
+    const int64_t element = tk_dtype_size(t.dtype) != 0 ? tk_dtype_size(t.dtype) : 4;
+    if (numel <= 0 || numel == INT64_MAX || !record.why_invalid.empty()) {
+        // Nothing to address (or rejected before the data is looked at): any pointer will do.
+        uint8_t* p = arena_.take(8, 8);
+        t.data = c_.one_in(4) ? nullptr : p;
+        return;
+    }
+    const auto extent = [&](__int128& lowest, __int128& highest) {
+        lowest = highest = 0;
+        for (int32_t d = 0; d < t.rank; ++d)
+            if (t.shape[d] > 1) ((t.strides[d] < 0) ? lowest : highest) += static_cast<__int128>(t.shape[d] - 1) * t.strides[d];
+    };
+    __int128 lowest, highest;
+    extent(lowest, highest);
+    __int128 bytes = (highest - lowest + 1) * element;
+    if (bytes > PTRDIFF_MAX) {
+        record.why_invalid = "an extent beyond the address space";
+        t.data = arena_.take(8, 64);
+        return;
+    }
+    // Extents that fit the address space but not the arena would be the caller's lie about its memory:
+    // those strides are replaced by contiguous ones (and a tensor that still does not fit is emptied).
+    // So are zero strides under a count of elements too large to enumerate in time.
+    if (bytes > static_cast<__int128>(kArenaBytes / 4) || numel > (int64_t{1} << 16)) {
+        int64_t step = 1;
+        for (int32_t d = t.rank - 1; d >= 0; --d) {
+            t.strides[d] = step;
+            step *= std::max<int64_t>(t.shape[d], 1);
+        }
+        extent(lowest, highest);
+        bytes = (highest - lowest + 1) * element;
+    }
+    uint8_t* fresh = bytes <= static_cast<__int128>(kArenaBytes / 4) ? arena_.take(static_cast<size_t>(bytes), c_.one_in(4) ? 8 : 64) : nullptr;
+    if (fresh == nullptr) {
+        t.shape[0] = 0;
+        t.data = nullptr;
+        return;
+    }
+    t.data = fresh - static_cast<int64_t>(lowest) * element;
+    // An output placed over another tensor of the call (the op must refuse when their spans meet).
+    if (role == Role::kOutput && c_.one_in(10) && !tensors_.empty()) {
+        const TensorRecord& other = tensors_[static_cast<size_t>(c_.range(0, static_cast<int64_t>(tensors_.size()) - 1))];
+        if (other.elements_in_arena) {
+            uint8_t* at = static_cast<uint8_t*>(other.desc->data) + c_.range(0, 16) * element;
+            if (arena_.contains(at + static_cast<int64_t>(lowest) * element, static_cast<size_t>(bytes))) t.data = at;
+        }
+    }
+    record.elements_in_arena = true;
+    // Pointers no valid call has.
+    if (c_.one_in(64)) {
+        t.data = nullptr;
+        record.why_invalid = "NULL data";
+        record.elements_in_arena = false;
+    } else if (element > 1 && c_.one_in(64)) {
+        t.data = static_cast<uint8_t*>(t.data) + c_.range(1, element - 1);
+        record.why_invalid = "misaligned data";
+        record.elements_in_arena = false;
+    } else if (c_.one_in(128)) {
+        // Data 8 to 32 bytes below the top of the address space: the elements above it reach the end.
+        const int64_t below_top = 8 * c_.range(1, 4);
+        if (static_cast<__int128>(highest + 1) * element >= below_top) {
+            t.data = reinterpret_cast<void*>(uintptr_t{0} - static_cast<uintptr_t>(below_top));
+            record.why_invalid = "an extent that wraps around the address space";
+            record.elements_in_arena = false;
+        }
+    }
+    if (record.elements_in_arena) for_each_run(t, [&](uint8_t* p, size_t n) { readable_.push_back({p, n}); });
+}
+
+void Call::fill(const tk_tensor& t, Values values) {
+    const bool floating = t.dtype == TK_DTYPE_F32 || t.dtype == TK_DTYPE_F16 || t.dtype == TK_DTYPE_BF16;
+    const int64_t element = tk_dtype_size(t.dtype);
+    const int32_t last = t.rank - 1;
+    // Rows of the last dimension, for distinct indices: a shuffled prefix of [lo, hi] per row.
+    std::vector<int64_t> pool;
+    int64_t in_row = 0;
+    for_each_run(t, [&](uint8_t* p, size_t n) {
+        for (size_t at = 0; at < n; at += static_cast<size_t>(element)) {
+            double v;
+            switch (values.kind) {
+                case Values::kIndices:
+                    v = c_.random() % 32 == 0 ? static_cast<double>(c_.random_in(-3, values.hi + 3)) : static_cast<double>(c_.random_in(values.lo, values.hi));
+                    break;
+                case Values::kDistinctIndices: {
+                    if (in_row == 0 || pool.empty()) {
+                        pool.clear();
+                        for (int64_t i = values.lo; i <= values.hi; ++i) pool.push_back(i);
+                    }
+                    if (pool.empty() || c_.random() % 64 == 0) {
+                        v = static_cast<double>(c_.random_in(values.lo - 1, values.hi + 1));  // out of range or a repeat
+                    } else {
+                        const size_t i = static_cast<size_t>(c_.random() % pool.size());
+                        v = static_cast<double>(pool[i]);
+                        pool[i] = pool.back();
+                        pool.pop_back();
+                    }
+                    in_row = (in_row + 1) % std::max<int64_t>(t.shape[last], 1);
+                    break;
+                }
+                case Values::kSizes:
+                    v = c_.random() % 32 == 0 ? static_cast<double>(random_float(c_)) : static_cast<double>(c_.random_in(1, 6));
+                    break;
+                default:
+                    v = floating ? static_cast<double>(random_float(c_)) : static_cast<double>(c_.random_in(-2, 40));
+            }
+            write_value(t, p + at, v);
+        }
+    });
+}
+
+Call::Workspace Call::workspace(const uint64_t* queried) {
+    Workspace w;
+    const uint64_t size = queried != nullptr ? *queried : 0;
+    switch (c_.range(0, 7)) {
+        case 0:  // absent
+            return w;
+        case 1:  // bytes without a pointer
+            w.bytes = static_cast<uint64_t>(c_.range(1, 4096));
+            workspace_invalid_ = "workspace_bytes without a workspace";
+            return w;
+        case 2:  // over a tensor of the call
+            if (!tensors_.empty()) {
+                const TensorRecord& other = tensors_[static_cast<size_t>(c_.range(0, static_cast<int64_t>(tensors_.size()) - 1))];
+                if (other.elements_in_arena) {
+                    w.data = other.desc->data;
+                    w.bytes = std::max<uint64_t>(size, 4);
+                    if (!arena_.contains(static_cast<uint8_t*>(w.data), w.bytes)) return Workspace{};
+                    workspace_invalid_ = "a workspace over a tensor of the call";
+                }
+            }
+            return w;
+        case 3:  // a size that wraps around the address space
+            w.data = arena_.take(64, 64);
+            w.bytes = UINT64_MAX - static_cast<uint64_t>(c_.range(0, 64));
+            workspace_invalid_ = "a workspace that wraps around the address space";
+            return w;
+        default: {  // the queried size, a byte short of it, or more
+            const int64_t delta = c_.range(-1, 64);
+            if (size > kArenaBytes / 4) return w;
+            w.bytes = static_cast<uint64_t>(std::max<int64_t>(static_cast<int64_t>(size) + delta, 0));
+            w.data = arena_.take(static_cast<size_t>(w.bytes), c_.one_in(4) ? 8 : 256);
+            if (w.data == nullptr) {
+                w.bytes = 0;
+                return w;
+            }
+            if (c_.one_in(8)) w.data = static_cast<uint8_t*>(w.data) + c_.range(1, 7);  // any alignment is the caller's to pick
+            readable_.push_back({static_cast<uint8_t*>(w.data), static_cast<size_t>(w.bytes)});
+            writable_.push_back({static_cast<uint8_t*>(w.data), static_cast<size_t>(w.bytes)});
+            return w;
+        }
+    }
+}
+
+std::string describe(const tk_tensor& t) {
+    std::string s = "dtype " + std::to_string(t.dtype) + " device " + std::to_string(t.device_kind) + ":" +
+                    std::to_string(t.device_ordinal) + " rank " + std::to_string(t.rank) + " shape [";
+    for (int32_t d = 0; d < std::clamp(t.rank, 0, TK_MAX_RANK); ++d) s += (d ? ", " : "") + std::to_string(t.shape[d]);
+    s += "] strides [";
+    for (int32_t d = 0; d < std::clamp(t.rank, 0, TK_MAX_RANK); ++d) s += (d ? ", " : "") + std::to_string(t.strides[d]);
+    char pointer[32];
+    std::snprintf(pointer, sizeof pointer, "%p", t.data);
+    return s + "] data " + pointer;
+}
+
+void Call::check(const char* entry, const std::vector<const tk_tensor*>& args, tk_status status) {
+    ++counts.calls;
+    const auto taken = [&](const TensorRecord& r) { return std::find(args.begin(), args.end(), r.desc) != args.end(); };
+    const std::string message = tk_last_error();
+    if (status == TK_STATUS_OK) {
+        ++counts.accepted;
+        if (!message.empty()) finding(std::string(entry) + " returned OK with a message: " + message);
+        for (const TensorRecord& r : tensors_)
+            if (taken(r) && !r.why_invalid.empty())
+                finding(std::string(entry) + " accepted a tensor with " + r.why_invalid + ": " + describe(*r.desc));
+        if (!workspace_invalid_.empty()) finding(std::string(entry) + " accepted " + workspace_invalid_);
+        std::vector<Region> writable = writable_;
+        for (const TensorRecord& r : tensors_)
+            if (taken(r) && r.role == Role::kOutput && r.elements_in_arena)
+                for_each_run(*r.desc, [&](uint8_t* p, size_t n) { writable.push_back({p, n}); });
+        const int64_t stray = arena_.first_stray_write(writable);
+        if (stray >= 0)
+            finding(std::string(entry) + " returned OK and wrote arena byte " + std::to_string(stray) +
+                    ", outside its outputs and workspace");
+    } else {
+        ++counts.rejected;
+        if (message.empty()) finding(std::string(entry) + " returned " + tk_status_name(status) + " without a message");
+        if (std::strncmp(tk_status_name(status), "TK_STATUS_", 10) != 0 || status == TK_STATUS_INTERNAL)
+            finding(std::string(entry) + " returned " + tk_status_name(status) + ": " + message);
+        const int64_t stray = arena_.first_stray_write({});
+        if (stray >= 0)
+            finding(std::string(entry) + " rejected the call (" + message + ") yet wrote arena byte " + std::to_string(stray));
+    }
+}
+
+// ---- Params ------------------------------------------------------------------------------------------
+
+// A value in [lo, hi] mostly, else one just outside, else any int32.
+int32_t around(Choices& c, int64_t lo, int64_t hi) {
+    if (c.one_in(16)) return c.any_int32();
+    if (c.one_in(12)) return static_cast<int32_t>(c.one_in(2) ? lo - 1 : hi + 1);
+    return static_cast<int32_t>(c.range(lo, std::max(lo, hi)));
+}
+
+float some_float(Choices& c, float lo, float hi) {
+    if (c.one_in(16)) {
+        static const float kOdd[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                                     -std::numeric_limits<float>::infinity(), 0.0f, -1.0f, 1e30f};
+        return c.pick(kOdd);
+    }
+    return lo + (hi - lo) * static_cast<float>(c.range(0, 1000)) / 1000.0f;
+}
+
+tk_dtype float_dtype(Choices& c) {
+    static const tk_dtype kFloats[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16};
+    return c.pick(kFloats);
+}
+tk_dtype index_dtype(Choices& c) { return c.one_in(2) ? TK_DTYPE_I64 : TK_DTYPE_I32; }
+
+// ---- One function per entry point (or family of them) ------------------------------------------------
+
+void fuzz_library_info(Choices& c, Call& call) {
+    switch (c.range(0, 6)) {
+        case 0: {
+            if (tk_version() != TK_VERSION || std::strlen(tk_version_string()) == 0) finding("tk_version disagrees with the header");
+            const char* name = tk_status_name(c.any_int32());
+            if (name == nullptr) finding("tk_status_name returned NULL");
+            const int32_t size = tk_dtype_size(c.any_int32() % 8);
+            if (size != 0 && size != 2 && size != 4 && size != 8) finding("tk_dtype_size returned " + std::to_string(size));
+            return;
+        }
+        case 1: {
+            static const char* const kStructs[] = {"tk_tensor", "tk_pool_params", "tk_merge_params", "tk_importance_params",
+                                                   "tk_topk_params", "tk_diversity_params", "tk_nope", "", nullptr};
+            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "nope", ""};
+            const char* name = c.pick(kStructs);
+            const char* field = c.pick(kFields);
+            uint64_t* value = call.scalar<uint64_t>(1, Role::kOutput);
+            call.run("tk_struct_layout", {}, [&] { return tk_struct_layout(name, field, value); });
+            return;
+        }
+        case 2: {
+            static const int32_t kCounts[] = {0, 1, 2, 3, 4, 1024, 1025, -1, 100000, INT32_MAX, INT32_MIN};
+            const int32_t count = c.one_in(3) ? c.pick(kCounts) : static_cast<int32_t>(c.range(1, 4));
+            const int32_t before = tk_get_num_threads();
+            const tk_status status = call.run("tk_set_num_threads", {}, [&] { return tk_set_num_threads(count); });
+            const int32_t after = tk_get_num_threads();
+            if (status == TK_STATUS_OK ? (count > 0 && after != count) : after != before)
+                finding("tk_set_num_threads(" + std::to_string(count) + ") left tk_get_num_threads at " + std::to_string(after));
+            if (after < 1 || after > 1024) finding("tk_get_num_threads returned " + std::to_string(after));
+            return;
+        }
+        case 3: {
+            if (tk_cuda_is_built() != 0) finding("the fuzz build has CUDA");
+            int32_t* count = call.scalar<int32_t>(1, Role::kOutput);
+            call.run("tk_cuda_device_count", {}, [&] { return tk_cuda_device_count(count); });
+            if (tk_cuda_architectures() == nullptr) finding("tk_cuda_architectures returned NULL");
+            return;
+        }
+        case 4: {
+            const int32_t ordinal = around(c, 0, 1);
+            const int32_t capacity = around(c, 0, 64);
+            char* buffer = call.scalar<char>(static_cast<size_t>(std::clamp(capacity, 0, 64)), Role::kOutput);
+            int32_t* major = call.scalar<int32_t>(1, Role::kOutput);
+            int32_t* minor = call.scalar<int32_t>(1, Role::kOutput);
+            int32_t* supported = call.scalar<int32_t>(1, Role::kOutput);
+            if (capacity >= 0 && capacity <= 64)
+                call.run("tk_cuda_device_name", {}, [&] { return tk_cuda_device_name(ordinal, buffer, capacity); });
+            call.run("tk_cuda_device_capability", {}, [&] { return tk_cuda_device_capability(ordinal, major, minor); });
+            const int32_t cc_major = around(c, 3, 12), cc_minor = around(c, 0, 9);
+            call.run("tk_cuda_capability_supported", {}, [&] { return tk_cuda_capability_supported(cc_major, cc_minor, supported); });
+            return;
+        }
+        case 5: {
+            const int32_t ordinal = around(c, 0, 1);
+            tk_stream* stream = call.scalar<tk_stream>(1, Role::kOutput);
+            call.run("tk_cuda_stream_create", {}, [&] { return tk_cuda_stream_create(ordinal, stream); });
+            call.run("tk_cuda_stream_synchronize", {}, [&] { return tk_cuda_stream_synchronize(nullptr); });
+            call.run("tk_cuda_stream_destroy", {}, [&] { return tk_cuda_stream_destroy(nullptr); });
+            return;
+        }
+        default: {
+            const int32_t ordinal = around(c, 0, 1);
+            const uint64_t bytes = c.one_in(2) ? static_cast<uint64_t>(c.range(0, 4096)) : UINT64_MAX;
+            void** ptr = call.scalar<void*>(1, Role::kOutput);
+            uint8_t* host = call.scalar<uint8_t>(64, Role::kOutput);
+            call.run("tk_cuda_malloc", {}, [&] { return tk_cuda_malloc(ordinal, bytes, ptr); });
+            call.run("tk_cuda_free", {}, [&] { return tk_cuda_free(ordinal, nullptr); });
+            call.run("tk_cuda_memcpy_async", {}, [&] { return tk_cuda_memcpy_async(host, host, c.one_in(2) ? 64 : bytes, nullptr); });
+            call.run("tk_cuda_memset_async", {}, [&] { return tk_cuda_memset_async(host, 0, c.one_in(2) ? 64 : bytes, nullptr); });
+            return;
+        }
+    }
+}
+
+void fuzz_pool(Choices& c, Call& call) {
+    tk_pool_params p{};
+    p.mode = around(c, TK_POOL_WINDOW_AVG, TK_POOL_BILINEAR);
+    for (int d = 0; d < 3; ++d) {
+        p.kernel[d] = around(c, 1, 4);
+        p.stride[d] = around(c, 1, 4);
+        p.output_size[d] = around(c, 1, 7);
+    }
+    const std::vector<int64_t> in = {c.range(0, 2), c.range(0, 6), c.range(0, 13), c.range(0, 13), c.range(0, 24)};
+    if (p.mode == TK_POOL_BILINEAR && !c.one_in(8)) p.output_size[0] = static_cast<int32_t>(in[1]);
+    int64_t* input_shape = call.scalar<int64_t>(5, Role::kInput);
+    if (input_shape != nullptr) std::copy(in.begin(), in.end(), input_shape);
+    int64_t* output_shape = call.scalar<int64_t>(5, Role::kOutput);
+    const tk_pool_params* params = c.one_in(50) ? nullptr : &p;
+    const tk_status shaped =
+        call.run("tk_pool_output_shape", {}, [&] { return tk_pool_output_shape(params, input_shape, output_shape); });
+    std::vector<int64_t> out = in;
+    if (shaped == TK_STATUS_OK) out.assign(output_shape, output_shape + 5);
+    const tk_dtype dtype = float_dtype(c);
+    const tk_tensor* x = call.tensor(in, dtype, Role::kInput);
+    const tk_tensor* y = call.tensor(out, dtype, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried = call.run("tk_pool_workspace_size", {x, y}, [&] { return tk_pool_workspace_size(params, x, y, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_pool", {x, y}, [&] { return tk_pool(params, x, y, w.data, w.bytes, nullptr); });
+}
+
+void fuzz_merge(Choices& c, Call& call) {
+    tk_merge_params p{};
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 41);
+    p.r = around(c, 0, tokens / 2 + 1);
+    p.use_threshold = around(c, 0, 1);
+    p.threshold = some_float(c, -1.0f, 1.0f);
+    p.protect_first = around(c, 0, 1);
+    p.protect_second = around(c, 0, 1);
+    p.mode = around(c, TK_MERGE_WEIGHTED_MEAN, TK_MERGE_DROP);
+    p.order = around(c, TK_MERGE_ORDER_POSITIONAL, TK_MERGE_ORDER_TOME);
+    const tk_merge_params* params = c.one_in(50) ? nullptr : &p;
+    int64_t* effective_r = call.scalar<int64_t>(1, Role::kOutput);
+    int64_t* rows = call.scalar<int64_t>(1, Role::kOutput);
+    const int64_t asked = c.one_in(16) ? c.pick({int64_t{-1}, int64_t{1} << 31, INT64_MAX}) : tokens;
+    const tk_status counted =
+        call.run("tk_merge_output_tokens", {}, [&] { return tk_merge_output_tokens(params, asked, effective_r, rows); });
+    const int64_t out_tokens = counted == TK_STATUS_OK && asked == tokens ? *rows : tokens - c.range(0, tokens / 2);
+    const tk_dtype metric_dtype = float_dtype(c), x_dtype = float_dtype(c);
+    const int64_t metric_channels = c.range(0, 24), channels = c.range(0, 24);
+    const tk_tensor* metric = call.tensor({batch, tokens, metric_channels}, metric_dtype, Role::kInput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    switch (c.range(0, 2)) {
+        case 0: {  // matching alone
+            const int64_t sources = (tokens + 1) / 2;
+            const tk_tensor* dst = call.tensor({batch, sources}, TK_DTYPE_I32, Role::kOutput);
+            const tk_tensor* best = call.tensor({batch, sources}, TK_DTYPE_F32, Role::kOutput);
+            const tk_status queried = call.run("tk_merge_workspace_size", {metric}, [&] { return tk_merge_workspace_size(params, metric, nullptr, bytes); });
+            const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+            call.run("tk_merge_match", {metric, dst, best}, [&] { return tk_merge_match(params, metric, dst, best, w.data, w.bytes, nullptr); });
+            return;
+        }
+        case 1: {
+            const tk_tensor* x = c.one_in(6) ? metric : call.tensor({batch, tokens, channels}, x_dtype, Role::kInput);
+            const tk_tensor* size = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kInput, sizes());
+            const tk_dtype out_dtype = x != nullptr ? x->dtype : x_dtype;
+            const int64_t out_channels = x != nullptr && x->rank == 3 ? x->shape[2] : channels;
+            const tk_tensor* out = call.tensor({batch, out_tokens, out_channels}, out_dtype, Role::kOutput);
+            const tk_tensor* out_size = call.maybe({batch, out_tokens}, TK_DTYPE_F32, Role::kOutput);
+            const tk_tensor* source_map = call.maybe({batch, tokens}, TK_DTYPE_I32, Role::kOutput);
+            const tk_tensor* merge_count = c.one_in(4) ? nullptr : call.tensor({batch}, TK_DTYPE_I32, Role::kOutput);
+            const tk_status queried = call.run("tk_merge_workspace_size", {metric, x}, [&] { return tk_merge_workspace_size(params, metric, x, bytes); });
+            const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+            call.run("tk_merge", {metric, x, size, out, out_size, source_map, merge_count}, [&] {
+                return tk_merge(params, metric, x, size, out, out_size, source_map, merge_count, w.data, w.bytes, nullptr);
+            });
+            return;
+        }
+        default: {  // unmerge
+            const tk_tensor* y = call.tensor({batch, out_tokens, channels}, x_dtype, Role::kInput);
+            const tk_tensor* map = call.tensor({batch, tokens}, index_dtype(c), Role::kInput, indices(0, std::max<int64_t>(out_tokens - 1, 0)));
+            const tk_tensor* out = call.tensor({batch, tokens, channels}, x_dtype, Role::kOutput);
+            call.run("tk_unmerge", {y, map, out}, [&] { return tk_unmerge(y, map, out, nullptr); });
+            return;
+        }
+    }
+}
+
+tk_importance_params importance_params(Choices& c, int64_t queries, int64_t keys) {
+    tk_importance_params p{};
+    p.query_begin = around(c, 0, std::max<int64_t>(queries - 1, 0));
+    p.query_end = around(c, p.query_begin + 1, queries);
+    p.key_begin = around(c, 0, keys);
+    p.key_end = around(c, p.key_begin, keys);
+    p.head_reduce = around(c, TK_REDUCE_MEAN, TK_REDUCE_SUM);
+    p.query_reduce = around(c, TK_REDUCE_MEAN, TK_REDUCE_SUM);
+    p.scale = some_float(c, 0.05f, 1.0f);
+    p.causal = around(c, 0, 1);
+    return p;
+}
+
+void fuzz_importance(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 2), heads = c.range(0, 4), queries = c.range(0, 9), keys = c.range(0, 24);
+    tk_importance_params p = importance_params(c, queries, keys);
+    const tk_importance_params* params = c.one_in(50) ? nullptr : &p;
+    const int64_t kept = std::max<int64_t>(p.key_end - p.key_begin, 0);
+    const tk_tensor* out = nullptr;
+    if (c.one_in(2)) {
+        const tk_tensor* attn = call.tensor({batch, heads, queries, keys}, float_dtype(c), Role::kInput);
+        out = call.tensor({batch, kept}, TK_DTYPE_F32, Role::kOutput);
+        call.run("tk_attention_importance", {attn, out}, [&] { return tk_attention_importance(params, attn, out, nullptr); });
+        return;
+    }
+    const int64_t kv_heads = heads > 0 && c.one_in(2) ? std::max<int64_t>(heads / 2, 1) : heads;
+    const int64_t dim = c.range(0, 20);
+    const tk_dtype dtype = float_dtype(c);
+    const tk_tensor* q = call.tensor({batch, heads, queries, dim}, dtype, Role::kInput);
+    const tk_tensor* k = call.tensor({batch, kv_heads, keys, dim}, dtype, Role::kInput);
+    const tk_tensor* lse = call.maybe({batch, heads, queries}, TK_DTYPE_F32, Role::kInput);
+    out = call.tensor({batch, kept}, TK_DTYPE_F32, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried =
+        call.run("tk_qk_importance_workspace_size", {q, k, lse}, [&] { return tk_qk_importance_workspace_size(params, q, k, lse, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_qk_importance", {q, k, lse, out}, [&] { return tk_qk_importance(params, q, k, lse, out, w.data, w.bytes, nullptr); });
+}
+
+void fuzz_topk_gather(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 40);
+    if (c.one_in(2)) {
+        tk_topk_params p{around(c, 0, tokens)};
+        const tk_topk_params* params = c.one_in(50) ? nullptr : &p;
+        const int64_t k = std::max<int32_t>(p.k, 0);
+        const tk_tensor* scores = call.tensor({batch, tokens}, float_dtype(c), Role::kInput);
+        const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+        const tk_tensor* item_k = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, k));
+        const tk_tensor* kept = call.tensor({batch, k}, TK_DTYPE_I32, Role::kOutput);
+        const tk_tensor* ranked = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
+        uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+        const tk_status queried = call.run("tk_topk_workspace_size", {scores}, [&] { return tk_topk_workspace_size(params, scores, bytes); });
+        const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+        call.run("tk_topk", {scores, lengths, item_k, kept, ranked}, [&] { return tk_topk(params, scores, lengths, item_k, kept, ranked, w.data, w.bytes, nullptr); });
+        return;
+    }
+    static const tk_dtype kAny[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16, TK_DTYPE_I32, TK_DTYPE_I64};
+    const tk_dtype dtype = c.pick(kAny);
+    const int64_t k = c.range(0, 12), channels = c.range(0, 20);
+    const tk_tensor* x = call.tensor({batch, tokens, channels}, dtype, Role::kInput);
+    const tk_tensor* picked = call.tensor({batch, k}, index_dtype(c), Role::kInput, indices(-1, std::max<int64_t>(tokens - 1, 0)));
+    const tk_tensor* out = call.tensor({batch, k, channels}, dtype, Role::kOutput);
+    call.run("tk_gather", {x, picked, out}, [&] { return tk_gather(x, picked, out, nullptr); });
+}
+
+void fuzz_contextual(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 2), tokens = c.range(0, 30);
+    const int64_t dominant = c.range(0, tokens);
+    const int32_t contextual = around(c, 0, tokens - dominant);
+    const tk_tensor* metric = call.tensor({batch, tokens, c.range(0, 16)}, float_dtype(c), Role::kInput);
+    const tk_dtype x_dtype = float_dtype(c);
+    const int64_t channels = c.range(0, 16);
+    const tk_tensor* x = c.one_in(6) ? metric : call.tensor({batch, tokens, channels}, x_dtype, Role::kInput);
+    const tk_tensor* kept =
+        call.tensor({batch, dominant}, index_dtype(c), Role::kInput, distinct_indices(0, std::max<int64_t>(tokens - 1, 0)));
+    const tk_dtype out_dtype = x != nullptr ? x->dtype : x_dtype;
+    const int64_t out_channels = x != nullptr && x->rank == 3 ? x->shape[2] : channels;
+    const tk_tensor* out = call.tensor({batch, std::max<int32_t>(contextual, 0), out_channels}, out_dtype, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried = call.run("tk_visionzip_contextual_workspace_size", {metric, x, kept}, [&] {
+        return tk_visionzip_contextual_workspace_size(contextual, metric, x, kept, bytes);
+    });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_visionzip_contextual", {metric, x, kept, out}, [&] { return tk_visionzip_contextual(contextual, metric, x, kept, out, w.data, w.bytes, nullptr); });
+}
+
+void fuzz_diversity(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 40);
+    tk_diversity_params p{};
+    p.k = around(c, 0, tokens);
+    p.distance = around(c, TK_DISTANCE_COSINE, TK_DISTANCE_L2);
+    p.first = around(c, TK_FIRST_MOST_ISOLATED, TK_FIRST_SCORE);
+    p.objective = around(c, TK_DIVERSITY_MAX_MIN, TK_DIVERSITY_MAX_SUM);
+    const tk_diversity_params* params = c.one_in(50) ? nullptr : &p;
+    const int64_t k = std::max<int32_t>(p.k, 0);
+    const tk_tensor* x = call.tensor({batch, tokens, c.range(0, 24)}, float_dtype(c), Role::kInput);
+    const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+    const tk_tensor* item_k = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, k));
+    // The first center's input goes with its policy, and now and then with another.
+    const bool wrong_first = c.one_in(12);
+    const tk_tensor* first_index = (p.first == TK_FIRST_INDEX) != wrong_first
+                                       ? call.tensor({batch}, TK_DTYPE_I32, Role::kInput, indices(0, std::max<int64_t>(tokens - 1, 0)))
+                                       : nullptr;
+    const tk_tensor* first_score = (p.first == TK_FIRST_SCORE) != wrong_first ? call.tensor({batch, tokens}, float_dtype(c), Role::kInput) : nullptr;
+    const tk_tensor* order = call.tensor({batch, k}, TK_DTYPE_I32, Role::kOutput);
+    const tk_tensor* sorted = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried = call.run("tk_diversity_workspace_size", {x}, [&] { return tk_diversity_workspace_size(params, x, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_diversity_select", {x, lengths, item_k, first_index, first_score, order, sorted}, [&] {
+        return tk_diversity_select(params, x, lengths, item_k, first_index, first_score, order, sorted, w.data, w.bytes, nullptr);
+    });
+}
+
+Arena* arena = nullptr;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    arena = new Arena();
+    std::atexit(print_counts);
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    ++counts.inputs;
+    Choices choices(data, size);
+    for (int i = 0; i < 8 && choices.more(); ++i) {
+        arena->reset();
+        Call call(choices, *arena);
+        switch (choices.range(0, 7)) {
+            case 0: fuzz_library_info(choices, call); break;
+            case 1: fuzz_pool(choices, call); break;
+            case 2: fuzz_merge(choices, call); break;
+            case 3: fuzz_importance(choices, call); break;
+            case 4:
+            case 5: fuzz_topk_gather(choices, call); break;
+            case 6: fuzz_contextual(choices, call); break;
+            default: fuzz_diversity(choices, call); break;
+        }
+    }
+    return 0;
+}
