@@ -275,6 +275,20 @@ TEST(Diversity, WorkspaceQueriedAtAnotherThreadCount) {
         }
 }
 
+// The most isolated search keeps a tile of scores per thread, but no more tiles than panels of tokens:
+// at 1024 threads N = 24 tokens need what they need at 24 threads (at most one panel per token), and a
+// selection at 1024 threads in that workspace selects what one thread does.
+TEST(Diversity, WorkspaceTilesCappedByTheTokens) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const tk_diversity_params p = diversity_params(5, TK_DISTANCE_COSINE, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_MIN);
+    DiversityBuffers d = diversity_buffers(p, TK_DTYPE_F32, 1, 24, 16, ArrayLayout{}, false, false, g);
+    EXPECT_EQ(queried_workspace_bytes(d, 1024), queried_workspace_bytes(d, 24));
+    EXPECT_LT(queried_workspace_bytes(d, 24), queried_workspace_bytes(d, 1) * 24);
+    const ScopedNumThreads many(1024);
+    ASSERT_TRUE(run_diversity(d, true, 1024));
+    EXPECT_EQ(as_int32(d.order), reference_diversity(p, d.inputs()).order);
+}
+
 // The header's promise: with the caller's workspace the op allocates nothing large. Here no allocation
 // reaches 16 rows of C floats (the per-token bookkeeping at this N is far below that); the packed copy
 // and the most isolated search's column panels would. Without the workspace the packed copy is

@@ -90,7 +90,7 @@ public static unsafe class DiversitySelection
 
     /// <summary>
     /// Bytes of the optional host workspace for these tokens and options: one item's packed copy of the tokens (and, for the
-    /// most-isolated first center, the search's panels and a tile of scores for each CPU thread). Depends on N, C, k and the
+    /// most-isolated first center, the search's panels and a tile of scores for each CPU thread, up to one per panel of tokens). Depends on N, C, k and the
     /// options, on the CPU's vector width and, for the most-isolated first center, on <see cref="TokenKernelsLibrary.NumThreads"/>
     /// when this is called: a workspace sized with fewer threads than a later selection runs on is still accepted, and that
     /// search then runs on as many threads as it has buffers for.

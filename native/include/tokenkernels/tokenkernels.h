@@ -419,7 +419,7 @@ TK_API tk_status tk_visionzip_contextual(int32_t contextual, const tk_tensor* me
  * Workspace from tk_diversity_workspace_size, or NULL/0: on CUDA the op then allocates it
  * stream-ordered; on the CPU it is one item's packed copy of the tokens (with TK_FIRST_MOST_ISOLATED
  * also the search's GEMM panels, and a tile of scores for each of tk_get_num_threads() threads at the
- * query), which the op otherwise allocates per item: with it nothing large is allocated and the items
+ * query, up to one per micro-kernel panel of N tokens), which the op otherwise allocates per item: with it nothing large is allocated and the items
  * run one after another, each over all threads. A CPU workspace below its query's size is accepted
  * down to the size queried with one thread; the most isolated search then runs on as many threads as
  * it holds buffers for. */

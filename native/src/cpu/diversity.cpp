@@ -135,7 +135,9 @@ ItemLayout item_layout(const DiversityPlan& plan, int64_t conveyors) {
     if (plan.first == TK_FIRST_MOST_ISOLATED) {
         layout.columns = cursor.take(float_bytes(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
         layout.conveyor = conveyor_shape(plan.tokens);
-        layout.conveyors = std::max<int64_t>(conveyors, 1);
+        // A conveyor starts on one micro-panel of rows: past one per panel of tokens, more would idle.
+        const int64_t panels = (plan.tokens + best_micro_kernel().mr - 1) / best_micro_kernel().mr;
+        layout.conveyors = std::clamp<int64_t>(conveyors, 1, std::max<int64_t>(panels, 1));
         layout.conveyor_buffers = cursor.take(static_cast<uint64_t>(layout.conveyors) * layout.conveyor.bytes);
     }
     layout.total = cursor.total();
@@ -660,7 +662,8 @@ void greedy_max_min(const PackedTokens& tokens, DistanceBlockFn distance_block, 
     // center (a later refresh sees again the centers past `seen`, which leaves a minimum as it is).
     std::vector<Entry> batch;
     constexpr int64_t kEntryBlock = 6;
-    const int64_t max_team = std::max<int64_t>(num_threads(), 1);
+    // Each chunk of kCenterChunk centers is split over the team: members past that would have none.
+    const int64_t max_team = std::clamp<int64_t>(num_threads(), 1, kCenterChunk);
     std::atomic<uint32_t> batch_min[kRefreshBatch];  // monotone bits; every score in the heap is a number
     std::vector<int32_t> reached(static_cast<size_t>(max_team * kRefreshBatch));  // [thread][entry]: chunk end
     const auto refresh_batch = [&](int32_t centers) {
