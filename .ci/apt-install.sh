@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # .ci/apt-install.sh WHO PACKAGE...: installs Debian packages for one of the install-*.sh scripts (WHO
-# names it in messages): as root, without recommends (wine64 would bring wine32 and X libraries, the
-# cross compilers documentation), refreshing the package lists only when the first try fails. Keeps
+# names it in messages): as root, without recommends (wine64 recommends wine32, an i386 multiarch, and
+# libwine's fonts, sound and X libraries), refreshing the package lists only when the first try fails. Keeps
 # apt's summary (download size, disk space) and says how long it took.
 set -euo pipefail
 who=$1

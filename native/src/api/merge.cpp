@@ -254,12 +254,12 @@ TK_API tk_status tk_merge_match(const tk_merge_params* params, const tk_tensor* 
                                 const tk_tensor* best, void* workspace, uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         const tk::MergePlan plan = make_match_plan(params, metric, dst, best);
-        const tk::NamedTensors tensors = {{metric, "metric"}, {dst, "dst"}, {best, "best"}};
-        if (metric->device_kind == TK_DEVICE_CPU) {
-            require_workspace(workspace, workspace_bytes, 0, *metric, tensors);
+        const bool on_cpu = metric->device_kind == TK_DEVICE_CPU;
+        require_workspace(workspace, workspace_bytes, on_cpu ? 0 : tk::cuda::merge_workspace_bytes(plan), *metric,
+                          {{metric, "metric"}, {dst, "dst"}, {best, "best"}});
+        if (on_cpu) {
             if (plan.batch * plan.tokens > 0) tk::cpu::merge_match(plan);
         } else {
-            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric, tensors);
             tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch * plan.tokens > 0) tk::cuda::merge_match(plan, workspace, stream);
         }
@@ -272,13 +272,13 @@ TK_API tk_status tk_merge(const tk_merge_params* params, const tk_tensor* metric
                           uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         const tk::MergePlan plan = make_merge_plan(params, MergeArguments{metric, x, size, out, out_size, source_map, merge_count});
-        const tk::NamedTensors tensors = {{metric, "metric"}, {x, "x"}, {size, "size"}, {out, "out"},
-                                          {out_size, "out_size"}, {source_map, "source_map"}, {merge_count, "merge_count"}};
-        if (metric->device_kind == TK_DEVICE_CPU) {
-            require_workspace(workspace, workspace_bytes, 0, *metric, tensors);
+        const bool on_cpu = metric->device_kind == TK_DEVICE_CPU;
+        require_workspace(workspace, workspace_bytes, on_cpu ? 0 : tk::cuda::merge_workspace_bytes(plan), *metric,
+                          {{metric, "metric"}, {x, "x"}, {size, "size"}, {out, "out"}, {out_size, "out_size"},
+                           {source_map, "source_map"}, {merge_count, "merge_count"}});
+        if (on_cpu) {
             if (plan.batch > 0) tk::cpu::merge(plan);
         } else {
-            require_workspace(workspace, workspace_bytes, tk::cuda::merge_workspace_bytes(plan), *metric, tensors);
             tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             if (plan.batch > 0) tk::cuda::merge(plan, workspace, stream);
         }

@@ -253,9 +253,7 @@ int32_t num_threads() noexcept {
     return n > 0 ? std::min(n, kMaxThreads) : default_threads();
 }
 
-void set_num_threads(int32_t n) noexcept {
-    configured_threads.store(std::clamp(n, 0, kMaxThreads), std::memory_order_relaxed);
-}
+void set_num_threads(int32_t n) noexcept { configured_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
 
 namespace detail {
 

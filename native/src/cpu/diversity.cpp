@@ -136,7 +136,8 @@ ItemLayout item_layout(const DiversityPlan& plan, int64_t conveyors) {
         layout.columns = cursor.take(float_bytes(round_up(plan.tokens, best_micro_kernel().nr) * plan.channels));
         layout.conveyor = conveyor_shape(plan.tokens);
         // A conveyor starts on one micro-panel of rows: past one per panel of tokens, more would idle.
-        const int64_t panels = (plan.tokens + best_micro_kernel().mr - 1) / best_micro_kernel().mr;
+        const int64_t mr = best_micro_kernel().mr;
+        const int64_t panels = (plan.tokens + mr - 1) / mr;
         layout.conveyors = std::clamp<int64_t>(conveyors, 1, std::max<int64_t>(panels, 1));
         layout.conveyor_buffers = cursor.take(static_cast<uint64_t>(layout.conveyors) * layout.conveyor.bytes);
     }
