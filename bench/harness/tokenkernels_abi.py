@@ -112,10 +112,18 @@ class TkDiversityParams(ctypes.Structure):
     ]
 
 
+class TkEvsParams(ctypes.Structure):
+    _fields_ = [
+        ("pruning_rate", ctypes.c_double),
+        ("height", ctypes.c_int32),
+        ("width", ctypes.c_int32),
+    ]
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
-                 "tk_diversity_params": TkDiversityParams}
+                 "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -172,6 +180,12 @@ def _declare_functions(library):
     _declare(library, "tk_diversity_select", status,
              [p(TkDiversityParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_temporal_similarity", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
+    _declare(library, "tk_evs_retained_tokens", status, [p(TkEvsParams), ctypes.c_int64, p(ctypes.c_int64)])
+    _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_evs", status,
+             [p(TkEvsParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
 
 
 def resolve_library_path(cli_path):
@@ -357,6 +371,26 @@ class Library:
         return PreparedCall(lambda: self.check(select(*arguments)), tensors)
 
 
+    def evs_retained_tokens(self, params, frames):
+        retained = ctypes.c_int64()
+        self.check(self.native.tk_evs_retained_tokens(ctypes.byref(params), frames, ctypes.byref(retained)))
+        return retained.value
+
+    def prepare_evs(self, params, x, out=None, indices=None, positions=None, mask=None):
+        """A zero-argument call of tk_evs (x [B, T, P, C] -> the kept tokens out [B, K, C], their flat
+        positions indices [B, K] i32, grid coordinates positions [B, K, 3] i32 and mask [B, T * P] i32,
+        each optional), with descriptors, workspace and stream settled now."""
+        views = [tensor_view(t) if t is not None else None for t in (x, out, indices, positions, mask)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_evs_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        evs = self.native.tk_evs
+        return PreparedCall(lambda: self.check(evs(*arguments)), (x, out, indices, positions, mask, workspace, views, params))
+
+
 class PreparedCall:
     """A native call with its arguments marshalled once. It holds the tensors that the descriptors
     point into, so that their memory lives as long as the call can run."""
@@ -459,4 +493,12 @@ def diversity_params(k, distance=TK_DISTANCE_COSINE, first=TK_FIRST_MOST_ISOLATE
     params.distance = distance
     params.first = first
     params.objective = objective
+    return params
+
+
+def evs_params(pruning_rate, height, width):
+    params = TkEvsParams()
+    params.pruning_rate = pruning_rate
+    params.height = height
+    params.width = width
     return params

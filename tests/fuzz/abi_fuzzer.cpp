@@ -885,6 +885,35 @@ void fuzz_diversity(Choices& c, Call& call) {
     });
 }
 
+void fuzz_temporal(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 2), frames = c.range(0, 6), height = c.range(0, 4), width = c.range(0, 4);
+    const int64_t positions = height * width, channels = c.range(0, 20);
+    const tk_tensor* x = call.tensor({batch, frames, positions, channels}, float_dtype(c), Role::kInput);
+    if (c.one_in(3)) {
+        const tk_tensor* reference = call.maybe({frames}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(frames - 1, 0)));
+        const tk_tensor* out = call.tensor({batch, frames, positions}, TK_DTYPE_F32, Role::kOutput);
+        call.run("tk_temporal_similarity", {x, reference, out}, [&] { return tk_temporal_similarity(x, reference, out, nullptr); });
+        return;
+    }
+    tk_evs_params p{};
+    p.pruning_rate = c.one_in(12) ? c.pick({-0.25, 1.0, 1.5, std::nan(""), HUGE_VAL}) : static_cast<double>(c.range(0, 1000)) / 1001.0;
+    p.height = around(c, 1, height);
+    p.width = around(c, 1, width);
+    const tk_evs_params* params = c.one_in(50) ? nullptr : &p;
+    int64_t* retained = call.scalar<int64_t>(1, Role::kOutput);
+    const int64_t asked = c.one_in(16) ? c.pick({int64_t{0}, int64_t{-1}, int64_t{1} << 40}) : frames;
+    const tk_status counted = call.run("tk_evs_retained_tokens", {}, [&] { return tk_evs_retained_tokens(params, asked, retained); });
+    const int64_t k = counted == TK_STATUS_OK && !c.one_in(16) ? *retained : c.range(0, 12);
+    const tk_tensor* out = call.maybe({batch, k, channels}, x != nullptr ? x->dtype : TK_DTYPE_F32, Role::kOutput);
+    const tk_tensor* kept = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
+    const tk_tensor* grid = call.maybe({batch, k, 3}, TK_DTYPE_I32, Role::kOutput);
+    const tk_tensor* mask = call.maybe({batch, frames * positions}, TK_DTYPE_I32, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried = call.run("tk_evs_workspace_size", {x}, [&] { return tk_evs_workspace_size(params, x, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_evs", {x, out, kept, grid, mask}, [&] { return tk_evs(params, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+}
+
 Arena* arena = nullptr;
 
 }  // namespace
@@ -901,7 +930,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8 && choices.more(); ++i) {
         arena->reset();
         Call call(choices, *arena);
-        switch (choices.range(0, 7)) {
+        switch (choices.range(0, 8)) {
             case 0: fuzz_library_info(choices, call); break;
             case 1: fuzz_pool(choices, call); break;
             case 2: fuzz_merge(choices, call); break;
@@ -909,6 +938,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 4:
             case 5: fuzz_topk_gather(choices, call); break;
             case 6: fuzz_contextual(choices, call); break;
+            case 7: fuzz_temporal(choices, call); break;
             default: fuzz_diversity(choices, call); break;
         }
     }

@@ -33,4 +33,7 @@ static partial class ReadmeExamples
     // Diversity: 576 vision tokens x 1024 channels and the CLS attention they receive.
     static float[] visionFeatures => new float[batch * 576 * 1024];
     static float[] clsScores => new float[batch * 576];
+
+    // Video: 64 frames of a 27x27 grid x 1152 channels of video embeddings.
+    static float[] videoEmbeds => new float[64 * 27 * 27 * 1152];
 }

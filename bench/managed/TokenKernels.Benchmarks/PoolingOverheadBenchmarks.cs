@@ -121,8 +121,8 @@ public unsafe class PoolingOverheadBenchmarks
     {
         var call = (NativePoolCall*)NativeMemory.AllocZeroed((nuint)sizeof(NativePoolCall));
         call->Params = WindowAvgParams();
-        call->Input = ContiguousHostTensor(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(input)), dtype, InputShape);
-        call->Output = ContiguousHostTensor(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(output)), dtype, PooledShape);
+        call->Input = NativeTensors.ContiguousHostTensor(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(input)), dtype, InputShape);
+        call->Output = NativeTensors.ContiguousHostTensor(Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(output)), dtype, PooledShape);
         return call;
     }
 
@@ -146,24 +146,6 @@ public unsafe class PoolingOverheadBenchmarks
         native.Kernel[1] = native.Stride[1] = Kernel.Height;
         native.Kernel[2] = native.Stride[2] = Kernel.Width;
         return native;
-    }
-
-    /// <summary>A row-major tk_tensor on the CPU.</summary>
-    private static TkTensor ContiguousHostTensor(void* data, int dtype, TensorShape shape)
-    {
-        TkTensor tensor = default;
-        tensor.Data = data;
-        tensor.Dtype = dtype;
-        tensor.DeviceKind = NativeMethods.TK_DEVICE_CPU;
-        tensor.Rank = shape.Rank;
-        long stride = 1;
-        for (int d = shape.Rank - 1; d >= 0; d--)
-        {
-            tensor.Shape[d] = shape[d];
-            tensor.Strides[d] = stride;
-            stride *= shape[d];
-        }
-        return tensor;
     }
 
     private static void RequireOk(int status, string call)

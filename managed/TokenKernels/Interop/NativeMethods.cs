@@ -211,4 +211,18 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_diversity_select(TkDiversityParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* item_k, TkTensor* first_index, TkTensor* first_score, TkTensor* order, TkTensor* sorted, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 5. Temporal redundancy in video ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_temporal_similarity(TkTensor* x, TkTensor* reference, TkTensor* @out, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_evs_retained_tokens(TkEvsParams* @params, long frames, long* retained);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_evs_workspace_size(TkEvsParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_evs(TkEvsParams* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
 }

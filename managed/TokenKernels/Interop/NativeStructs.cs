@@ -75,6 +75,15 @@ internal struct TkDiversityParams
     public int Objective;
 }
 
+/// <summary>Mirror of <c>tk_evs_params</c>: q and the frame grid.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkEvsParams
+{
+    public double PruningRate;
+    public int Height;
+    public int Width;
+}
+
 /// <summary>
 /// Room for <c>TK_MAX_RANK</c> sizes, for the shape arguments of native calls. A local of this type is used rather
 /// than <c>stackalloc</c> because a method that stackallocs makes its P/Invoke calls several times slower

@@ -455,6 +455,49 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
                                      const tk_tensor* first_score, const tk_tensor* order, const tk_tensor* sorted,
                                      void* workspace, uint64_t workspace_bytes, tk_stream stream);
 
+/* ---- 5. Temporal redundancy in video (docs/SPEC.md, section 5) ---------------------------
+ *
+ * x [B, T, P, C]: T frames of P tokens each (P = H * W of the frame grid, row-major), f32/f16/bf16,
+ * channels contiguous, other strides free.
+ *
+ * Same-position similarity: out[b, t, p] = cos(x[b, t, p], x[b, r(t), p]) in float32, where
+ * cos(u, v) = u.v / (max(|u|, 1e-8) max(|v|, 1e-8)) (torch.nn.functional.cosine_similarity's clamp) and
+ * the reference frame r(t) is t - 1 (reference NULL: the previous frame, as EVS and FrameFusion) or
+ * reference[t] (reference [T] i32 on x's device: DyCoke compares frame 2i+1 with 2i and 4i+2 with 4i).
+ * A frame with no reference (t = 0, or reference[t] = -1) gets -inf: nothing is less similar. The
+ * three sums (u.v, |u|^2, |v|^2) run in 16 interleaved lanes, so both backends give the same bits.
+ * Host reference values outside [-1, T) are an error; on CUDA (where checking would need a host
+ * synchronisation) such a frame has no reference. out [B, T, P] f32. Needs no workspace. */
+TK_API tk_status tk_temporal_similarity(const tk_tensor* x, const tk_tensor* reference, const tk_tensor* out,
+                                        tk_stream stream);
+
+/* EVS, Efficient Video Sampling (vLLM vllm/multimodal/evs.py, compute_retention_mask): each token
+ * scores d[t, p] = 1 - cos(x[t, p], x[t - 1, p]) (frame 0: +inf, always kept); the item keeps exactly
+ *     K = max(P, floor(T * P * (1 - q)))      (tk_evs_retained_tokens)
+ * tokens: the first K of the stable descending order of d over all T * P tokens (ties to the lower
+ * position; a NaN score ranks below every number, -inf included). Outputs, each optional (NULL):
+ *   out [B, K, C] (x's dtype): the kept tokens in original order (needs x's frames one after another:
+ *       x.strides[1] == P * x.strides[2], as any [B, T * P, C] view reshaped has them);
+ *   indices [B, K] i32: their flat positions t * P + p, increasing;
+ *   positions [B, K, 3] i32: their grid coordinates (t, h, w), p = h * W + w (the model adds its own
+ *       offsets and temporal scale, as vLLM's recompute_mrope_positions does);
+ *   mask [B, T * P] i32: 1 where a token is kept, else 0.
+ * K depends only on T, P and q, so the outputs have fixed shapes and CUDA never synchronises.
+ * Workspace from tk_evs_workspace_size (the scores and the kept positions), or NULL/0: the op then
+ * allocates it (stream-ordered on CUDA). */
+typedef struct tk_evs_params {
+    double pruning_rate;  /* q in [0, 1): vLLM's video_pruning_rate */
+    int32_t height;       /* H, W of the frame grid (after any spatial merge), each >= 1; P = H * W */
+    int32_t width;
+} tk_evs_params;
+
+/* K for a video of `frames` (>= 1) frames of height * width tokens. */
+TK_API tk_status tk_evs_retained_tokens(const tk_evs_params* params, int64_t frames, int64_t* retained);
+TK_API tk_status tk_evs_workspace_size(const tk_evs_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_evs(const tk_evs_params* params, const tk_tensor* x, const tk_tensor* out, const tk_tensor* indices,
+                        const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t workspace_bytes,
+                        tk_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

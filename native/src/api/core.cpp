@@ -66,6 +66,10 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_diversity_params, distance),
     TK_FIELD(tk_diversity_params, first),
     TK_FIELD(tk_diversity_params, objective),
+    TK_STRUCT(tk_evs_params),
+    TK_FIELD(tk_evs_params, pruning_rate),
+    TK_FIELD(tk_evs_params, height),
+    TK_FIELD(tk_evs_params, width),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

@@ -8,6 +8,7 @@
 #include "ops/diversity.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
+#include "ops/temporal.hpp"
 
 namespace tk::cuda {
 namespace {
@@ -85,5 +86,9 @@ void merge_match(const MergePlan&, void*, void*) { unavailable("tk_merge_match")
 void merge(const MergePlan&, void*, void*) { unavailable("tk_merge"); }
 
 void unmerge(const UnmergePlan&, void*) { unavailable("tk_unmerge"); }
+
+void temporal_similarity(const TemporalSimilarityPlan&, void*) { unavailable("tk_temporal_similarity"); }
+
+void evs(const EvsPlan&, void*, void*) { unavailable("tk_evs"); }
 
 }  // namespace tk::cuda

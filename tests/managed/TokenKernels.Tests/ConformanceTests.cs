@@ -24,6 +24,7 @@ public class ConformanceTests
         [typeof(TkTensor)] = "tk_tensor",
         [typeof(TkPoolParams)] = "tk_pool_params",
         [typeof(TkMergeParams)] = "tk_merge_params",
+        [typeof(TkEvsParams)] = "tk_evs_params",
     };
 
     [OneTimeSetUp]

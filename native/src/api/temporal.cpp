@@ -1,0 +1,184 @@
+// ABI boundary of temporal redundancy (SPEC section 5): every argument is validated here, once, into
+// a TemporalSimilarityPlan or an EvsPlan; the backends trust the plan.
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+
+#include "api/arguments.hpp"
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
+#include "ops/temporal.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+using tk::null_text;
+using tk::number;
+using tk::require;
+
+namespace {
+
+const tk_tensor& require_video(const tk_tensor* x_ptr) {
+    const tk_tensor& x = tk::require_features(x_ptr, "x", 4, "[B, T, P, C]");
+    tk::require_token_count(x.shape[1] * x.shape[2], "x.shape[1] * x.shape[2] (T * P)");
+    return x;
+}
+
+tk::TemporalSimilarityPlan make_similarity_plan(const tk_tensor& x, const tk_tensor* reference_ptr) {
+    tk::TemporalSimilarityPlan plan{};
+    plan.batch = x.shape[0];
+    plan.frames = x.shape[1];
+    plan.positions = x.shape[2];
+    plan.channels = x.shape[3];
+    plan.device_ordinal = x.device_ordinal;
+    plan.x = tk::strided(x);
+    if (reference_ptr == nullptr) return plan;
+    const tk_tensor& reference = tk::require_tensor(reference_ptr, "reference");
+    tk::require_shape(reference, "reference", 1, &plan.frames, "[T]");
+    require(reference.dtype == TK_DTYPE_I32, "reference.dtype", "i32", [&] { return tk::dtype_name(reference.dtype); });
+    tk::require_same_device(reference, "reference", x, "x");
+    tk::require_positive_strides(reference, "reference");
+    // Host values can be checked before anything is written; device ones cannot without a sync.
+    if (reference.device_kind == TK_DEVICE_CPU)
+        for (int64_t t = 0; t < plan.frames; ++t) {
+            const int64_t r = tk::host_index(reference, t);
+            require(r >= -1 && r < plan.frames, [&] { return "reference[" + std::to_string(t) + "]"; },
+                    [&] { return "a frame in [0, " + std::to_string(plan.frames) + ") (T of x), or -1 (none)"; }, number(r));
+        }
+    plan.reference = tk::strided(reference);
+    return plan;
+}
+
+const tk_evs_params& require_evs_params(const tk_evs_params* params) {
+    require(params != nullptr, "params", "a tk_evs_params", null_text);
+    const double q = params->pruning_rate;
+    require(q >= 0.0 && q < 1.0, "params->pruning_rate", "q in [0, 1) (the fraction of tokens pruned)",
+            [&] {
+                char text[32];
+                std::snprintf(text, sizeof text, "%.17g", q);
+                return std::string(text);
+            });
+    require(params->height >= 1, "params->height", "a frame grid height of at least 1", number(params->height));
+    require(params->width >= 1, "params->width", "a frame grid width of at least 1", number(params->width));
+    return *params;
+}
+
+tk::EvsPlan make_evs_plan(const tk_evs_params* params_ptr, const tk_tensor* x_ptr) {
+    const tk_evs_params& params = require_evs_params(params_ptr);
+    const tk_tensor& x = require_video(x_ptr);
+    const int64_t grid = int64_t{params.height} * params.width;
+    require(x.shape[2] == grid, "x.shape[2]",
+            [&] { return std::to_string(grid) + " (P = params->height * params->width = " + std::to_string(params.height) +
+                         " * " + std::to_string(params.width) + ")"; },
+            number(x.shape[2]));
+    require(x.shape[1] >= 1, "x.shape[1]", "at least 1 frame (T), frame 0 being always kept", number(x.shape[1]));
+    tk::EvsPlan plan{};
+    plan.similarity = make_similarity_plan(x, nullptr);
+    plan.similarity.dissimilarity = true;
+    plan.retained = tk::evs_retained_tokens(x.shape[1], x.shape[2], params.pruning_rate);
+    plan.height = params.height;
+    plan.width = params.width;
+    return plan;
+}
+
+// Outputs of tk_evs, each optional; none overlaps x or another output.
+void attach_evs_outputs(tk::EvsPlan& plan, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
+                        const tk_tensor* positions, const tk_tensor* mask) {
+    const int64_t batch = plan.similarity.batch;
+    const int64_t tokens = plan.similarity.frames * plan.similarity.positions;
+    tk::NamedTensors written{{&x, "x"}};
+    if (out != nullptr) {
+        const int64_t shape[3] = {batch, plan.retained, plan.similarity.channels};
+        tk::require_channels_contiguous(
+            tk::require_output(out, "out", 3, shape, "[B, K, C]", x.dtype, x, "x", written), "out");
+        // The kept rows are gathered as tokens of a [B, T * P, C] view of x. (An empty x may have any
+        // strides, and has no rows to gather.)
+        const bool frames_follow = tk::numel(x) == 0 || x.shape[1] == 1 || x.shape[2] == 1 ||
+                                   x.strides[1] == x.shape[2] * x.strides[2];
+        require(frames_follow, "x.strides[1]",
+                [&] { return "P * x.strides[2] = " + std::to_string(x.shape[2] * x.strides[2]) +
+                             " (frames one after another, as a [B, T * P, C] view has them) when out is given"; },
+                number(x.strides[1]));
+        plan.out = tk::strided(*out);
+        const tk::StridedTensor video = tk::strided(x);  // the backend's view: non-null even when empty
+        plan.tokens = tk::StridedTensor{video.data, video.dtype, {video.strides[0], video.strides[x.shape[2] == 1 ? 1 : 2], 1, 0}};
+        written.emplace_back(out, "out");
+    }
+    if (indices != nullptr) {
+        const int64_t shape[2] = {batch, plan.retained};
+        plan.indices = tk::strided(tk::require_output(indices, "indices", 2, shape, "[B, K]", TK_DTYPE_I32, x, "x", written));
+        written.emplace_back(indices, "indices");
+    }
+    if (positions != nullptr) {
+        const int64_t shape[3] = {batch, plan.retained, 3};
+        plan.positions =
+            tk::strided(tk::require_output(positions, "positions", 3, shape, "[B, K, 3]", TK_DTYPE_I32, x, "x", written));
+        written.emplace_back(positions, "positions");
+    }
+    if (mask != nullptr) {
+        const int64_t shape[2] = {batch, tokens};
+        plan.mask = tk::strided(tk::require_output(mask, "mask", 2, shape, "[B, T * P]", TK_DTYPE_I32, x, "x", written));
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+TK_API tk_status tk_temporal_similarity(const tk_tensor* x, const tk_tensor* reference, const tk_tensor* out,
+                                        tk_stream stream) {
+    return tk::api_call([&] {
+        const tk_tensor& video = require_video(x);
+        tk::TemporalSimilarityPlan plan = make_similarity_plan(video, reference);
+        const int64_t shape[3] = {plan.batch, plan.frames, plan.positions};
+        plan.out = tk::strided(tk::require_output(out, "out", 3, shape, "[B, T, P]", TK_DTYPE_F32, video, "x",
+                                                  {{x, "x"}, {reference, "reference"}}));
+        if (plan.batch * plan.frames * plan.positions == 0) return;
+        if (video.device_kind == TK_DEVICE_CPU) {
+            tk::cpu::temporal_similarity(plan);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
+            tk::cuda::temporal_similarity(plan, stream);
+        }
+    });
+}
+
+TK_API tk_status tk_evs_retained_tokens(const tk_evs_params* params, int64_t frames, int64_t* retained) {
+    return tk::api_call([&] {
+        const tk_evs_params& p = require_evs_params(params);
+        require(retained != nullptr, "retained", "a pointer to receive K", null_text);
+        require(frames >= 1, "frames", "at least 1 frame (T)", number(frames));
+        const int64_t grid = int64_t{p.height} * p.width;
+        require(frames <= std::numeric_limits<int32_t>::max() / grid, "frames",
+                [&] { return "T * P (P = " + std::to_string(grid) + ") of at most 2147483647 tokens (i32 indices)"; },
+                number(frames));
+        *retained = tk::evs_retained_tokens(frames, grid, p.pruning_rate);
+    });
+}
+
+TK_API tk_status tk_evs_workspace_size(const tk_evs_params* params, const tk_tensor* x, uint64_t* bytes) {
+    return tk::api_call([&] {
+        require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
+        *bytes = tk::evs_layout(make_evs_plan(params, x)).total;
+    });
+}
+
+TK_API tk_status tk_evs(const tk_evs_params* params, const tk_tensor* x, const tk_tensor* out, const tk_tensor* indices,
+                        const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t workspace_bytes,
+                        tk_stream stream) {
+    return tk::api_call([&] {
+        tk::EvsPlan plan = make_evs_plan(params, x);
+        attach_evs_outputs(plan, *x, out, indices, positions, mask);
+        tk::require_workspace(workspace, workspace_bytes, tk::evs_layout(plan).total, *x, "tk_evs_workspace_size",
+                              {{x, "x"}, {out, "out"}, {indices, "indices"}, {positions, "positions"}, {mask, "mask"}});
+        if (plan.similarity.batch * plan.similarity.positions == 0) return;
+        if (x->device_kind == TK_DEVICE_CPU) {
+            tk::cpu::evs(plan, workspace);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.similarity.device_ordinal);
+            tk::cuda::evs(plan, workspace, stream);
+        }
+    });
+}
+
+}  // extern "C"

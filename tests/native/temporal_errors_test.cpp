@@ -1,0 +1,173 @@
+// Every class of invalid temporal-redundancy argument (SPEC section 5, "Errors"): the status, a
+// message naming the argument, and no byte written to any tensor, for tk_temporal_similarity,
+// tk_evs, tk_evs_workspace_size and tk_evs_retained_tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+namespace tkt {
+namespace {
+
+// x [B, T, P, C] over a [B, T * P, C] array.
+tk_tensor video_of(const HostArray& tokens, int64_t frames) {
+    tk_tensor t = tokens.desc();
+    const int64_t positions = t.shape[1] / frames;
+    t.rank = 4;
+    t.shape[3] = t.shape[2];
+    t.strides[3] = t.strides[2];
+    t.shape[2] = positions;
+    t.strides[2] = t.strides[1];
+    t.shape[1] = frames;
+    t.strides[1] = positions * t.strides[2];
+    return t;
+}
+
+// x [2, 3, 6, 5] f32 (a 2 x 3 grid), reference {-1, 0, 0}: out [2, 3, 6] f32.
+struct SimilarityCall {
+    HostArray x_array{TK_DTYPE_F32, {2, 18, 5}};
+    HostArray reference_array{TK_DTYPE_I32, {3}};
+    HostArray out_array{TK_DTYPE_F32, {2, 3, 6}};
+    tk_tensor x{}, reference{}, out{};
+    bool null_x = false, null_out = false, pass_reference = true;
+
+    SimilarityCall() {
+        fill_values(x_array);
+        reference_array.set(0, 0, 0, -1);
+        reference_array.set(1, 0, 0, 0);
+        reference_array.set(2, 0, 0, 0);
+        out_array.fill_bytes(0xA5);
+        x = video_of(x_array, 3);
+        reference = reference_array.desc();
+        out = out_array.desc();
+    }
+    std::vector<const HostArray*> arrays() const { return {&x_array, &reference_array, &out_array}; }
+    tk_status run() const {
+        return tk_temporal_similarity(null_x ? nullptr : &x, pass_reference ? &reference : nullptr, null_out ? nullptr : &out,
+                                      nullptr);
+    }
+};
+
+using SimilarityInvalidCase = InvalidCase<SimilarityCall>;
+
+std::vector<SimilarityInvalidCase> similarity_cases() {
+    return {
+        {"NullX", [](SimilarityCall& c) { c.null_x = true; }, "x"},
+        {"NullOut", [](SimilarityCall& c) { c.null_out = true; }, "out"},
+        {"XRank3", [](SimilarityCall& c) { c.x = c.x_array.desc(); }, "x"},
+        {"XIntegerDtype", [](SimilarityCall& c) { c.x.dtype = TK_DTYPE_I32; }, "x"},
+        {"XChannelsStrided", [](SimilarityCall& c) { c.x.strides[3] = 2; c.x.shape[3] = 2; }, "x"},
+        {"OutWrongFrames", [](SimilarityCall& c) { c.out.shape[1] = 2; }, "out.shape[1]"},
+        {"OutF16", [](SimilarityCall& c) { c.out.dtype = TK_DTYPE_F16; }, "out.dtype"},
+        {"OutOverX", [](SimilarityCall& c) { c.out.data = c.x.data; }, "out"},
+        {"ReferenceTooLong", [](SimilarityCall& c) { c.reference.shape[0] = 4; }, "reference"},
+        {"ReferenceI64", [](SimilarityCall& c) { c.reference.dtype = TK_DTYPE_I64; c.reference.shape[0] = 1; }, "reference"},
+        {"ReferencePastTheFrames", [](SimilarityCall& c) { c.reference_array.set(2, 0, 0, 3); }, "reference[2]"},
+        {"ReferenceBelowNone", [](SimilarityCall& c) { c.reference_array.set(1, 0, 0, -2); }, "reference[1]"},
+    };
+}
+
+class TemporalSimilarityInvalid : public ::testing::TestWithParam<SimilarityInvalidCase> {};
+TEST_P(TemporalSimilarityInvalid, IsRejectedWithoutWriting) { check_invalid(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Temporal, TemporalSimilarityInvalid, ::testing::ValuesIn(similarity_cases()), case_name<SimilarityCall>);
+
+// x [2, 3, 6, 5] f32 on a 2 x 3 grid, q = 0.5: K = max(6, int(18 * 0.5)) = 9; out [2, 9, 5],
+// indices [2, 9], positions [2, 9, 3], mask [2, 18].
+struct EvsCall {
+    HostArray x_array{TK_DTYPE_F32, {2, 18, 5}};
+    HostArray out_array{TK_DTYPE_F32, {2, 9, 5}};
+    HostArray indices_array{TK_DTYPE_I32, {2, 9}};
+    HostArray positions_array{TK_DTYPE_I32, {2, 9, 3}};
+    HostArray mask_array{TK_DTYPE_I32, {2, 18}};
+    tk_evs_params params{0.5, 2, 3};
+    tk_tensor x{}, out{}, indices{}, positions{}, mask{};
+    bool null_params = false, null_x = false;
+    uint64_t workspace_bytes = 0;
+    mutable std::vector<uint8_t> workspace;  // passed when not empty
+
+    EvsCall() {
+        fill_values(x_array);
+        for (HostArray* a : {&out_array, &indices_array, &positions_array, &mask_array}) a->fill_bytes(0xA5);
+        x = video_of(x_array, 3);
+        out = out_array.desc();
+        indices = indices_array.desc();
+        positions = positions_array.desc();
+        mask = mask_array.desc();
+    }
+    std::vector<const HostArray*> arrays() const { return {&x_array, &out_array, &indices_array, &positions_array, &mask_array}; }
+    tk_status run() const {
+        return tk_evs(null_params ? nullptr : &params, null_x ? nullptr : &x, &out, &indices, &positions, &mask,
+                      workspace.empty() ? nullptr : workspace.data(), workspace_bytes, nullptr);
+    }
+};
+
+using EvsInvalidCase = InvalidCase<EvsCall>;
+
+std::vector<EvsInvalidCase> evs_cases() {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {
+        {"NullParams", [](EvsCall& c) { c.null_params = true; }, "params"},
+        {"NullX", [](EvsCall& c) { c.null_x = true; }, "x"},
+        {"RateOne", [](EvsCall& c) { c.params.pruning_rate = 1.0; }, "params->pruning_rate"},
+        {"RateNegative", [](EvsCall& c) { c.params.pruning_rate = -0.1; }, "params->pruning_rate"},
+        {"RateNan", [nan](EvsCall& c) { c.params.pruning_rate = nan; }, "params->pruning_rate"},
+        {"HeightZero", [](EvsCall& c) { c.params.height = 0; }, "params->height"},
+        {"WidthNegative", [](EvsCall& c) { c.params.width = -3; }, "params->width"},
+        {"GridNotP", [](EvsCall& c) { c.params.width = 4; }, "x.shape[2]"},
+        {"NoFrames", [](EvsCall& c) { c.x.shape[1] = 0; }, "x.shape[1]"},
+        {"OutTooFewRows", [](EvsCall& c) { c.out.shape[1] = 8; }, "out.shape[1]"},
+        {"OutOtherDtype", [](EvsCall& c) { c.out.dtype = TK_DTYPE_F16; }, "out.dtype"},
+        {"IndicesI64", [](EvsCall& c) { c.indices.dtype = TK_DTYPE_I64; }, "indices.dtype"},
+        {"PositionsTwoColumns", [](EvsCall& c) { c.positions.shape[2] = 2; }, "positions.shape[2]"},
+        {"MaskPerFrame", [](EvsCall& c) { c.mask.shape[1] = 6; }, "mask.shape[1]"},
+        {"IndicesOverOut", [](EvsCall& c) { c.indices.data = c.out.data; }, "indices"},
+        {"MaskOverX", [](EvsCall& c) { c.mask.data = c.x.data; c.mask.dtype = TK_DTYPE_I32; }, "mask"},
+        {"FramesApartWithOut",
+         [](EvsCall& c) {
+             c.x.shape[1] = 2;  // frames 0 and 2 of the three: not one after another
+             c.x.strides[1] *= 2;
+             c.params.pruning_rate = 0.25;  // K = int(12 * 0.75) = 9 again
+         },
+         "x.strides[1]"},
+        {"WorkspaceTooSmall",
+         [](EvsCall& c) {
+             c.workspace.assign(64, 0);
+             c.workspace_bytes = 64;
+         },
+         "workspace"},
+    };
+}
+
+class EvsInvalid : public ::testing::TestWithParam<EvsInvalidCase> {};
+TEST_P(EvsInvalid, IsRejectedWithoutWriting) { check_invalid(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Temporal, EvsInvalid, ::testing::ValuesIn(evs_cases()), case_name<EvsCall>);
+
+TEST(EvsInvalidQueries, NameTheirArgument) {
+    const tk_evs_params params{0.5, 27, 27};
+    int64_t retained = -7;
+    expect_rejected(tk_evs_retained_tokens(nullptr, 4, &retained), "params");
+    expect_rejected(tk_evs_retained_tokens(&params, 4, nullptr), "retained");
+    expect_rejected(tk_evs_retained_tokens(&params, 0, &retained), "frames");
+    expect_rejected(tk_evs_retained_tokens(&params, int64_t{1} << 40, &retained), "frames");
+    const tk_evs_params bad{1.5, 27, 27};
+    expect_rejected(tk_evs_retained_tokens(&bad, 4, &retained), "params->pruning_rate");
+    EXPECT_EQ(retained, -7);
+    // 64 frames of 27 x 27 at q = 0.75: int(46656 * 0.25) = 11664.
+    const tk_evs_params evs{0.75, 27, 27};
+    ASSERT_EQ(tk_evs_retained_tokens(&evs, 64, &retained), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(retained, 11664);
+    EvsCall call;
+    expect_rejected(tk_evs_workspace_size(&call.params, &call.x, nullptr), "bytes");
+    uint64_t bytes = 0;
+    ASSERT_EQ(tk_evs_workspace_size(&call.params, &call.x, &bytes), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 9 * 4});
+}
+
+}  // namespace
+}  // namespace tkt

@@ -1,0 +1,398 @@
+// Temporal redundancy (SPEC section 5): tk_temporal_similarity and tk_evs against the float64
+// reference on random inputs of awkward sizes, every float dtype and strided layouts; CUDA against
+// the CPU, bit for bit, where a device is present.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+#include "temporal_reference.hpp"
+#include "tokenkernels/tokenkernels.h"
+
+namespace tkt {
+namespace {
+
+struct VideoCase {
+    int64_t batch, frames, height, width, channels;
+};
+
+// Awkward sizes: odd frame and grid sizes, channels around and off the 16 lanes, T = 1, P = 1.
+const VideoCase kCases[] = {
+    {2, 5, 3, 7, 37}, {1, 1, 4, 4, 16}, {3, 9, 1, 1, 5}, {2, 16, 6, 5, 130}, {1, 7, 2, 3, 1}, {1, 4, 27, 27, 24},
+};
+const tk_dtype kDtypes[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16};
+
+std::string case_label(const VideoCase& c, tk_dtype dtype) {
+    return std::string(dtype_label(dtype)) + "_B" + std::to_string(c.batch) + "_T" + std::to_string(c.frames) + "_H" +
+           std::to_string(c.height) + "_W" + std::to_string(c.width) + "_C" + std::to_string(c.channels);
+}
+
+HostTensor make_video(const VideoCase& c, tk_dtype dtype, const Layout& layout, const std::string& name) {
+    HostTensor x(dtype, {c.batch, c.frames, c.height, c.width, c.channels}, layout);
+    x.fill_bytes(0xA5);
+    x.fill_gaps_with_nan();
+    x.fill_random(seed_from_name(name));
+    return x;
+}
+
+// DyCoke's references: in each window of 4 frames, 2i+1 -> 2i and 4i+2 -> 4i; window starts have none.
+std::vector<int32_t> dycoke_references(int64_t frames) {
+    std::vector<int32_t> r(static_cast<size_t>(frames));
+    for (int64_t t = 0; t < frames; ++t) r[static_cast<size_t>(t)] = static_cast<int32_t>(t % 2 == 1 ? t - 1 : (t % 4 == 2 ? t - 2 : -1));
+    return r;
+}
+
+HostArray reference_tensor(const std::vector<int32_t>& r) {
+    HostArray a(TK_DTYPE_I32, {static_cast<int64_t>(r.size())}, ArrayLayout{1, false, 0});
+    for (size_t t = 0; t < r.size(); ++t) a.set(static_cast<int64_t>(t), 0, 0, r[t]);
+    return a;
+}
+
+void expect_similarity(const std::vector<double>& expected, const HostArray& out, const std::string& label) {
+    const std::vector<double> got = out.values();
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (std::isinf(expected[i])) {
+            ASSERT_EQ(got[i], expected[i]) << label << " token " << i;
+        } else {
+            ASSERT_NEAR(got[i], expected[i], 2e-6 * std::sqrt(static_cast<double>(out.shape().size() + 64))) << label << " token " << i;
+        }
+    }
+}
+
+TEST(TemporalSimilarity, MatchesReferenceForEveryDtypeLayoutAndReference) {
+    const Layout layouts[] = {Layout{}, Layout{3, 0, 2, false, 1}, Layout{1, 0, 1, true, 0}};
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (size_t l = 0; l < std::size(layouts); ++l)
+                for (int dycoke = 0; dycoke < 2; ++dycoke) {
+                    const std::string label = case_label(c, dtype) + "_layout" + std::to_string(l) + (dycoke ? "_dycoke" : "_previous");
+                    SCOPED_TRACE(label);
+                    const HostTensor x = make_video(c, dtype, layouts[l], label);
+                    const std::vector<int32_t> refs = dycoke ? dycoke_references(c.frames) : std::vector<int32_t>{};
+                    const HostArray reference = reference_tensor(refs);
+                    HostArray out(TK_DTYPE_F32, {c.batch, c.frames, c.height * c.width}, ArrayLayout{2, false, 0});
+                    out.fill_bytes(0x7F);
+                    const HostArray before = out;
+                    const tk_tensor x_desc = video_desc(x.desc());
+                    const tk_tensor ref_desc = reference.desc();
+                    const tk_tensor out_desc = out.desc();
+                    ASSERT_EQ(tk_temporal_similarity(&x_desc, dycoke ? &ref_desc : nullptr, &out_desc, nullptr), TK_STATUS_OK)
+                        << tk_last_error();
+                    expect_similarity(reference_temporal_similarity(x, refs), out, label);
+                    EXPECT_EQ(first_changed_gap(before, out), "");
+                }
+}
+
+TEST(TemporalSimilarity, ThreadCountChangesNoBit) {
+    const VideoCase c{2, 11, 5, 9, 70};
+    const HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "threads");
+    const tk_tensor x_desc = video_desc(x.desc());
+    std::vector<std::vector<uint8_t>> results;
+    for (int32_t threads : {1, 2, 3, 7}) {
+        const ScopedNumThreads scoped(threads);
+        HostArray out(TK_DTYPE_F32, {c.batch, c.frames, c.height * c.width});
+        const tk_tensor out_desc = out.desc();
+        ASSERT_EQ(tk_temporal_similarity(&x_desc, nullptr, &out_desc, nullptr), TK_STATUS_OK) << tk_last_error();
+        results.push_back(out.bytes());
+    }
+    for (const auto& r : results) EXPECT_TRUE(r == results.front());
+}
+
+TEST(TemporalSimilarity, ZeroAndNanTokens) {
+    // A zero token has cosine 0 with anything (each norm clamped); NaN propagates to its own score only.
+    const VideoCase c{1, 3, 1, 3, 20};
+    HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "zero_nan");
+    for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, 1, 0, 0, ch, 0.0f);
+    x.set(0, 2, 0, 1, 7, std::numeric_limits<float>::quiet_NaN());
+    HostArray out(TK_DTYPE_F32, {1, 3, 3});
+    const tk_tensor x_desc = video_desc(x.desc());
+    const tk_tensor out_desc = out.desc();
+    ASSERT_EQ(tk_temporal_similarity(&x_desc, nullptr, &out_desc, nullptr), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(out.get(0, 1, 0), 0.0);  // frame 1, token 0 is zero
+    EXPECT_EQ(out.get(0, 2, 0), 0.0);  // frame 2, token 0 against the zero token
+    EXPECT_TRUE(std::isnan(out.get(0, 2, 1)));
+    EXPECT_FALSE(std::isnan(out.get(0, 2, 2)));
+    EXPECT_EQ(out.get(0, 0, 1), -std::numeric_limits<double>::infinity());
+}
+
+// ---- EVS -------------------------------------------------------------------------------------------
+
+struct EvsOutputs {
+    HostArray out, indices, positions, mask;
+    EvsOutputs(const VideoCase& c, tk_dtype dtype, int64_t retained)
+        : out(dtype, {c.batch, retained, c.channels}, ArrayLayout{3, false, 0}),
+          indices(TK_DTYPE_I32, {c.batch, retained}, ArrayLayout{1, false, 0}),
+          positions(TK_DTYPE_I32, {c.batch, retained, 3}, ArrayLayout{2, false, 0}),
+          mask(TK_DTYPE_I32, {c.batch, c.frames * c.height * c.width}, ArrayLayout{1, true, 0}) {
+        for (HostArray* a : {&out, &indices, &positions, &mask}) a->fill_bytes(0x5A);
+    }
+};
+
+tk_evs_params evs_params(const VideoCase& c, double q) { return tk_evs_params{q, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)}; }
+
+tk_status run_evs(const tk_evs_params& params, const HostTensor& x, EvsOutputs& o, bool with_workspace) {
+    const tk_tensor x_desc = video_desc(x.desc());
+    const tk_tensor out = o.out.desc(), indices = o.indices.desc(), positions = o.positions.desc(), mask = o.mask.desc();
+    uint64_t bytes = 0;
+    if (tk_evs_workspace_size(&params, &x_desc, &bytes) != TK_STATUS_OK) return TK_STATUS_INTERNAL;
+    std::vector<uint8_t> workspace(with_workspace ? bytes : 0);
+    return tk_evs(&params, &x_desc, &out, &indices, &positions, &mask, with_workspace ? workspace.data() : nullptr,
+                  with_workspace ? bytes : 0, nullptr);
+}
+
+// Our kept set equals the reference's, except that a token within rounding of the boundary score may
+// stand in for another one equally close (float32 against float64 scores).
+void expect_kept(const EvsReference& ref, int64_t b, const std::vector<int64_t>& got, const std::string& label) {
+    const std::vector<int64_t>& want = ref.kept[static_cast<size_t>(b)];
+    ASSERT_EQ(got.size(), want.size()) << label;
+    ASSERT_TRUE(std::is_sorted(got.begin(), got.end())) << label;
+    if (got == want) return;
+    const std::vector<double>& score = ref.scores[static_cast<size_t>(b)];
+    double boundary = std::numeric_limits<double>::infinity();
+    for (int64_t i : want) boundary = std::min(boundary, score[static_cast<size_t>(i)]);
+    std::vector<int64_t> differ;
+    std::set_symmetric_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(differ));
+    for (int64_t i : differ)
+        EXPECT_NEAR(score[static_cast<size_t>(i)], boundary, 1e-5) << label << ": item " << b << " token " << i
+                                                                   << " is kept by one side only, away from the boundary";
+}
+
+void expect_evs(const EvsReference& ref, const VideoCase& c, const HostTensor& x, const EvsOutputs& o, const std::string& label) {
+    const int64_t positions = c.height * c.width;
+    for (int64_t b = 0; b < c.batch; ++b) {
+        std::vector<int64_t> got;
+        for (int64_t k = 0; k < ref.retained; ++k) got.push_back(static_cast<int64_t>(o.indices.get(b, k)));
+        expect_kept(ref, b, got, label);
+        std::vector<int32_t> mask(static_cast<size_t>(c.frames * positions), 0);
+        for (int64_t k = 0; k < ref.retained; ++k) {
+            const int64_t token = got[static_cast<size_t>(k)];
+            const int64_t t = token / positions, h = token % positions / c.width, w = token % c.width;
+            ASSERT_EQ(o.positions.get(b, k, 0), t) << label;
+            ASSERT_EQ(o.positions.get(b, k, 1), h) << label;
+            ASSERT_EQ(o.positions.get(b, k, 2), w) << label;
+            for (int64_t ch = 0; ch < c.channels; ++ch) {
+                const double want = x.get(b, t, h, w, ch), have = o.out.get(b, k, ch);
+                ASSERT_TRUE(want == have || (std::isnan(want) && std::isnan(have))) << label << " row " << k;
+            }
+            mask[static_cast<size_t>(token)] = 1;
+        }
+        for (int64_t i = 0; i < c.frames * positions; ++i) ASSERT_EQ(o.mask.get(b, i), mask[static_cast<size_t>(i)]) << label;
+    }
+}
+
+const double kRates[] = {0.0, 0.3, 0.5, 0.75, 0.999};
+
+TEST(Evs, MatchesReferenceForEveryDtypeAndRate) {
+    const Layout layouts[] = {Layout{}, Layout{5, 0, 1, false, 1}};
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (size_t l = 0; l < std::size(layouts); ++l)
+                for (double q : kRates) {
+                    const std::string label = case_label(c, dtype) + "_layout" + std::to_string(l) + "_q" + std::to_string(q);
+                    SCOPED_TRACE(label);
+                    const HostTensor x = make_video(c, dtype, layouts[l], label);
+                    const EvsReference ref = reference_evs(x, q);
+                    const tk_evs_params params = evs_params(c, q);
+                    int64_t retained = -1;
+                    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK) << tk_last_error();
+                    ASSERT_EQ(retained, ref.retained);
+                    EvsOutputs o(c, dtype, retained);
+                    const EvsOutputs before = o;
+                    ASSERT_EQ(run_evs(params, x, o, l == 1), TK_STATUS_OK) << tk_last_error();
+                    expect_evs(ref, c, x, o, label);
+                    EXPECT_EQ(first_changed_gap(before.out, o.out), "");
+                    EXPECT_EQ(first_changed_gap(before.indices, o.indices), "");
+                    EXPECT_EQ(first_changed_gap(before.positions, o.positions), "");
+                    EXPECT_EQ(first_changed_gap(before.mask, o.mask), "");
+                }
+}
+
+TEST(Evs, EdgeCasesKeepWhatTheCountSays) {
+    // T = 1 and q = 0 keep everything; one token per frame; q close to 1 keeps frame 0 alone.
+    struct Edge {
+        VideoCase c;
+        double q;
+        int64_t retained;
+    };
+    const Edge edges[] = {{{2, 1, 3, 5, 9}, 0.9, 15}, {{1, 6, 2, 2, 8}, 0.0, 24}, {{2, 12, 1, 1, 33}, 0.5, 6}, {{1, 5, 4, 3, 17}, 0.99, 12}};
+    for (const Edge& e : edges) {
+        const std::string label = case_label(e.c, TK_DTYPE_F32) + "_q" + std::to_string(e.q);
+        SCOPED_TRACE(label);
+        const HostTensor x = make_video(e.c, TK_DTYPE_F32, Layout{}, label);
+        const tk_evs_params params = evs_params(e.c, e.q);
+        int64_t retained = -1;
+        ASSERT_EQ(tk_evs_retained_tokens(&params, e.c.frames, &retained), TK_STATUS_OK) << tk_last_error();
+        ASSERT_EQ(retained, e.retained);
+        EvsOutputs o(e.c, TK_DTYPE_F32, retained);
+        ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
+        expect_evs(reference_evs(x, e.q), e.c, x, o, label);
+    }
+}
+
+TEST(Evs, TiesGoToTheLowerPositionAndNanRanksLast) {
+    // Every token the same vector: all scores of frames 1.. are the same number, so the kept tokens
+    // after frame 0 are the first ones in order. A NaN token in frame 1 drops below them all; one in
+    // frame 0 is kept regardless.
+    const VideoCase c{1, 4, 2, 3, 19};
+    HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "ties");
+    for (int64_t t = 0; t < c.frames; ++t)
+        for (int64_t h = 0; h < c.height; ++h)
+            for (int64_t w = 0; w < c.width; ++w)
+                for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, t, h, w, ch, x.get(0, 0, 0, 0, ch));
+    x.set(0, 1, 0, 0, 3, std::numeric_limits<float>::quiet_NaN());
+    x.set(0, 0, 1, 2, 0, std::numeric_limits<float>::quiet_NaN());
+    const tk_evs_params params = evs_params(c, 0.5);  // K = 12: frame 0, then 6 of the 15 finite ones
+    EvsOutputs o(c, TK_DTYPE_F32, 12);
+    ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
+    // NaN scores: token 6 (frame 1, cell 0, its own NaN), 11 (frame 1, cell 5, against frame 0's NaN
+    // cell) and 12 (frame 2, cell 0, against token 6). The first 6 finite ones follow frame 0.
+    const std::vector<int64_t> want = {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 14};
+    for (int64_t k = 0; k < 12; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "slot " << k;
+}
+
+TEST(Evs, ThreadCountChangesNoBit) {
+    const VideoCase c{2, 13, 4, 7, 40};
+    const HostTensor x = make_video(c, TK_DTYPE_BF16, Layout{}, "evs_threads");
+    std::vector<std::vector<uint8_t>> results;
+    const tk_evs_params params = evs_params(c, 0.6);
+    int64_t retained = 0;
+    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
+    EXPECT_EQ(retained, 145);  // int(13 * 28 * 0.4)
+    for (int32_t threads : {1, 2, 5}) {
+        const ScopedNumThreads scoped(threads);
+        EvsOutputs o(c, TK_DTYPE_BF16, retained);
+        ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
+        results.push_back(o.indices.bytes());
+    }
+    for (const auto& r : results) EXPECT_TRUE(r == results.front());
+}
+
+TEST(Evs, OutputsAreOptional) {
+    const VideoCase c{2, 6, 3, 4, 21};
+    const HostTensor x = make_video(c, TK_DTYPE_F16, Layout{}, "optional");
+    const tk_evs_params params = evs_params(c, 0.4);
+    int64_t retained = 0;
+    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
+    EvsOutputs all(c, TK_DTYPE_F16, retained);
+    ASSERT_EQ(run_evs(params, x, all, false), TK_STATUS_OK) << tk_last_error();
+    const tk_tensor x_desc = video_desc(x.desc());
+    // Each output alone equals the same output of the full call.
+    EvsOutputs alone(c, TK_DTYPE_F16, retained);
+    const tk_tensor out = alone.out.desc(), positions = alone.positions.desc(), mask = alone.mask.desc();
+    ASSERT_EQ(tk_evs(&params, &x_desc, &out, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, &positions, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, nullptr, &mask, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    EXPECT_TRUE(alone.out.values() == all.out.values());
+    EXPECT_TRUE(alone.positions.values() == all.positions.values());
+    EXPECT_TRUE(alone.mask.values() == all.mask.values());
+    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+}
+
+// ---- CUDA against the CPU --------------------------------------------------------------------------
+
+class TemporalCuda : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const std::string why = cuda_unavailable_reason();
+        if (!why.empty()) GTEST_SKIP() << why;
+        ASSERT_EQ(tk_cuda_stream_create(0, &stream_), TK_STATUS_OK) << tk_last_error();
+    }
+    void TearDown() override {
+        if (stream_ != nullptr) {
+            EXPECT_EQ(tk_cuda_stream_destroy(stream_), TK_STATUS_OK) << tk_last_error();
+        }
+    }
+    // A device copy of a host buffer's bytes (the whole backing buffer, so descriptors keep their offsets).
+    void upload(const DeviceBuffer& device, const std::vector<uint8_t>& bytes) {
+        ASSERT_EQ(tk_cuda_memcpy_async(device.get(), bytes.data(), bytes.size(), stream_), TK_STATUS_OK) << tk_last_error();
+    }
+    void download(std::vector<uint8_t>& bytes, const DeviceBuffer& device) {
+        ASSERT_EQ(tk_cuda_memcpy_async(bytes.data(), device.get(), bytes.size(), stream_), TK_STATUS_OK) << tk_last_error();
+    }
+    void sync() { ASSERT_EQ(tk_cuda_stream_synchronize(stream_), TK_STATUS_OK) << tk_last_error(); }
+    tk_stream stream_ = nullptr;
+};
+
+TEST_F(TemporalCuda, SimilarityEqualsTheCpuBitForBit) {
+    int64_t index = 0;
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (int dycoke = 0; dycoke < 2; ++dycoke) {
+                if (!runs_at_scale(index++, 5)) continue;
+                const std::string label = case_label(c, dtype) + (dycoke ? "_dycoke" : "_previous");
+                SCOPED_TRACE(label);
+                const HostTensor x = make_video(c, dtype, Layout{3, 0, 1, false, 1}, label);
+                const HostArray reference = reference_tensor(dycoke_references(c.frames));
+                HostArray cpu(TK_DTYPE_F32, {c.batch, c.frames, c.height * c.width}, ArrayLayout{1, false, 0});
+                cpu.fill_bytes(0x11);
+                HostArray gpu = cpu;
+                const tk_tensor x_desc = video_desc(x.desc()), ref_desc = reference.desc(), cpu_desc = cpu.desc();
+                ASSERT_EQ(tk_temporal_similarity(&x_desc, dycoke ? &ref_desc : nullptr, &cpu_desc, nullptr), TK_STATUS_OK);
+                DeviceBuffer x_device(x.bytes().size()), ref_device(reference.bytes().size()), out_device(gpu.bytes().size());
+                upload(x_device, x.bytes());
+                upload(ref_device, reference.bytes());
+                upload(out_device, gpu.bytes());
+                const tk_tensor xd = video_desc(x.device_desc(x_device.get(), 0));
+                const tk_tensor rd = reference.device_desc(ref_device.get(), 0);
+                const tk_tensor od = gpu.device_desc(out_device.get(), 0);
+                ASSERT_EQ(tk_temporal_similarity(&xd, dycoke ? &rd : nullptr, &od, stream_), TK_STATUS_OK) << tk_last_error();
+                download(gpu.bytes(), out_device);
+                sync();
+                EXPECT_TRUE(gpu.bytes() == cpu.bytes()) << "the CUDA similarities differ from the CPU's";
+            }
+}
+
+TEST_F(TemporalCuda, EvsEqualsTheCpu) {
+    int64_t index = 0;
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (double q : kRates) {
+                if (!runs_at_scale(index++, 7)) continue;
+                const std::string label = case_label(c, dtype) + "_q" + std::to_string(q);
+                SCOPED_TRACE(label);
+                const HostTensor x = make_video(c, dtype, Layout{}, label);
+                const tk_evs_params params = evs_params(c, q);
+                int64_t retained = 0;
+                ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
+                EvsOutputs cpu(c, dtype, retained);
+                EvsOutputs gpu = cpu;
+                ASSERT_EQ(run_evs(params, x, cpu, false), TK_STATUS_OK) << tk_last_error();
+                DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), id(gpu.indices.bytes().size()),
+                    pd(gpu.positions.bytes().size()), md(gpu.mask.bytes().size());
+                upload(xd, x.bytes());
+                upload(od, gpu.out.bytes());
+                upload(id, gpu.indices.bytes());
+                upload(pd, gpu.positions.bytes());
+                upload(md, gpu.mask.bytes());
+                const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
+                const tk_tensor out = gpu.out.device_desc(od.get(), 0), indices = gpu.indices.device_desc(id.get(), 0),
+                                positions = gpu.positions.device_desc(pd.get(), 0), mask = gpu.mask.device_desc(md.get(), 0);
+                // Without a workspace on even cases, with the queried one on odd ones.
+                uint64_t bytes = 0;
+                ASSERT_EQ(tk_evs_workspace_size(&params, &x_desc, &bytes), TK_STATUS_OK) << tk_last_error();
+                DeviceBuffer workspace(index % 2 ? bytes : 0);
+                ASSERT_EQ(tk_evs(&params, &x_desc, &out, &indices, &positions, &mask, index % 2 ? workspace.get() : nullptr,
+                                 index % 2 ? bytes : 0, stream_),
+                          TK_STATUS_OK)
+                    << tk_last_error();
+                download(gpu.out.bytes(), od);
+                download(gpu.indices.bytes(), id);
+                download(gpu.positions.bytes(), pd);
+                download(gpu.mask.bytes(), md);
+                sync();
+                EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes());
+                EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes());
+                EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes());
+                EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes());
+            }
+}
+
+}  // namespace
+}  // namespace tkt
