@@ -1,4 +1,4 @@
-"""Temporal redundancy in video (SPEC section 5) against the methods serving engines ship.
+"""Temporal redundancy in video (SPEC section 5) against the methods serving engines ship and DyCoke.
 
 EVS's baseline is vLLM's algorithm (vllm/multimodal/evs.py: compute_retention_mask, then the model's
 video_embeds[mask]) written here in eager PyTorch from its description: same-position cosine
@@ -6,6 +6,12 @@ similarity of consecutive frames, 255 for frame 0, a stable descending sort of 1
 K = max(P, int(T * P * (1 - q))) kept, and the kept embeddings gathered by the boolean mask. Our op
 sees the same memory as [1, T, P, C] and writes the kept tokens [1, K, C]: equal rows in the same
 order mean the count and the kept set are vLLM's.
+
+DyCoke's baseline is its dycole_ttm (KD-TAO/DyCoke, llava/model/llava_arch.py) in the same eager
+form: a Python loop over frame pairs with normalize + cosine_similarity, topk(largest=False) per
+frame, indexing and torch.cat; with the three corrections docs/SPEC.md lists (each frame pruned by its
+own similarities, every frame kept or compared, each frame's kept tokens in increasing position), so
+that its output is the method's and comparable with ours.
 """
 import math
 
@@ -29,11 +35,44 @@ def vllm_evs(video_embeds, pruning_rate):
     return video_embeds.reshape(frames * positions, -1)[mask]
 
 
+def dycoke_ttm(frames_tokens, merging_ratio):
+    """frames_tokens [T, P, C] of one video -> DyCoke's kept tokens [K, C], frame after frame."""
+    frames, positions, _ = frames_tokens.shape
+    keep = int((1 - merging_ratio) * positions)
+
+    def least_similar(frame, reference):
+        similarity = F.cosine_similarity(F.normalize(frame, p=2, dim=1), F.normalize(reference, p=2, dim=1), dim=1)
+        chosen = similarity.topk(keep, largest=False).indices
+        return frame[chosen.sort().values]
+
+    kept = []
+    for t in range(frames):
+        if t % 4 == 0:
+            kept.append(frames_tokens[t])
+        else:
+            kept.append(least_similar(frames_tokens[t], frames_tokens[t - 1 if t % 2 == 1 else t - 2]))
+    return torch.cat(kept, dim=0)
+
+
+def _square_grid(positions):
+    side = math.isqrt(positions)
+    return side, positions // side
+
+
+def _prepare_dycoke(merging_ratio):
+    def prepare(library, video_embeds):
+        frames, positions, channels = video_embeds.shape
+        params = tk.dycoke_params(merging_ratio, *_square_grid(positions))
+        retained = library.dycoke_retained_tokens(params, frames)
+        out = torch.empty((1, retained, channels), dtype=video_embeds.dtype, device=video_embeds.device)
+        return out, library.prepare_dycoke(params, video_embeds.unsqueeze(0), out=out)
+    return prepare
+
+
 def _prepare_evs(pruning_rate):
     def prepare(library, video_embeds):
         frames, positions, channels = video_embeds.shape
-        side = math.isqrt(positions)
-        params = tk.evs_params(pruning_rate, side, positions // side)
+        params = tk.evs_params(pruning_rate, *_square_grid(positions))
         retained = library.evs_retained_tokens(params, frames)
         out = torch.empty((1, retained, channels), dtype=video_embeds.dtype, device=video_embeds.device)
         return out, library.prepare_evs(params, video_embeds.unsqueeze(0), out=out)
@@ -50,4 +89,8 @@ CASES = [
          EVS_FULL, EVS_QUICK, lambda *a: (random_tokens(*a),),
          lambda tokens, q=q: vllm_evs(tokens, q), _prepare_evs(q), True)
     for q in (0.5, 0.75)
+] + [
+    Case("dycoke_ttm_r070", "DyCoke TTM, merging_ratio 0.7 (dycole_ttm's loop: normalize, cosine_similarity, topk, cat)",
+         EVS_FULL, EVS_QUICK, lambda *a: (random_tokens(*a),),
+         lambda tokens: dycoke_ttm(tokens, 0.7), _prepare_dycoke(0.7), True),
 ]

@@ -120,10 +120,19 @@ class TkEvsParams(ctypes.Structure):
     ]
 
 
+class TkDycokeParams(ctypes.Structure):
+    _fields_ = [
+        ("merging_ratio", ctypes.c_double),
+        ("height", ctypes.c_int32),
+        ("width", ctypes.c_int32),
+    ]
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
-                 "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams}
+                 "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
+                 "tk_dycoke_params": TkDycokeParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -185,6 +194,11 @@ def _declare_functions(library):
     _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_evs", status,
              [p(TkEvsParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_dycoke_retained_tokens", status, [p(TkDycokeParams), ctypes.c_int64, p(ctypes.c_int64)])
+    _declare(library, "tk_dycoke_workspace_size", status, [p(TkDycokeParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_dycoke_ttm", status,
+             [p(TkDycokeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
               ctypes.c_uint64, ctypes.c_void_p])
 
 
@@ -372,23 +386,37 @@ class Library:
 
 
     def evs_retained_tokens(self, params, frames):
-        retained = ctypes.c_int64()
-        self.check(self.native.tk_evs_retained_tokens(ctypes.byref(params), frames, ctypes.byref(retained)))
-        return retained.value
+        return self._retained_tokens(self.native.tk_evs_retained_tokens, params, frames)
+
+    def dycoke_retained_tokens(self, params, frames):
+        return self._retained_tokens(self.native.tk_dycoke_retained_tokens, params, frames)
 
     def prepare_evs(self, params, x, out=None, indices=None, positions=None, mask=None):
         """A zero-argument call of tk_evs (x [B, T, P, C] -> the kept tokens out [B, K, C], their flat
         positions indices [B, K] i32, grid coordinates positions [B, K, 3] i32 and mask [B, T * P] i32,
         each optional), with descriptors, workspace and stream settled now."""
-        views = [tensor_view(t) if t is not None else None for t in (x, out, indices, positions, mask)]
+        return self._prepare_video_method(self.native.tk_evs_workspace_size, self.native.tk_evs, params, x,
+                                          (out, indices, positions, mask))
+
+    def prepare_dycoke(self, params, x, out=None, indices=None, positions=None, mask=None):
+        """tk_dycoke_ttm as prepare_evs prepares tk_evs."""
+        return self._prepare_video_method(self.native.tk_dycoke_workspace_size, self.native.tk_dycoke_ttm, params, x,
+                                          (out, indices, positions, mask))
+
+    def _retained_tokens(self, query, params, frames):
+        retained = ctypes.c_int64()
+        self.check(query(ctypes.byref(params), frames, ctypes.byref(retained)))
+        return retained.value
+
+    def _prepare_video_method(self, workspace_query, method, params, x, outputs):
+        views = [tensor_view(t) if t is not None else None for t in (x, *outputs)]
         refs = [ctypes.byref(v) if v is not None else None for v in views]
         workspace_bytes = ctypes.c_uint64()
-        self.check(self.native.tk_evs_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        self.check(workspace_query(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
         workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
         arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
                      workspace_bytes.value, current_stream(x.device))
-        evs = self.native.tk_evs
-        return PreparedCall(lambda: self.check(evs(*arguments)), (x, out, indices, positions, mask, workspace, views, params))
+        return PreparedCall(lambda: self.check(method(*arguments)), (x, outputs, workspace, views, params))
 
 
 class PreparedCall:
@@ -499,6 +527,14 @@ def diversity_params(k, distance=TK_DISTANCE_COSINE, first=TK_FIRST_MOST_ISOLATE
 def evs_params(pruning_rate, height, width):
     params = TkEvsParams()
     params.pruning_rate = pruning_rate
+    params.height = height
+    params.width = width
+    return params
+
+
+def dycoke_params(merging_ratio, height, width):
+    params = TkDycokeParams()
+    params.merging_ratio = merging_ratio
     params.height = height
     params.width = width
     return params

@@ -895,23 +895,32 @@ void fuzz_temporal(Choices& c, Call& call) {
         call.run("tk_temporal_similarity", {x, reference, out}, [&] { return tk_temporal_similarity(x, reference, out, nullptr); });
         return;
     }
-    tk_evs_params p{};
-    p.pruning_rate = c.one_in(12) ? c.pick({-0.25, 1.0, 1.5, std::nan(""), HUGE_VAL}) : static_cast<double>(c.range(0, 1000)) / 1001.0;
-    p.height = around(c, 1, height);
-    p.width = around(c, 1, width);
-    const tk_evs_params* params = c.one_in(50) ? nullptr : &p;
+    // EVS or DyCoke: the same arguments but the rate (EVS's q, DyCoke's merging_ratio).
+    const bool dycoke = c.one_in(2);
+    const double rate = c.one_in(12) ? c.pick({-0.25, 1.0, 1.5, std::nan(""), HUGE_VAL}) : static_cast<double>(c.range(0, 1000)) / 1000.0;
+    const int32_t grid_height = around(c, 1, height), grid_width = around(c, 1, width);
+    const tk_evs_params evs{rate, grid_height, grid_width};
+    const tk_dycoke_params dycoke_params{rate, grid_height, grid_width};
+    const bool null_params = c.one_in(50);
+    const tk_evs_params* evs_ptr = null_params ? nullptr : &evs;
+    const tk_dycoke_params* dycoke_ptr = null_params ? nullptr : &dycoke_params;
     int64_t* retained = call.scalar<int64_t>(1, Role::kOutput);
     const int64_t asked = c.one_in(16) ? c.pick({int64_t{0}, int64_t{-1}, int64_t{1} << 40}) : frames;
-    const tk_status counted = call.run("tk_evs_retained_tokens", {}, [&] { return tk_evs_retained_tokens(params, asked, retained); });
+    const tk_status counted = dycoke ? call.run("tk_dycoke_retained_tokens", {}, [&] { return tk_dycoke_retained_tokens(dycoke_ptr, asked, retained); })
+                                     : call.run("tk_evs_retained_tokens", {}, [&] { return tk_evs_retained_tokens(evs_ptr, asked, retained); });
     const int64_t k = counted == TK_STATUS_OK && !c.one_in(16) ? *retained : c.range(0, 12);
     const tk_tensor* out = call.maybe({batch, k, channels}, x != nullptr ? x->dtype : TK_DTYPE_F32, Role::kOutput);
     const tk_tensor* kept = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
     const tk_tensor* grid = call.maybe({batch, k, 3}, TK_DTYPE_I32, Role::kOutput);
     const tk_tensor* mask = call.maybe({batch, frames * positions}, TK_DTYPE_I32, Role::kOutput);
     uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
-    const tk_status queried = call.run("tk_evs_workspace_size", {x}, [&] { return tk_evs_workspace_size(params, x, bytes); });
+    const tk_status queried = dycoke ? call.run("tk_dycoke_workspace_size", {x}, [&] { return tk_dycoke_workspace_size(dycoke_ptr, x, bytes); })
+                                     : call.run("tk_evs_workspace_size", {x}, [&] { return tk_evs_workspace_size(evs_ptr, x, bytes); });
     const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
-    call.run("tk_evs", {x, out, kept, grid, mask}, [&] { return tk_evs(params, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+    if (dycoke)
+        call.run("tk_dycoke_ttm", {x, out, kept, grid, mask}, [&] { return tk_dycoke_ttm(dycoke_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+    else
+        call.run("tk_evs", {x, out, kept, grid, mask}, [&] { return tk_evs(evs_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
 }
 
 Arena* arena = nullptr;

@@ -86,6 +86,9 @@ struct EvsCall {
     HostArray positions_array{TK_DTYPE_I32, {2, 9, 3}};
     HostArray mask_array{TK_DTYPE_I32, {2, 18}};
     tk_evs_params params{0.5, 2, 3};
+    // DyCoke on the same call: merging_ratio 0.5 keeps 6 + 3 + 3 = 12 tokens of 3 frames of 6.
+    bool dycoke = false;
+    tk_dycoke_params dycoke_params{0.5, 2, 3};
     tk_tensor x{}, out{}, indices{}, positions{}, mask{};
     bool null_params = false, null_x = false;
     uint64_t workspace_bytes = 0;
@@ -101,9 +104,30 @@ struct EvsCall {
         mask = mask_array.desc();
     }
     std::vector<const HostArray*> arrays() const { return {&x_array, &out_array, &indices_array, &positions_array, &mask_array}; }
+    // Switches the call to tk_dycoke_ttm, its outputs sized for K = 12.
+    void use_dycoke() {
+        dycoke = true;
+        out.shape[1] = 12;
+        indices.shape[1] = 12;
+        positions.shape[1] = 12;
+        out.strides[0] = 12 * 5;
+        indices.strides[0] = 12;
+        positions.strides[0] = 12 * 3;
+        out_array = HostArray(TK_DTYPE_F32, {2, 12, 5});
+        indices_array = HostArray(TK_DTYPE_I32, {2, 12});
+        positions_array = HostArray(TK_DTYPE_I32, {2, 12, 3});
+        for (HostArray* a : {&out_array, &indices_array, &positions_array}) a->fill_bytes(0xA5);
+        out = out_array.desc();
+        indices = indices_array.desc();
+        positions = positions_array.desc();
+    }
     tk_status run() const {
-        return tk_evs(null_params ? nullptr : &params, null_x ? nullptr : &x, &out, &indices, &positions, &mask,
-                      workspace.empty() ? nullptr : workspace.data(), workspace_bytes, nullptr);
+        void* w = workspace.empty() ? nullptr : workspace.data();
+        if (dycoke)
+            return tk_dycoke_ttm(null_params ? nullptr : &dycoke_params, null_x ? nullptr : &x, &out, &indices, &positions,
+                                 &mask, w, workspace_bytes, nullptr);
+        return tk_evs(null_params ? nullptr : &params, null_x ? nullptr : &x, &out, &indices, &positions, &mask, w,
+                      workspace_bytes, nullptr);
     }
 };
 
@@ -141,6 +165,20 @@ std::vector<EvsInvalidCase> evs_cases() {
              c.workspace_bytes = 64;
          },
          "workspace"},
+        {"DyCokeNullParams", [](EvsCall& c) { c.use_dycoke(); c.null_params = true; }, "params"},
+        {"DyCokeRatioAboveOne", [](EvsCall& c) { c.use_dycoke(); c.dycoke_params.merging_ratio = 1.5; }, "params->merging_ratio"},
+        {"DyCokeRatioNegative", [](EvsCall& c) { c.use_dycoke(); c.dycoke_params.merging_ratio = -0.25; }, "params->merging_ratio"},
+        {"DyCokeRatioNan", [nan](EvsCall& c) { c.use_dycoke(); c.dycoke_params.merging_ratio = nan; }, "params->merging_ratio"},
+        {"DyCokeGridNotP", [](EvsCall& c) { c.use_dycoke(); c.dycoke_params.height = 3; }, "x.shape[2]"},
+        {"DyCokeOutSizedForEvs", [](EvsCall& c) { c.use_dycoke(); c.out.shape[1] = 9; }, "out.shape[1]"},
+        {"DyCokeNoFrames", [](EvsCall& c) { c.use_dycoke(); c.x.shape[1] = 0; }, "x.shape[1]"},
+        {"DyCokeWorkspaceTooSmall",
+         [](EvsCall& c) {
+             c.use_dycoke();
+             c.workspace.assign(100, 0);
+             c.workspace_bytes = 100;
+         },
+         "workspace"},
     };
 }
 
@@ -167,6 +205,18 @@ TEST(EvsInvalidQueries, NameTheirArgument) {
     uint64_t bytes = 0;
     ASSERT_EQ(tk_evs_workspace_size(&call.params, &call.x, &bytes), TK_STATUS_OK) << tk_last_error();
     EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 9 * 4});
+
+    const tk_dycoke_params dycoke{0.7, 14, 14};
+    expect_rejected(tk_dycoke_retained_tokens(nullptr, 16, &retained), "params");
+    expect_rejected(tk_dycoke_retained_tokens(&dycoke, 0, &retained), "frames");
+    expect_rejected(tk_dycoke_retained_tokens(&dycoke, 16, nullptr), "retained");
+    const tk_dycoke_params no_width{0.7, 14, 0};
+    expect_rejected(tk_dycoke_retained_tokens(&no_width, 16, &retained), "params->width");
+    ASSERT_EQ(tk_dycoke_retained_tokens(&dycoke, 16, &retained), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(retained, 4 * 196 + 12 * 58);
+    expect_rejected(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, nullptr), "bytes");
+    ASSERT_EQ(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, &bytes), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 12 * 4 + 2 * 3 * 4 + 2 * 18 * 4});
 }
 
 }  // namespace

@@ -47,29 +47,116 @@ std::vector<double> reference_temporal_similarity(const HostTensor& x, const std
     return out;
 }
 
-EvsReference reference_evs(const HostTensor& x, double pruning_rate) {
+std::vector<float> reference_temporal_similarity_f32(const HostTensor& x, const std::vector<int32_t>& reference) {
+    const auto& s = x.shape();
+    std::vector<float> out;
+    for (int64_t b = 0; b < s[0]; ++b)
+        for (int64_t t = 0; t < s[1]; ++t) {
+            const int64_t r = reference.empty() ? t - 1 : reference[static_cast<size_t>(t)];
+            for (int64_t h = 0; h < s[2]; ++h)
+                for (int64_t w = 0; w < s[3]; ++w) {
+                    if (r < 0) {
+                        out.push_back(-std::numeric_limits<float>::infinity());
+                        continue;
+                    }
+                    // Lane l adds the channels l, l + 16, ... in increasing order.
+                    float dot[16] = {}, uu[16] = {}, vv[16] = {};
+                    for (int64_t c = 0; c < s[4]; ++c) {
+                        const auto u = static_cast<float>(x.get(b, t, h, w, c));
+                        const auto v = static_cast<float>(x.get(b, r, h, w, c));
+                        dot[c % 16] += u * v;
+                        uu[c % 16] += u * u;
+                        vv[c % 16] += v * v;
+                    }
+                    float d = 0.0f, nu = 0.0f, nv = 0.0f;
+                    for (int l = 0; l < 16; ++l) {
+                        d += dot[l];
+                        nu += uu[l];
+                        nv += vv[l];
+                    }
+                    out.push_back(d / (std::max(std::sqrt(nu), 1e-8f) * std::max(std::sqrt(nv), 1e-8f)));
+                }
+        }
+    return out;
+}
+
+namespace {
+
+// Positions [begin, end) ordered by value, best first (higher when descending), NaN after every number,
+// ties in position order (a stable sort).
+std::vector<int64_t> stable_order(const std::vector<double>& value, int64_t begin, int64_t end, bool descending) {
+    std::vector<int64_t> order(static_cast<size_t>(end - begin));
+    std::iota(order.begin(), order.end(), begin);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) {
+        const double a = value[static_cast<size_t>(i)], c = value[static_cast<size_t>(j)];
+        if (std::isnan(a) || std::isnan(c)) return !std::isnan(a) && std::isnan(c);
+        return descending ? a > c : a < c;
+    });
+    return order;
+}
+
+// Keeps the first `count` of order in `kept`, and records for each position of order the value of the
+// last one kept.
+void keep_first(const std::vector<int64_t>& order, int64_t count, const std::vector<double>& value,
+                std::vector<int64_t>& kept, std::vector<double>& boundary) {
+    const double edge = count > 0 ? value[static_cast<size_t>(order[static_cast<size_t>(count - 1)])] : 0.0;
+    for (size_t r = 0; r < order.size(); ++r) {
+        if (static_cast<int64_t>(r) < count) kept.push_back(order[r]);
+        boundary[static_cast<size_t>(order[r])] = edge;
+    }
+}
+
+}  // namespace
+
+SelectionReference reference_evs(const HostTensor& x, double pruning_rate) {
     const auto& s = x.shape();
     const int64_t positions = s[2] * s[3];
     const int64_t tokens = s[1] * positions;
-    EvsReference ref;
+    SelectionReference ref;
     // vLLM's compute_retained_tokens_count: max(tokens_per_frame, int(total_tokens * (1 - q))).
     ref.retained = std::max<int64_t>(positions, static_cast<int64_t>(static_cast<double>(tokens) * (1.0 - pruning_rate)));
     const std::vector<double> similarity = reference_temporal_similarity(x, {});
     for (int64_t b = 0; b < s[0]; ++b) {
-        std::vector<double> score(static_cast<size_t>(tokens));
-        for (int64_t i = 0; i < tokens; ++i) score[static_cast<size_t>(i)] = 1.0 - similarity[static_cast<size_t>(b * tokens + i)];
-        // argsort(descending=True, stable=True), NaN after every number.
-        std::vector<int64_t> order(static_cast<size_t>(tokens));
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) {
-            const double a = score[static_cast<size_t>(i)], c = score[static_cast<size_t>(j)];
-            if (std::isnan(a) || std::isnan(c)) return !std::isnan(a) && std::isnan(c);
-            return a > c;
-        });
-        std::vector<int64_t> kept(order.begin(), order.begin() + ref.retained);
+        std::vector<double> value(static_cast<size_t>(tokens));
+        for (int64_t i = 0; i < tokens; ++i) value[static_cast<size_t>(i)] = 1.0 - similarity[static_cast<size_t>(b * tokens + i)];
+        std::vector<int64_t> kept;
+        std::vector<double> boundary(static_cast<size_t>(tokens));
+        keep_first(stable_order(value, 0, tokens, true), ref.retained, value, kept, boundary);
         std::sort(kept.begin(), kept.end());
-        ref.scores.push_back(std::move(score));
         ref.kept.push_back(std::move(kept));
+        ref.value.push_back(std::move(value));
+        ref.boundary.push_back(std::move(boundary));
+    }
+    return ref;
+}
+
+SelectionReference reference_dycoke(const HostTensor& x, double merging_ratio) {
+    const auto& s = x.shape();
+    const int64_t frames = s[1];
+    const int64_t positions = s[2] * s[3];
+    // dycole_ttm: merging_ratio = 1 - merging_ratio; int(merging_ratio * num_tokens_per_frame).
+    const auto compared_keeps = static_cast<int64_t>((1.0 - merging_ratio) * static_cast<double>(positions));
+    std::vector<int32_t> reference(static_cast<size_t>(frames));
+    for (int64_t t = 0; t < frames; ++t)
+        reference[static_cast<size_t>(t)] = static_cast<int32_t>(t % 2 == 1 ? t - 1 : t % 4 == 2 ? t - 2 : -1);
+    const std::vector<double> similarity = reference_temporal_similarity(x, reference);
+    SelectionReference ref;
+    ref.retained = 0;
+    for (int64_t t = 0; t < frames; ++t) ref.retained += reference[static_cast<size_t>(t)] < 0 ? positions : compared_keeps;
+    for (int64_t b = 0; b < s[0]; ++b) {
+        std::vector<double> value(similarity.begin() + b * frames * positions, similarity.begin() + (b + 1) * frames * positions);
+        std::vector<int64_t> kept;
+        std::vector<double> boundary(value.size());
+        for (int64_t t = 0; t < frames; ++t) {
+            const int64_t count = reference[static_cast<size_t>(t)] < 0 ? positions : compared_keeps;
+            std::vector<int64_t> frame_kept;
+            keep_first(stable_order(value, t * positions, (t + 1) * positions, false), count, value, frame_kept, boundary);
+            std::sort(frame_kept.begin(), frame_kept.end());
+            kept.insert(kept.end(), frame_kept.begin(), frame_kept.end());
+        }
+        ref.kept.push_back(std::move(kept));
+        ref.value.push_back(std::move(value));
+        ref.boundary.push_back(std::move(boundary));
     }
     return ref;
 }

@@ -17,13 +17,26 @@ tk_tensor video_desc(tk_tensor five);
 // else reference[t]; -inf where a frame has no reference.
 std::vector<double> reference_temporal_similarity(const HostTensor& x, const std::vector<int32_t>& reference);
 
-// EVS on one video: the scores (+inf for frame 0, else 1 - cos to the previous frame), the retained
-// count and, per item, the kept flat positions t * P + p in increasing order.
-struct EvsReference {
+// The same in the float32 arithmetic SPEC section 5 prescribes (16 interleaved lanes per sum, each
+// operation rounded on its own), which both backends must match bit for bit.
+std::vector<float> reference_temporal_similarity_f32(const HostTensor& x, const std::vector<int32_t>& reference);
+
+// A video method's choice on every item: the retained count, the kept flat positions t * P + p in
+// increasing order, and, for each token, its ranking value and the value at the edge of its group's
+// kept set (the item for EVS, the frame for DyCoke), to tell a near-tie apart from an error.
+struct SelectionReference {
     int64_t retained;
-    std::vector<std::vector<double>> scores;     // [B][T * P]
     std::vector<std::vector<int64_t>> kept;      // [B][K]
+    std::vector<std::vector<double>> value;      // [B][T * P]
+    std::vector<std::vector<double>> boundary;   // [B][T * P]
 };
-EvsReference reference_evs(const HostTensor& x, double pruning_rate);
+
+// EVS (vLLM's compute_retention_mask): value = 1 - cos to the previous frame (+inf in frame 0), the K
+// highest of the video kept, K = max(P, int(T * P * (1 - q))), stable order.
+SelectionReference reference_evs(const HostTensor& x, double pruning_rate);
+
+// DyCoke's TTM: frame 4i whole; frames 4i + 1, 4i + 3 against the frame before, 4i + 2 against 4i; each
+// compared frame keeps its int((1 - merging_ratio) * P) tokens of lowest cosine (value), stable order.
+SelectionReference reference_dycoke(const HostTensor& x, double merging_ratio);
 
 }  // namespace tkt

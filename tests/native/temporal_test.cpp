@@ -1,5 +1,5 @@
-// Temporal redundancy (SPEC section 5): tk_temporal_similarity and tk_evs against the float64
-// reference on random inputs of awkward sizes, every float dtype and strided layouts; CUDA against
+// Temporal redundancy (SPEC section 5): tk_temporal_similarity, tk_evs and tk_dycoke_ttm against the
+// float64 reference on random inputs of awkward sizes, every float dtype and strided layouts; CUDA against
 // the CPU, bit for bit, where a device is present.
 #include <gtest/gtest.h>
 
@@ -86,6 +86,11 @@ TEST(TemporalSimilarity, MatchesReferenceForEveryDtypeLayoutAndReference) {
                     ASSERT_EQ(tk_temporal_similarity(&x_desc, dycoke ? &ref_desc : nullptr, &out_desc, nullptr), TK_STATUS_OK)
                         << tk_last_error();
                     expect_similarity(reference_temporal_similarity(x, refs), out, label);
+                    // The contract's float32 recipe, bit for bit, whichever vector variant this CPU runs.
+                    const std::vector<float> exact = reference_temporal_similarity_f32(x, refs);
+                    const std::vector<double> got = out.values();
+                    for (size_t i = 0; i < exact.size(); ++i)
+                        ASSERT_EQ(static_cast<float>(got[i]), exact[i]) << label << " token " << i;
                     EXPECT_EQ(first_changed_gap(before, out), "");
                 }
 }
@@ -122,11 +127,65 @@ TEST(TemporalSimilarity, ZeroAndNanTokens) {
     EXPECT_EQ(out.get(0, 0, 1), -std::numeric_limits<double>::infinity());
 }
 
-// ---- EVS -------------------------------------------------------------------------------------------
+// ---- The video methods: EVS and DyCoke ---------------------------------------------------------------
 
-struct EvsOutputs {
+// One method's C calls, with its rate (EVS's pruning_rate q, DyCoke's merging_ratio) and grid.
+struct VideoMethod {
+    const char* name;
+    bool dycoke;
+
+    int64_t retained(const VideoCase& c, double rate) const {
+        int64_t k = -1;
+        const tk_status status = dycoke ? tk_dycoke_retained_tokens(&dycoke_params(c, rate), c.frames, &k)
+                                        : tk_evs_retained_tokens(&evs_params(c, rate), c.frames, &k);
+        EXPECT_EQ(status, TK_STATUS_OK) << tk_last_error();
+        return k;
+    }
+    uint64_t workspace_bytes(const VideoCase& c, double rate, const tk_tensor& x) const {
+        uint64_t bytes = 0;
+        const tk_status status = dycoke ? tk_dycoke_workspace_size(&dycoke_params(c, rate), &x, &bytes)
+                                        : tk_evs_workspace_size(&evs_params(c, rate), &x, &bytes);
+        EXPECT_EQ(status, TK_STATUS_OK) << tk_last_error();
+        return bytes;
+    }
+    tk_status run(const VideoCase& c, double rate, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
+                  const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t bytes, tk_stream stream) const {
+        return dycoke ? tk_dycoke_ttm(&dycoke_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream)
+                      : tk_evs(&evs_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream);
+    }
+    SelectionReference reference(const HostTensor& x, double rate) const {
+        return dycoke ? reference_dycoke(x, rate) : reference_evs(x, rate);
+    }
+
+private:
+    static const tk_evs_params& evs_params(const VideoCase& c, double q) {
+        static thread_local tk_evs_params p;
+        p = tk_evs_params{q, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)};
+        return p;
+    }
+    static const tk_dycoke_params& dycoke_params(const VideoCase& c, double ratio) {
+        static thread_local tk_dycoke_params p;
+        p = tk_dycoke_params{ratio, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)};
+        return p;
+    }
+};
+
+const VideoMethod kEvs{"evs", false};
+const VideoMethod kDyCoke{"dycoke", true};
+const VideoMethod kMethods[] = {kEvs, kDyCoke};
+// EVS's q and DyCoke's merging_ratio (0.7 is its default); 0 keeps everything, DyCoke's 1 keeps the
+// window starts alone.
+const double kEvsRates[] = {0.0, 0.3, 0.5, 0.75, 0.999};
+const double kDyCokeRatios[] = {0.0, 0.3, 0.7, 0.95, 1.0};
+
+std::vector<double> rates_of(const VideoMethod& m) {
+    return m.dycoke ? std::vector<double>(std::begin(kDyCokeRatios), std::end(kDyCokeRatios))
+                    : std::vector<double>(std::begin(kEvsRates), std::end(kEvsRates));
+}
+
+struct VideoOutputs {
     HostArray out, indices, positions, mask;
-    EvsOutputs(const VideoCase& c, tk_dtype dtype, int64_t retained)
+    VideoOutputs(const VideoCase& c, tk_dtype dtype, int64_t retained)
         : out(dtype, {c.batch, retained, c.channels}, ArrayLayout{3, false, 0}),
           indices(TK_DTYPE_I32, {c.batch, retained}, ArrayLayout{1, false, 0}),
           positions(TK_DTYPE_I32, {c.batch, retained, 3}, ArrayLayout{2, false, 0}),
@@ -135,36 +194,32 @@ struct EvsOutputs {
     }
 };
 
-tk_evs_params evs_params(const VideoCase& c, double q) { return tk_evs_params{q, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)}; }
-
-tk_status run_evs(const tk_evs_params& params, const HostTensor& x, EvsOutputs& o, bool with_workspace) {
+tk_status run_host(const VideoMethod& m, const VideoCase& c, double rate, const HostTensor& x, VideoOutputs& o,
+                   bool with_workspace) {
     const tk_tensor x_desc = video_desc(x.desc());
     const tk_tensor out = o.out.desc(), indices = o.indices.desc(), positions = o.positions.desc(), mask = o.mask.desc();
-    uint64_t bytes = 0;
-    if (tk_evs_workspace_size(&params, &x_desc, &bytes) != TK_STATUS_OK) return TK_STATUS_INTERNAL;
+    const uint64_t bytes = m.workspace_bytes(c, rate, x_desc);
     std::vector<uint8_t> workspace(with_workspace ? bytes : 0);
-    return tk_evs(&params, &x_desc, &out, &indices, &positions, &mask, with_workspace ? workspace.data() : nullptr,
-                  with_workspace ? bytes : 0, nullptr);
+    return m.run(c, rate, x_desc, &out, &indices, &positions, &mask, with_workspace ? workspace.data() : nullptr,
+                 with_workspace ? bytes : 0, nullptr);
 }
 
-// Our kept set equals the reference's, except that a token within rounding of the boundary score may
-// stand in for another one equally close (float32 against float64 scores).
-void expect_kept(const EvsReference& ref, int64_t b, const std::vector<int64_t>& got, const std::string& label) {
+// Our kept set equals the reference's, except that a token within rounding of its group's boundary may
+// stand in for another one equally close (float32 against float64 values).
+void expect_kept(const SelectionReference& ref, int64_t b, const std::vector<int64_t>& got, const std::string& label) {
     const std::vector<int64_t>& want = ref.kept[static_cast<size_t>(b)];
     ASSERT_EQ(got.size(), want.size()) << label;
     ASSERT_TRUE(std::is_sorted(got.begin(), got.end())) << label;
     if (got == want) return;
-    const std::vector<double>& score = ref.scores[static_cast<size_t>(b)];
-    double boundary = std::numeric_limits<double>::infinity();
-    for (int64_t i : want) boundary = std::min(boundary, score[static_cast<size_t>(i)]);
     std::vector<int64_t> differ;
     std::set_symmetric_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(differ));
     for (int64_t i : differ)
-        EXPECT_NEAR(score[static_cast<size_t>(i)], boundary, 1e-5) << label << ": item " << b << " token " << i
-                                                                   << " is kept by one side only, away from the boundary";
+        EXPECT_NEAR(ref.value[static_cast<size_t>(b)][static_cast<size_t>(i)], ref.boundary[static_cast<size_t>(b)][static_cast<size_t>(i)], 1e-5)
+            << label << ": item " << b << " token " << i << " is kept by one side only, away from the boundary";
 }
 
-void expect_evs(const EvsReference& ref, const VideoCase& c, const HostTensor& x, const EvsOutputs& o, const std::string& label) {
+void expect_selection(const SelectionReference& ref, const VideoCase& c, const HostTensor& x, const VideoOutputs& o,
+                      const std::string& label) {
     const int64_t positions = c.height * c.width;
     for (int64_t b = 0; b < c.batch; ++b) {
         std::vector<int64_t> got;
@@ -187,59 +242,55 @@ void expect_evs(const EvsReference& ref, const VideoCase& c, const HostTensor& x
     }
 }
 
-const double kRates[] = {0.0, 0.3, 0.5, 0.75, 0.999};
+// Frame counts around DyCoke's windows of four: partial windows of 1 to 3 frames.
+const VideoCase kWindowCases[] = {{2, 2, 3, 3, 17}, {1, 3, 2, 5, 16}, {1, 6, 4, 4, 33}, {2, 11, 3, 2, 8}};
 
-TEST(Evs, MatchesReferenceForEveryDtypeAndRate) {
+TEST(VideoMethods, MatchReferenceForEveryDtypeAndRate) {
     const Layout layouts[] = {Layout{}, Layout{5, 0, 1, false, 1}};
-    for (const VideoCase& c : kCases)
-        for (tk_dtype dtype : kDtypes)
-            for (size_t l = 0; l < std::size(layouts); ++l)
-                for (double q : kRates) {
-                    const std::string label = case_label(c, dtype) + "_layout" + std::to_string(l) + "_q" + std::to_string(q);
-                    SCOPED_TRACE(label);
-                    const HostTensor x = make_video(c, dtype, layouts[l], label);
-                    const EvsReference ref = reference_evs(x, q);
-                    const tk_evs_params params = evs_params(c, q);
-                    int64_t retained = -1;
-                    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK) << tk_last_error();
-                    ASSERT_EQ(retained, ref.retained);
-                    EvsOutputs o(c, dtype, retained);
-                    const EvsOutputs before = o;
-                    ASSERT_EQ(run_evs(params, x, o, l == 1), TK_STATUS_OK) << tk_last_error();
-                    expect_evs(ref, c, x, o, label);
-                    EXPECT_EQ(first_changed_gap(before.out, o.out), "");
-                    EXPECT_EQ(first_changed_gap(before.indices, o.indices), "");
-                    EXPECT_EQ(first_changed_gap(before.positions, o.positions), "");
-                    EXPECT_EQ(first_changed_gap(before.mask, o.mask), "");
-                }
+    for (const VideoMethod& m : kMethods)
+        for (const std::vector<VideoCase>& cases : {std::vector<VideoCase>(std::begin(kCases), std::end(kCases)),
+                                                    std::vector<VideoCase>(std::begin(kWindowCases), std::end(kWindowCases))})
+            for (const VideoCase& c : cases)
+                for (tk_dtype dtype : kDtypes)
+                    for (size_t l = 0; l < std::size(layouts); ++l)
+                        for (double rate : rates_of(m)) {
+                            const std::string label = std::string(m.name) + "_" + case_label(c, dtype) + "_layout" + std::to_string(l) +
+                                                      "_rate" + std::to_string(rate);
+                            SCOPED_TRACE(label);
+                            const HostTensor x = make_video(c, dtype, layouts[l], label);
+                            const SelectionReference ref = m.reference(x, rate);
+                            ASSERT_EQ(m.retained(c, rate), ref.retained);
+                            VideoOutputs o(c, dtype, ref.retained);
+                            const VideoOutputs before = o;
+                            ASSERT_EQ(run_host(m, c, rate, x, o, l == 1), TK_STATUS_OK) << tk_last_error();
+                            expect_selection(ref, c, x, o, label);
+                            EXPECT_EQ(first_changed_gap(before.out, o.out), "");
+                            EXPECT_EQ(first_changed_gap(before.indices, o.indices), "");
+                            EXPECT_EQ(first_changed_gap(before.positions, o.positions), "");
+                            EXPECT_EQ(first_changed_gap(before.mask, o.mask), "");
+                        }
 }
 
-TEST(Evs, EdgeCasesKeepWhatTheCountSays) {
-    // T = 1 and q = 0 keep everything; one token per frame; q close to 1 keeps frame 0 alone.
-    struct Edge {
-        VideoCase c;
-        double q;
-        int64_t retained;
-    };
-    const Edge edges[] = {{{2, 1, 3, 5, 9}, 0.9, 15}, {{1, 6, 2, 2, 8}, 0.0, 24}, {{2, 12, 1, 1, 33}, 0.5, 6}, {{1, 5, 4, 3, 17}, 0.99, 12}};
-    for (const Edge& e : edges) {
-        const std::string label = case_label(e.c, TK_DTYPE_F32) + "_q" + std::to_string(e.q);
-        SCOPED_TRACE(label);
-        const HostTensor x = make_video(e.c, TK_DTYPE_F32, Layout{}, label);
-        const tk_evs_params params = evs_params(e.c, e.q);
-        int64_t retained = -1;
-        ASSERT_EQ(tk_evs_retained_tokens(&params, e.c.frames, &retained), TK_STATUS_OK) << tk_last_error();
-        ASSERT_EQ(retained, e.retained);
-        EvsOutputs o(e.c, TK_DTYPE_F32, retained);
-        ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
-        expect_evs(reference_evs(x, e.q), e.c, x, o, label);
-    }
+TEST(VideoMethods, RetainedCountsAreThePublishedFormulas) {
+    // EVS: max(P, int(T * P * (1 - q))); T = 1 and q = 0 keep everything, one token per frame, q near 1
+    // keeps frame 0 alone.
+    EXPECT_EQ(kEvs.retained({2, 1, 3, 5, 9}, 0.9), 15);
+    EXPECT_EQ(kEvs.retained({1, 6, 2, 2, 8}, 0.0), 24);
+    EXPECT_EQ(kEvs.retained({2, 12, 1, 1, 33}, 0.5), 6);
+    EXPECT_EQ(kEvs.retained({1, 5, 4, 3, 17}, 0.99), 12);
+    EXPECT_EQ(kEvs.retained({1, 64, 27, 27, 1}, 0.75), 11664);
+    // DyCoke: 16 frames of LLaVA-OneVision's 14 x 14 at its default 0.7: 4 whole frames, 12 keeping
+    // int(0.3 * 196) = 58 (0.30000000000000004 * 196 = 58.800000000000004).
+    EXPECT_EQ(kDyCoke.retained({1, 16, 14, 14, 1}, 0.7), 4 * 196 + 12 * 58);
+    EXPECT_EQ(kDyCoke.retained({1, 1, 14, 14, 1}, 0.7), 196);
+    EXPECT_EQ(kDyCoke.retained({1, 5, 2, 2, 1}, 1.0), 8);  // frames 0 and 4
+    EXPECT_EQ(kDyCoke.retained({1, 7, 3, 1, 1}, 0.0), 21);
 }
 
-TEST(Evs, TiesGoToTheLowerPositionAndNanRanksLast) {
-    // Every token the same vector: all scores of frames 1.. are the same number, so the kept tokens
-    // after frame 0 are the first ones in order. A NaN token in frame 1 drops below them all; one in
-    // frame 0 is kept regardless.
+TEST(VideoMethods, TiesGoToTheLowerPositionAndNanRanksLast) {
+    // Every token the same vector: every compared token scores the same number, so the first ones in
+    // position are kept. NaN: token 6 (frame 1, cell 0, its own NaN), 11 (frame 1, cell 5, against frame
+    // 0's NaN cell) and 12 (frame 2, cell 0, against token 6 for EVS) score NaN and rank last.
     const VideoCase c{1, 4, 2, 3, 19};
     HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "ties");
     for (int64_t t = 0; t < c.frames; ++t)
@@ -248,51 +299,56 @@ TEST(Evs, TiesGoToTheLowerPositionAndNanRanksLast) {
                 for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, t, h, w, ch, x.get(0, 0, 0, 0, ch));
     x.set(0, 1, 0, 0, 3, std::numeric_limits<float>::quiet_NaN());
     x.set(0, 0, 1, 2, 0, std::numeric_limits<float>::quiet_NaN());
-    const tk_evs_params params = evs_params(c, 0.5);  // K = 12: frame 0, then 6 of the 15 finite ones
-    EvsOutputs o(c, TK_DTYPE_F32, 12);
-    ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
-    // NaN scores: token 6 (frame 1, cell 0, its own NaN), 11 (frame 1, cell 5, against frame 0's NaN
-    // cell) and 12 (frame 2, cell 0, against token 6). The first 6 finite ones follow frame 0.
-    const std::vector<int64_t> want = {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 14};
-    for (int64_t k = 0; k < 12; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "slot " << k;
-}
-
-TEST(Evs, ThreadCountChangesNoBit) {
-    const VideoCase c{2, 13, 4, 7, 40};
-    const HostTensor x = make_video(c, TK_DTYPE_BF16, Layout{}, "evs_threads");
-    std::vector<std::vector<uint8_t>> results;
-    const tk_evs_params params = evs_params(c, 0.6);
-    int64_t retained = 0;
-    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
-    EXPECT_EQ(retained, 145);  // int(13 * 28 * 0.4)
-    for (int32_t threads : {1, 2, 5}) {
-        const ScopedNumThreads scoped(threads);
-        EvsOutputs o(c, TK_DTYPE_BF16, retained);
-        ASSERT_EQ(run_evs(params, x, o, false), TK_STATUS_OK) << tk_last_error();
-        results.push_back(o.indices.bytes());
+    {
+        VideoOutputs o(c, TK_DTYPE_F32, 12);  // q = 0.5: frame 0, then 6 of the 15 finite scores
+        ASSERT_EQ(run_host(kEvs, c, 0.5, x, o, false), TK_STATUS_OK) << tk_last_error();
+        const std::vector<int64_t> want = {0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 13, 14};
+        for (int64_t k = 0; k < 12; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "EVS slot " << k;
     }
-    for (const auto& r : results) EXPECT_TRUE(r == results.front());
+    {
+        // DyCoke at 0.5 keeps 3 of 6 in frames 1 to 3. Frame 1: NaN at cells 0 and 5, so 1, 2, 3; frame 2
+        // (against frame 0): cell 5 is NaN, so 12, 13, 14; frame 3 (against frame 2): all equal, 18, 19, 20.
+        VideoOutputs o(c, TK_DTYPE_F32, 15);
+        ASSERT_EQ(run_host(kDyCoke, c, 0.5, x, o, false), TK_STATUS_OK) << tk_last_error();
+        const std::vector<int64_t> want = {0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 14, 18, 19, 20};
+        for (int64_t k = 0; k < 15; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "DyCoke slot " << k;
+    }
 }
 
-TEST(Evs, OutputsAreOptional) {
+TEST(VideoMethods, ThreadCountChangesNoBit) {
+    const VideoCase c{2, 13, 4, 7, 40};
+    const HostTensor x = make_video(c, TK_DTYPE_BF16, Layout{}, "video_threads");
+    for (const VideoMethod& m : kMethods) {
+        std::vector<std::vector<uint8_t>> results;
+        for (int32_t threads : {1, 2, 5}) {
+            const ScopedNumThreads scoped(threads);
+            VideoOutputs o(c, TK_DTYPE_BF16, m.retained(c, 0.6));
+            ASSERT_EQ(run_host(m, c, 0.6, x, o, false), TK_STATUS_OK) << tk_last_error();
+            results.push_back(o.indices.bytes());
+        }
+        for (const auto& r : results) EXPECT_TRUE(r == results.front()) << m.name;
+    }
+}
+
+TEST(VideoMethods, OutputsAreOptional) {
     const VideoCase c{2, 6, 3, 4, 21};
     const HostTensor x = make_video(c, TK_DTYPE_F16, Layout{}, "optional");
-    const tk_evs_params params = evs_params(c, 0.4);
-    int64_t retained = 0;
-    ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
-    EvsOutputs all(c, TK_DTYPE_F16, retained);
-    ASSERT_EQ(run_evs(params, x, all, false), TK_STATUS_OK) << tk_last_error();
     const tk_tensor x_desc = video_desc(x.desc());
-    // Each output alone equals the same output of the full call.
-    EvsOutputs alone(c, TK_DTYPE_F16, retained);
-    const tk_tensor out = alone.out.desc(), positions = alone.positions.desc(), mask = alone.mask.desc();
-    ASSERT_EQ(tk_evs(&params, &x_desc, &out, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
-    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, &positions, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
-    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, nullptr, &mask, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
-    EXPECT_TRUE(alone.out.values() == all.out.values());
-    EXPECT_TRUE(alone.positions.values() == all.positions.values());
-    EXPECT_TRUE(alone.mask.values() == all.mask.values());
-    ASSERT_EQ(tk_evs(&params, &x_desc, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    for (const VideoMethod& m : kMethods) {
+        const int64_t retained = m.retained(c, 0.4);
+        VideoOutputs all(c, TK_DTYPE_F16, retained);
+        ASSERT_EQ(run_host(m, c, 0.4, x, all, false), TK_STATUS_OK) << tk_last_error();
+        // Each output alone equals the same output of the full call.
+        VideoOutputs alone(c, TK_DTYPE_F16, retained);
+        const tk_tensor out = alone.out.desc(), positions = alone.positions.desc(), mask = alone.mask.desc();
+        ASSERT_EQ(m.run(c, 0.4, x_desc, &out, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+        ASSERT_EQ(m.run(c, 0.4, x_desc, nullptr, nullptr, &positions, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+        ASSERT_EQ(m.run(c, 0.4, x_desc, nullptr, nullptr, nullptr, &mask, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+        EXPECT_TRUE(alone.out.values() == all.out.values()) << m.name;
+        EXPECT_TRUE(alone.positions.values() == all.positions.values()) << m.name;
+        EXPECT_TRUE(alone.mask.values() == all.mask.values()) << m.name;
+        ASSERT_EQ(m.run(c, 0.4, x_desc, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    }
 }
 
 // ---- CUDA against the CPU --------------------------------------------------------------------------
@@ -349,49 +405,48 @@ TEST_F(TemporalCuda, SimilarityEqualsTheCpuBitForBit) {
             }
 }
 
-TEST_F(TemporalCuda, EvsEqualsTheCpu) {
+TEST_F(TemporalCuda, VideoMethodsEqualTheCpu) {
     int64_t index = 0;
-    for (const VideoCase& c : kCases)
-        for (tk_dtype dtype : kDtypes)
-            for (double q : kRates) {
-                if (!runs_at_scale(index++, 7)) continue;
-                const std::string label = case_label(c, dtype) + "_q" + std::to_string(q);
-                SCOPED_TRACE(label);
-                const HostTensor x = make_video(c, dtype, Layout{}, label);
-                const tk_evs_params params = evs_params(c, q);
-                int64_t retained = 0;
-                ASSERT_EQ(tk_evs_retained_tokens(&params, c.frames, &retained), TK_STATUS_OK);
-                EvsOutputs cpu(c, dtype, retained);
-                EvsOutputs gpu = cpu;
-                ASSERT_EQ(run_evs(params, x, cpu, false), TK_STATUS_OK) << tk_last_error();
-                DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), id(gpu.indices.bytes().size()),
-                    pd(gpu.positions.bytes().size()), md(gpu.mask.bytes().size());
-                upload(xd, x.bytes());
-                upload(od, gpu.out.bytes());
-                upload(id, gpu.indices.bytes());
-                upload(pd, gpu.positions.bytes());
-                upload(md, gpu.mask.bytes());
-                const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
-                const tk_tensor out = gpu.out.device_desc(od.get(), 0), indices = gpu.indices.device_desc(id.get(), 0),
-                                positions = gpu.positions.device_desc(pd.get(), 0), mask = gpu.mask.device_desc(md.get(), 0);
-                // Without a workspace on even cases, with the queried one on odd ones.
-                uint64_t bytes = 0;
-                ASSERT_EQ(tk_evs_workspace_size(&params, &x_desc, &bytes), TK_STATUS_OK) << tk_last_error();
-                DeviceBuffer workspace(index % 2 ? bytes : 0);
-                ASSERT_EQ(tk_evs(&params, &x_desc, &out, &indices, &positions, &mask, index % 2 ? workspace.get() : nullptr,
-                                 index % 2 ? bytes : 0, stream_),
-                          TK_STATUS_OK)
-                    << tk_last_error();
-                download(gpu.out.bytes(), od);
-                download(gpu.indices.bytes(), id);
-                download(gpu.positions.bytes(), pd);
-                download(gpu.mask.bytes(), md);
-                sync();
-                EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes());
-                EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes());
-                EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes());
-                EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes());
-            }
+    for (const VideoMethod& m : kMethods)
+        for (const VideoCase& c : kCases)
+            for (tk_dtype dtype : kDtypes)
+                for (double rate : rates_of(m)) {
+                    if (!runs_at_scale(index++, 7)) continue;
+                    const std::string label = std::string(m.name) + "_" + case_label(c, dtype) + "_rate" + std::to_string(rate);
+                    SCOPED_TRACE(label);
+                    const HostTensor x = make_video(c, dtype, Layout{}, label);
+                    const int64_t retained = m.retained(c, rate);
+                    VideoOutputs cpu(c, dtype, retained);
+                    VideoOutputs gpu = cpu;
+                    ASSERT_EQ(run_host(m, c, rate, x, cpu, false), TK_STATUS_OK) << tk_last_error();
+                    DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), id(gpu.indices.bytes().size()),
+                        pd(gpu.positions.bytes().size()), md(gpu.mask.bytes().size());
+                    upload(xd, x.bytes());
+                    upload(od, gpu.out.bytes());
+                    upload(id, gpu.indices.bytes());
+                    upload(pd, gpu.positions.bytes());
+                    upload(md, gpu.mask.bytes());
+                    const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
+                    const tk_tensor out = gpu.out.device_desc(od.get(), 0), indices = gpu.indices.device_desc(id.get(), 0),
+                                    positions = gpu.positions.device_desc(pd.get(), 0), mask = gpu.mask.device_desc(md.get(), 0);
+                    // Without a workspace on even cases, with the queried one on odd ones.
+                    const uint64_t bytes = m.workspace_bytes(c, rate, x_desc);
+                    const bool given = index % 2 == 1;
+                    DeviceBuffer workspace(given ? bytes : 0);
+                    ASSERT_EQ(m.run(c, rate, x_desc, &out, &indices, &positions, &mask, given ? workspace.get() : nullptr,
+                                    given ? bytes : 0, stream_),
+                              TK_STATUS_OK)
+                        << tk_last_error();
+                    download(gpu.out.bytes(), od);
+                    download(gpu.indices.bytes(), id);
+                    download(gpu.positions.bytes(), pd);
+                    download(gpu.mask.bytes(), md);
+                    sync();
+                    EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes());
+                    EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes());
+                    EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes());
+                    EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes());
+                }
 }
 
 }  // namespace

@@ -225,4 +225,13 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_evs(TkEvsParams* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dycoke_retained_tokens(TkDycokeParams* @params, long frames, long* retained);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dycoke_workspace_size(TkDycokeParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dycoke_ttm(TkDycokeParams* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
 }

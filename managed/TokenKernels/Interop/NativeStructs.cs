@@ -84,6 +84,15 @@ internal struct TkEvsParams
     public int Width;
 }
 
+/// <summary>Mirror of <c>tk_dycoke_params</c>: the merging ratio and the frame grid.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkDycokeParams
+{
+    public double MergingRatio;
+    public int Height;
+    public int Width;
+}
+
 /// <summary>
 /// Room for <c>TK_MAX_RANK</c> sizes, for the shape arguments of native calls. A local of this type is used rather
 /// than <c>stackalloc</c> because a method that stackallocs makes its P/Invoke calls several times slower

@@ -8,7 +8,8 @@ namespace TokenKernels;
 /// Temporal redundancy in video (docs/SPEC.md, section 5), on host memory or on a CUDA device: the cosine similarity of
 /// each token to the same position of a reference frame
 /// (<see cref="TemporalSimilarity{T}(ReadOnlyHostTensor{T}, HostTensor{float}, ReadOnlyHostTensor{int})"/>), and the
-/// video methods built on it, one call each: EVS (<see cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>).
+/// video methods built on it, one call each: EVS (<see cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
+/// and DyCoke's temporal token merging (<see cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>).
 /// </summary>
 /// <remarks>
 /// <para>A video is <c>[B, T, P, C]</c>: T frames of P = H * W tokens (row-major over the frame grid) of C channels,
@@ -99,13 +100,7 @@ public static unsafe class VideoPruning
     /// <exception cref="TokenKernelsException">An argument out of range (the message names it).</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static long EvsRetainedTokens(long frames, int height, int width, double pruningRate)
-    {
-        NativeLibraryLoader.EnsureLoaded();
-        TkEvsParams native = EvsParams(height, width, pruningRate);
-        long retained;
-        NativeStatus.Check(NativeMethods.tk_evs_retained_tokens(&native, frames, &retained));
-        return retained;
-    }
+        => RetainedTokens(Method.Evs, frames, height, width, pruningRate);
 
     /// <summary>
     /// EVS, Efficient Video Sampling, as vLLM, SGLang and TensorRT-LLM apply it to video embeddings (vLLM
@@ -136,27 +131,7 @@ public static unsafe class VideoPruning
         HostTensor<int> positions = default,
         HostTensor<int> mask = default)
         where T : unmanaged
-    {
-        RequireVideo(video.Shape, video.DataType, nameof(video));
-        NativeLibraryLoader.EnsureLoaded();
-        TkEvsParams native = EvsParams(height, width, pruningRate);
-        fixed (T* xp = video.Data)
-        fixed (T* op = output.Data)
-        fixed (int* ip = indices.Data)
-        fixed (int* pp = positions.Data)
-        fixed (int* mp = mask.Data)
-        {
-            TkTensor x = TensorLayout.Descriptor(xp, video.DataType, Cpu, 0, video.Shape, video.Strides);
-            TkTensor o, i, p, m;
-            NativeStatus.Check(NativeMethods.tk_evs(
-                &native, &x,
-                OptionalHostDescriptor(op, output.DataType, output.Shape, output.Strides, &o),
-                OptionalHostDescriptor(ip, TensorDataType.Int32, indices.Shape, indices.Strides, &i),
-                OptionalHostDescriptor(pp, TensorDataType.Int32, positions.Shape, positions.Strides, &p),
-                OptionalHostDescriptor(mp, TensorDataType.Int32, mask.Shape, mask.Strides, &m),
-                null, 0, IntPtr.Zero));
-        }
-    }
+        => Select(Method.Evs, video, height, width, pruningRate, output, indices, positions, mask);
 
     /// <summary>EVS into new arrays: the kept tokens, their positions and grid coordinates.</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>, frames one after another in memory.</param>
@@ -165,25 +140,9 @@ public static unsafe class VideoPruning
     /// <param name="pruningRate">q in [0, 1), vLLM's <c>video_pruning_rate</c>.</param>
     /// <returns>The kept tokens <c>[B, K, C]</c>, indices <c>[B, K]</c> and positions <c>[B, K, 3]</c>.</returns>
     /// <inheritdoc cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})" path="/exception"/>
-    public static EvsResult<T> Evs<T>(ReadOnlyHostTensor<T> video, int height, int width, double pruningRate)
+    public static VideoSelectionResult<T> Evs<T>(ReadOnlyHostTensor<T> video, int height, int width, double pruningRate)
         where T : unmanaged
-    {
-        RequireVideo(video.Shape, video.DataType, nameof(video));
-        long retained = EvsRetainedTokens(Math.Max(video.Shape[1], 1), height, width, pruningRate);
-        long batch = video.Shape[0];
-        long channels = video.Shape[3];
-        var tokensShape = new TensorShape(batch, retained, channels);
-        var indicesShape = new TensorShape(batch, retained);
-        var positionsShape = new TensorShape(batch, retained, 3);
-        RequireArraySize(tokensShape, nameof(video));
-        RequireArraySize(positionsShape, nameof(video));
-        var tokens = new T[tokensShape.ElementCount];
-        var indices = new int[indicesShape.ElementCount];
-        var positions = new int[positionsShape.ElementCount];
-        Evs(video, height, width, pruningRate, new HostTensor<T>(tokens, tokensShape), new HostTensor<int>(indices, indicesShape),
-            new HostTensor<int>(positions, positionsShape));
-        return new EvsResult<T>(tokens, indices, positions, batch, retained, channels);
-    }
+        => Select(Method.Evs, video, height, width, pruningRate);
 
     /// <summary>Device scratch bytes the device EVS call needs (<c>tk_evs_workspace_size</c>): the scores and the kept positions.</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
@@ -195,15 +154,7 @@ public static unsafe class VideoPruning
     /// <exception cref="TokenKernelsException">The native library rejected the arguments.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static long GetEvsWorkspaceSize(DeviceTensor video, int height, int width, double pruningRate)
-    {
-        RequireVideo(video.Shape, video.DataType, nameof(video));
-        NativeLibraryLoader.EnsureLoaded();
-        TkEvsParams native = EvsParams(height, width, pruningRate);
-        TkTensor x = DeviceDescriptor(video);
-        ulong bytes;
-        NativeStatus.Check(NativeMethods.tk_evs_workspace_size(&native, &x, &bytes));
-        return checked((long)bytes);
-    }
+        => WorkspaceSize(Method.Evs, video, height, width, pruningRate);
 
     /// <summary>
     /// EVS on the video's CUDA device, enqueued on <paramref name="stream"/>: the same outputs as the host call, with no
@@ -235,29 +186,224 @@ public static unsafe class VideoPruning
         CudaStream? stream = null,
         IntPtr workspace = default,
         long workspaceBytes = 0)
+        => Select(Method.Evs, video, height, width, pruningRate, output, indices, positions, mask, stream, workspace, workspaceBytes);
+
+    // ---- DyCoke ----
+
+    /// <summary>DyCoke's default <c>merging_ratio</c>: a compared frame drops 70% of its tokens.</summary>
+    public const double DyCokeDefaultMergingRatio = 0.7;
+
+    /// <summary>
+    /// K, the tokens DyCoke's TTM keeps of each video: P for each window start (frames 0, 4, 8, ...) and
+    /// floor((1 - mergingRatio) * P) for every other frame (<c>tk_dycoke_retained_tokens</c>).
+    /// </summary>
+    /// <param name="frames">T, at least 1.</param>
+    /// <param name="height">H of the frame grid, at least 1 (LLaVA-OneVision after pooling: 14).</param>
+    /// <param name="width">W of the frame grid, at least 1.</param>
+    /// <param name="mergingRatio">In [0, 1]: the fraction of a compared frame's tokens dropped.</param>
+    /// <exception cref="TokenKernelsException">An argument out of range (the message names it).</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static long DyCokeRetainedTokens(long frames, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
+        => RetainedTokens(Method.DyCoke, frames, height, width, mergingRatio);
+
+    /// <summary>
+    /// DyCoke's temporal token merging, TTM (Tao et al., CVPR 2025; <c>KD-TAO/DyCoke</c>, <c>dycole_ttm</c>), in one fused
+    /// call (<c>tk_dycoke_ttm</c>): in each window of four frames, frame 0 is kept whole, frames 1 and 3 are compared
+    /// with the frame before them and frame 2 with frame 0, token by token at the same position, and each compared
+    /// frame keeps its floor((1 - mergingRatio) * P) least similar tokens; frame after frame, in increasing position.
+    /// docs/SPEC.md section 5 lists where the published code's indexing differs. Allocates nothing managed.
+    /// </summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>.</param>
+    /// <param name="height">H of the frame grid (LLaVA-OneVision after pooling: 14).</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="mergingRatio">In [0, 1]: the fraction of a compared frame's tokens dropped (<see cref="DyCokeDefaultMergingRatio"/>).</param>
+    /// <param name="output">Optional <c>[B, K, C]</c>: receives the kept tokens (the video's frames must follow one another in memory). Absent when default.</param>
+    /// <param name="indices">Optional int32 <c>[B, K]</c>: their flat positions t * P + p, increasing.</param>
+    /// <param name="positions">Optional int32 <c>[B, K, 3]</c>: their grid coordinates (t, h, w).</param>
+    /// <param name="mask">Optional int32 <c>[B, T * P]</c>: 1 where a token is kept, else 0.</param>
+    /// <exception cref="ArgumentException">A wrong rank or element type.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments (a ratio outside [0, 1], P other than H * W, an output shape, overlapping tensors); nothing was written.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void DyCoke<T>(
+        ReadOnlyHostTensor<T> video,
+        int height,
+        int width,
+        double mergingRatio,
+        HostTensor<T> output,
+        HostTensor<int> indices = default,
+        HostTensor<int> positions = default,
+        HostTensor<int> mask = default)
+        where T : unmanaged
+        => Select(Method.DyCoke, video, height, width, mergingRatio, output, indices, positions, mask);
+
+    /// <summary>DyCoke's TTM into new arrays: the kept tokens, their positions and grid coordinates.</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>, frames one after another in memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="mergingRatio">In [0, 1]: the fraction of a compared frame's tokens dropped.</param>
+    /// <returns>The kept tokens <c>[B, K, C]</c>, indices <c>[B, K]</c> and positions <c>[B, K, 3]</c>.</returns>
+    /// <inheritdoc cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})" path="/exception"/>
+    public static VideoSelectionResult<T> DyCoke<T>(ReadOnlyHostTensor<T> video, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
+        where T : unmanaged
+        => Select(Method.DyCoke, video, height, width, mergingRatio);
+
+    /// <summary>Device scratch bytes the device DyCoke call needs (<c>tk_dycoke_workspace_size</c>).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="mergingRatio">In [0, 1].</param>
+    /// <returns>Bytes of device memory.</returns>
+    /// <inheritdoc cref="GetEvsWorkspaceSize" path="/exception"/>
+    public static long GetDyCokeWorkspaceSize(DeviceTensor video, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
+        => WorkspaceSize(Method.DyCoke, video, height, width, mergingRatio);
+
+    /// <summary>DyCoke's TTM on the video's CUDA device, enqueued on <paramref name="stream"/>, with no host synchronisation. Every output is optional (null).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="mergingRatio">In [0, 1]: the fraction of a compared frame's tokens dropped.</param>
+    /// <param name="output">Optional <c>[B, K, C]</c> of the video's element type: the kept tokens.</param>
+    /// <param name="indices">Optional int32 <c>[B, K]</c>: their flat positions, increasing.</param>
+    /// <param name="positions">Optional int32 <c>[B, K, 3]</c>: their (t, h, w).</param>
+    /// <param name="mask">Optional int32 <c>[B, T * P]</c>: 1 where kept.</param>
+    /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
+    /// <param name="workspace">Device scratch of <see cref="GetDyCokeWorkspaceSize"/> bytes, or zero to let the op allocate it stream-ordered.</param>
+    /// <param name="workspaceBytes">The size of <paramref name="workspace"/>; 0 with no workspace.</param>
+    /// <inheritdoc cref="Evs(DeviceTensor, int, int, double, DeviceTensor?, DeviceTensor?, DeviceTensor?, DeviceTensor?, CudaStream?, IntPtr, long)" path="/exception"/>
+    public static void DyCoke(
+        DeviceTensor video,
+        int height,
+        int width,
+        double mergingRatio,
+        DeviceTensor? output = null,
+        DeviceTensor? indices = null,
+        DeviceTensor? positions = null,
+        DeviceTensor? mask = null,
+        CudaStream? stream = null,
+        IntPtr workspace = default,
+        long workspaceBytes = 0)
+        => Select(Method.DyCoke, video, height, width, mergingRatio, output, indices, positions, mask, stream, workspace, workspaceBytes);
+
+    // ---- Shared by the video methods ----
+
+    private enum Method
+    {
+        Evs,
+        DyCoke,
+    }
+
+    // Both methods' params are (rate, height, width); one native call per method.
+    private static int RetainedNative(Method method, double rate, int height, int width, long frames, long* retained)
+    {
+        if (method == Method.Evs)
+        {
+            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
+            return NativeMethods.tk_evs_retained_tokens(&evs, frames, retained);
+        }
+        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
+        return NativeMethods.tk_dycoke_retained_tokens(&dycoke, frames, retained);
+    }
+
+    private static int WorkspaceNative(Method method, double rate, int height, int width, TkTensor* x, ulong* bytes)
+    {
+        if (method == Method.Evs)
+        {
+            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
+            return NativeMethods.tk_evs_workspace_size(&evs, x, bytes);
+        }
+        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
+        return NativeMethods.tk_dycoke_workspace_size(&dycoke, x, bytes);
+    }
+
+    private static int SelectNative(Method method, double rate, int height, int width, TkTensor* x, TkTensor* output, TkTensor* indices,
+        TkTensor* positions, TkTensor* mask, void* workspace, ulong workspaceBytes, IntPtr stream)
+    {
+        if (method == Method.Evs)
+        {
+            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
+            return NativeMethods.tk_evs(&evs, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+        }
+        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
+        return NativeMethods.tk_dycoke_ttm(&dycoke, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+    }
+
+    private static long RetainedTokens(Method method, long frames, int height, int width, double rate)
+    {
+        NativeLibraryLoader.EnsureLoaded();
+        long retained;
+        NativeStatus.Check(RetainedNative(method, rate, height, width, frames, &retained));
+        return retained;
+    }
+
+    private static void Select<T>(Method method, ReadOnlyHostTensor<T> video, int height, int width, double rate,
+        HostTensor<T> output, HostTensor<int> indices, HostTensor<int> positions, HostTensor<int> mask)
+        where T : unmanaged
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        NativeLibraryLoader.EnsureLoaded();
+        fixed (T* xp = video.Data)
+        fixed (T* op = output.Data)
+        fixed (int* ip = indices.Data)
+        fixed (int* pp = positions.Data)
+        fixed (int* mp = mask.Data)
+        {
+            TkTensor x = TensorLayout.Descriptor(xp, video.DataType, Cpu, 0, video.Shape, video.Strides);
+            TkTensor o, i, p, m;
+            NativeStatus.Check(SelectNative(
+                method, rate, height, width, &x,
+                OptionalHostDescriptor(op, output.DataType, output.Shape, output.Strides, &o),
+                OptionalHostDescriptor(ip, TensorDataType.Int32, indices.Shape, indices.Strides, &i),
+                OptionalHostDescriptor(pp, TensorDataType.Int32, positions.Shape, positions.Strides, &p),
+                OptionalHostDescriptor(mp, TensorDataType.Int32, mask.Shape, mask.Strides, &m),
+                null, 0, IntPtr.Zero));
+        }
+    }
+
+    private static VideoSelectionResult<T> Select<T>(Method method, ReadOnlyHostTensor<T> video, int height, int width, double rate)
+        where T : unmanaged
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        long retained = RetainedTokens(method, Math.Max(video.Shape[1], 1), height, width, rate);
+        long batch = video.Shape[0];
+        long channels = video.Shape[3];
+        var tokensShape = new TensorShape(batch, retained, channels);
+        var indicesShape = new TensorShape(batch, retained);
+        var positionsShape = new TensorShape(batch, retained, 3);
+        RequireArraySize(tokensShape, nameof(video));
+        RequireArraySize(positionsShape, nameof(video));
+        var tokens = new T[tokensShape.ElementCount];
+        var indices = new int[indicesShape.ElementCount];
+        var positions = new int[positionsShape.ElementCount];
+        Select(method, video, height, width, rate, new HostTensor<T>(tokens, tokensShape), new HostTensor<int>(indices, indicesShape),
+            new HostTensor<int>(positions, positionsShape), default);
+        return new VideoSelectionResult<T>(tokens, indices, positions, batch, retained, channels);
+    }
+
+    private static long WorkspaceSize(Method method, DeviceTensor video, int height, int width, double rate)
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        NativeLibraryLoader.EnsureLoaded();
+        TkTensor x = DeviceDescriptor(video);
+        ulong bytes;
+        NativeStatus.Check(WorkspaceNative(method, rate, height, width, &x, &bytes));
+        return checked((long)bytes);
+    }
+
+    private static void Select(Method method, DeviceTensor video, int height, int width, double rate, DeviceTensor? output,
+        DeviceTensor? indices, DeviceTensor? positions, DeviceTensor? mask, CudaStream? stream, IntPtr workspace, long workspaceBytes)
     {
         RequireVideo(video.Shape, video.DataType, nameof(video));
         RequireWorkspace(workspace, workspaceBytes);
         NativeLibraryLoader.EnsureLoaded();
-        TkEvsParams native = EvsParams(height, width, pruningRate);
         TkTensor x = DeviceDescriptor(video);
         TkTensor o, i, p, m;
-        NativeStatus.Check(NativeMethods.tk_evs(
-            &native, &x,
+        NativeStatus.Check(SelectNative(
+            method, rate, height, width, &x,
             OptionalDeviceDescriptor(output, video, nameof(output), nameof(video), &o),
             OptionalDeviceDescriptor(indices, video, nameof(indices), nameof(video), &i),
             OptionalDeviceDescriptor(positions, video, nameof(positions), nameof(video), &p),
             OptionalDeviceDescriptor(mask, video, nameof(mask), nameof(video), &m),
             (void*)workspace, (ulong)workspaceBytes, stream?.Handle ?? IntPtr.Zero));
-    }
-
-    private static TkEvsParams EvsParams(int height, int width, double pruningRate)
-    {
-        TkEvsParams native;
-        native.PruningRate = pruningRate;
-        native.Height = height;
-        native.Width = width;
-        return native;
     }
 
     private static void RequireVideo(TensorShape shape, TensorDataType dataType, string parameter)

@@ -498,6 +498,27 @@ TK_API tk_status tk_evs(const tk_evs_params* params, const tk_tensor* x, const t
                         const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t workspace_bytes,
                         tk_stream stream);
 
+/* DyCoke's temporal token merging, TTM (KD-TAO/DyCoke, dycole_ttm): in each window of 4 frames, frame 0
+ * is kept whole; frames 1 and 3 are compared with frames 0 and 2, and frame 2 with frame 0, token by
+ * token at the same position (the cosine above); each compared frame keeps its
+ *     k = floor((1 - merging_ratio) * P)
+ * least similar tokens (ties to the lower position; a NaN similarity is kept last), so each item keeps
+ *     K = P * ceil(T / 4) + k * (T - ceil(T / 4))      (tk_dycoke_retained_tokens)
+ * tokens, frame after frame, each frame's in increasing position. A trailing partial window is handled
+ * as a whole one (its frames 1 to 3 that exist are compared). Outputs as tk_evs's. Workspace from
+ * tk_dycoke_workspace_size, or NULL/0. */
+typedef struct tk_dycoke_params {
+    double merging_ratio; /* in [0, 1]: the fraction of a compared frame's tokens dropped; DyCoke's default 0.7 */
+    int32_t height;       /* H, W of the frame grid, each >= 1; P = H * W (LLaVA-OneVision after pooling: 14 x 14) */
+    int32_t width;
+} tk_dycoke_params;
+
+TK_API tk_status tk_dycoke_retained_tokens(const tk_dycoke_params* params, int64_t frames, int64_t* retained);
+TK_API tk_status tk_dycoke_workspace_size(const tk_dycoke_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* x, const tk_tensor* out,
+                               const tk_tensor* indices, const tk_tensor* positions, const tk_tensor* mask, void* workspace,
+                               uint64_t workspace_bytes, tk_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -70,6 +70,10 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_evs_params, pruning_rate),
     TK_FIELD(tk_evs_params, height),
     TK_FIELD(tk_evs_params, width),
+    TK_STRUCT(tk_dycoke_params),
+    TK_FIELD(tk_dycoke_params, merging_ratio),
+    TK_FIELD(tk_dycoke_params, height),
+    TK_FIELD(tk_dycoke_params, width),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

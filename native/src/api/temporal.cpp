@@ -1,5 +1,5 @@
 // ABI boundary of temporal redundancy (SPEC section 5): every argument is validated here, once, into
-// a TemporalSimilarityPlan or an EvsPlan; the backends trust the plan.
+// a TemporalSimilarityPlan or a VideoSelectionPlan (EVS, DyCoke); the backends trust the plan.
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -32,6 +32,8 @@ tk::TemporalSimilarityPlan make_similarity_plan(const tk_tensor& x, const tk_ten
     plan.channels = x.shape[3];
     plan.device_ordinal = x.device_ordinal;
     plan.x = tk::strided(x);
+    plan.reference_rule = tk::TemporalReference::kPrevious;
+    plan.score = tk::TemporalScore::kCosine;
     if (reference_ptr == nullptr) return plan;
     const tk_tensor& reference = tk::require_tensor(reference_ptr, "reference");
     tk::require_shape(reference, "reference", 1, &plan.frames, "[T]");
@@ -46,43 +48,78 @@ tk::TemporalSimilarityPlan make_similarity_plan(const tk_tensor& x, const tk_ten
                     [&] { return "a frame in [0, " + std::to_string(plan.frames) + ") (T of x), or -1 (none)"; }, number(r));
         }
     plan.reference = tk::strided(reference);
+    plan.reference_rule = tk::TemporalReference::kTensor;
     return plan;
 }
 
-const tk_evs_params& require_evs_params(const tk_evs_params* params) {
+std::string double_text(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);
+    return text;
+}
+
+// What the video methods' params have in common: a rate (EVS's pruning_rate q, DyCoke's
+// merging_ratio) and the frame grid.
+struct VideoParams {
+    tk::VideoMethod method;
+    double rate;
+    int32_t height;
+    int32_t width;
+};
+
+VideoParams require_params(const tk_evs_params* params) {
     require(params != nullptr, "params", "a tk_evs_params", null_text);
     const double q = params->pruning_rate;
     require(q >= 0.0 && q < 1.0, "params->pruning_rate", "q in [0, 1) (the fraction of tokens pruned)",
-            [&] {
-                char text[32];
-                std::snprintf(text, sizeof text, "%.17g", q);
-                return std::string(text);
-            });
-    require(params->height >= 1, "params->height", "a frame grid height of at least 1", number(params->height));
-    require(params->width >= 1, "params->width", "a frame grid width of at least 1", number(params->width));
-    return *params;
+            [&] { return double_text(q); });
+    return {tk::VideoMethod::kEvs, q, params->height, params->width};
 }
 
-tk::EvsPlan make_evs_plan(const tk_evs_params* params_ptr, const tk_tensor* x_ptr) {
-    const tk_evs_params& params = require_evs_params(params_ptr);
+VideoParams require_params(const tk_dycoke_params* params) {
+    require(params != nullptr, "params", "a tk_dycoke_params", null_text);
+    const double ratio = params->merging_ratio;
+    require(ratio >= 0.0 && ratio <= 1.0, "params->merging_ratio",
+            "a ratio in [0, 1] (the fraction of a compared frame's tokens dropped)", [&] { return double_text(ratio); });
+    return {tk::VideoMethod::kDyCoke, ratio, params->height, params->width};
+}
+
+int64_t require_grid(const VideoParams& p) {
+    require(p.height >= 1, "params->height", "a frame grid height of at least 1", number(p.height));
+    require(p.width >= 1, "params->width", "a frame grid width of at least 1", number(p.width));
+    return int64_t{p.height} * p.width;
+}
+
+int64_t retained_tokens(const VideoParams& p, int64_t frames, int64_t positions) {
+    return p.method == tk::VideoMethod::kEvs ? tk::evs_retained_tokens(frames, positions, p.rate)
+                                             : tk::dycoke_retained_tokens(frames, positions, p.rate);
+}
+
+tk::VideoSelectionPlan make_selection_plan(const VideoParams& params, const tk_tensor* x_ptr) {
+    const int64_t grid = require_grid(params);
     const tk_tensor& x = require_video(x_ptr);
-    const int64_t grid = int64_t{params.height} * params.width;
     require(x.shape[2] == grid, "x.shape[2]",
             [&] { return std::to_string(grid) + " (P = params->height * params->width = " + std::to_string(params.height) +
                          " * " + std::to_string(params.width) + ")"; },
             number(x.shape[2]));
-    require(x.shape[1] >= 1, "x.shape[1]", "at least 1 frame (T), frame 0 being always kept", number(x.shape[1]));
-    tk::EvsPlan plan{};
+    require(x.shape[1] >= 1, "x.shape[1]", "at least 1 frame (T)", number(x.shape[1]));
+    tk::VideoSelectionPlan plan{};
+    plan.method = params.method;
     plan.similarity = make_similarity_plan(x, nullptr);
-    plan.similarity.dissimilarity = true;
-    plan.retained = tk::evs_retained_tokens(x.shape[1], x.shape[2], params.pruning_rate);
+    if (params.method == tk::VideoMethod::kEvs) {
+        plan.similarity.score = tk::TemporalScore::kOneMinusCosine;
+    } else {
+        plan.similarity.reference_rule = tk::TemporalReference::kDyCokeWindows;
+        plan.similarity.score = tk::TemporalScore::kNegativeCosine;
+        plan.frame_keeps = tk::dycoke_frame_keeps_of(grid, params.rate);
+    }
+    plan.retained = retained_tokens(params, x.shape[1], grid);
     plan.height = params.height;
     plan.width = params.width;
     return plan;
 }
 
-// Outputs of tk_evs, each optional; none overlaps x or another output.
-void attach_evs_outputs(tk::EvsPlan& plan, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
+// Outputs of the video methods, each optional; none overlaps x or another output.
+void attach_outputs(tk::VideoSelectionPlan& plan, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
                         const tk_tensor* positions, const tk_tensor* mask) {
     const int64_t batch = plan.similarity.batch;
     const int64_t tokens = plan.similarity.frames * plan.similarity.positions;
@@ -121,6 +158,43 @@ void attach_evs_outputs(tk::EvsPlan& plan, const tk_tensor& x, const tk_tensor* 
     }
 }
 
+void query_retained_tokens(const VideoParams& params, int64_t frames, int64_t* retained) {
+    const int64_t grid = require_grid(params);
+    require(retained != nullptr, "retained", "a pointer to receive K", null_text);
+    require(frames >= 1, "frames", "at least 1 frame (T)", number(frames));
+    require(frames <= std::numeric_limits<int32_t>::max() / grid, "frames",
+            [&] { return "T * P (P = " + std::to_string(grid) + ") of at most 2147483647 tokens (i32 indices)"; },
+            number(frames));
+    *retained = retained_tokens(params, frames, grid);
+}
+
+void query_workspace(const VideoParams& params, const tk_tensor* x, uint64_t* bytes) {
+    require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
+    *bytes = tk::video_selection_layout(make_selection_plan(params, x)).total;
+}
+
+struct VideoOutputs {
+    const tk_tensor* out;
+    const tk_tensor* indices;
+    const tk_tensor* positions;
+    const tk_tensor* mask;
+};
+
+void select_video_tokens(const VideoParams& params, const char* query, const tk_tensor* x, const VideoOutputs& o,
+                         void* workspace, uint64_t workspace_bytes, tk_stream stream) {
+    tk::VideoSelectionPlan plan = make_selection_plan(params, x);
+    attach_outputs(plan, *x, o.out, o.indices, o.positions, o.mask);
+    tk::require_workspace(workspace, workspace_bytes, tk::video_selection_layout(plan).total, *x, query,
+                          {{x, "x"}, {o.out, "out"}, {o.indices, "indices"}, {o.positions, "positions"}, {o.mask, "mask"}});
+    if (plan.similarity.batch * plan.similarity.positions == 0) return;
+    if (x->device_kind == TK_DEVICE_CPU) {
+        tk::cpu::select_video_tokens(plan, workspace);
+    } else {
+        tk::cuda::require_stream_of_device(stream, plan.similarity.device_ordinal);
+        tk::cuda::select_video_tokens(plan, workspace, stream);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -144,40 +218,36 @@ TK_API tk_status tk_temporal_similarity(const tk_tensor* x, const tk_tensor* ref
 }
 
 TK_API tk_status tk_evs_retained_tokens(const tk_evs_params* params, int64_t frames, int64_t* retained) {
-    return tk::api_call([&] {
-        const tk_evs_params& p = require_evs_params(params);
-        require(retained != nullptr, "retained", "a pointer to receive K", null_text);
-        require(frames >= 1, "frames", "at least 1 frame (T)", number(frames));
-        const int64_t grid = int64_t{p.height} * p.width;
-        require(frames <= std::numeric_limits<int32_t>::max() / grid, "frames",
-                [&] { return "T * P (P = " + std::to_string(grid) + ") of at most 2147483647 tokens (i32 indices)"; },
-                number(frames));
-        *retained = tk::evs_retained_tokens(frames, grid, p.pruning_rate);
-    });
+    return tk::api_call([&] { query_retained_tokens(require_params(params), frames, retained); });
 }
 
 TK_API tk_status tk_evs_workspace_size(const tk_evs_params* params, const tk_tensor* x, uint64_t* bytes) {
-    return tk::api_call([&] {
-        require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
-        *bytes = tk::evs_layout(make_evs_plan(params, x)).total;
-    });
+    return tk::api_call([&] { query_workspace(require_params(params), x, bytes); });
 }
 
 TK_API tk_status tk_evs(const tk_evs_params* params, const tk_tensor* x, const tk_tensor* out, const tk_tensor* indices,
                         const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t workspace_bytes,
                         tk_stream stream) {
     return tk::api_call([&] {
-        tk::EvsPlan plan = make_evs_plan(params, x);
-        attach_evs_outputs(plan, *x, out, indices, positions, mask);
-        tk::require_workspace(workspace, workspace_bytes, tk::evs_layout(plan).total, *x, "tk_evs_workspace_size",
-                              {{x, "x"}, {out, "out"}, {indices, "indices"}, {positions, "positions"}, {mask, "mask"}});
-        if (plan.similarity.batch * plan.similarity.positions == 0) return;
-        if (x->device_kind == TK_DEVICE_CPU) {
-            tk::cpu::evs(plan, workspace);
-        } else {
-            tk::cuda::require_stream_of_device(stream, plan.similarity.device_ordinal);
-            tk::cuda::evs(plan, workspace, stream);
-        }
+        select_video_tokens(require_params(params), "tk_evs_workspace_size", x, {out, indices, positions, mask},
+                            workspace, workspace_bytes, stream);
+    });
+}
+
+TK_API tk_status tk_dycoke_retained_tokens(const tk_dycoke_params* params, int64_t frames, int64_t* retained) {
+    return tk::api_call([&] { query_retained_tokens(require_params(params), frames, retained); });
+}
+
+TK_API tk_status tk_dycoke_workspace_size(const tk_dycoke_params* params, const tk_tensor* x, uint64_t* bytes) {
+    return tk::api_call([&] { query_workspace(require_params(params), x, bytes); });
+}
+
+TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* x, const tk_tensor* out,
+                               const tk_tensor* indices, const tk_tensor* positions, const tk_tensor* mask, void* workspace,
+                               uint64_t workspace_bytes, tk_stream stream) {
+    return tk::api_call([&] {
+        select_video_tokens(require_params(params), "tk_dycoke_workspace_size", x, {out, indices, positions, mask},
+                            workspace, workspace_bytes, stream);
     });
 }
 

@@ -448,6 +448,7 @@ void topk_typed(const TopkPlan& plan) {
     parallel_for(plan.batch, min_tasks_per_chunk(plan.tokens * 8), [&](int64_t begin, int64_t end) {
         std::vector<float> score(static_cast<size_t>(plan.tokens));
         std::vector<int32_t> order(static_cast<size_t>(plan.tokens));
+        std::vector<uint8_t> chosen;
         for (int64_t b = begin; b < end; ++b) {
             const int64_t length = plan.lengths.data ? *element_at<const int32_t>(plan.lengths, b) : plan.tokens;
             const int64_t item_k = plan.item_k.data ? *element_at<const int32_t>(plan.item_k, b) : plan.k;
@@ -460,12 +461,22 @@ void topk_typed(const TopkPlan& plan) {
             // Select the count best in O(length), then order only those.
             const auto first = order.begin();
             if (count > 0 && count < length) std::nth_element(first, first + (count - 1), first + length, ranks_before);
-            std::sort(first, first + count, ranks_before);
             if (plan.ranked.data != nullptr) {
+                std::sort(first, first + count, ranks_before);
                 for (int64_t r = 0; r < plan.k; ++r)
                     *element_at<int32_t>(plan.ranked, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
             }
-            std::sort(first, first + count);
+            // Increasing position: a sort of the chosen, or, when they are many (EVS keeps half a video),
+            // a pass over the positions that marks them.
+            if (count * 16 < length) {
+                std::sort(first, first + count);
+            } else {
+                chosen.assign(static_cast<size_t>(length), 0);
+                for (int64_t r = 0; r < count; ++r) chosen[static_cast<size_t>(order[static_cast<size_t>(r)])] = 1;
+                int64_t next = 0;
+                for (int64_t i = 0; i < length; ++i)
+                    if (chosen[static_cast<size_t>(i)]) order[static_cast<size_t>(next++)] = static_cast<int32_t>(i);
+            }
             for (int64_t r = 0; r < plan.k; ++r)
                 *element_at<int32_t>(plan.indices, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
         }

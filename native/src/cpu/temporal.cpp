@@ -1,7 +1,10 @@
 // CPU backend of temporal redundancy (SPEC section 5). The similarity pass is parallel over items and
 // blocks of positions, each task walking the frames in order, so the frame a token is compared with
-// was read a few rows earlier and is still in cache: the input comes from memory about once. EVS
-// composes that pass with the top-k and gather ops (cpu/attention.cpp) over its scratch.
+// was read a few rows earlier and is still in cache: the input comes from memory about once. Its sums
+// run on AVX-512 or AVX2 where the CPU has them (cpu/isa.hpp), one vector lane per lane of
+// ops/temporal.hpp's order with separate multiplies and adds, so every variant gives the portable
+// one's bits. The video methods (EVS, DyCoke) compose that pass with the top-k and gather ops
+// (cpu/attention.cpp) over their scratch.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -11,8 +14,15 @@
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/isa.hpp"
 #include "ops/attention.hpp"
 #include "ops/temporal.hpp"
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define TK_TEMPORAL_X86_KERNELS 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 namespace tk::cpu {
 
@@ -22,12 +32,130 @@ namespace {
 // thousand channels.
 constexpr int64_t kPositionBlock = 8;
 
+// The three lane sums of temporal_cosine, split at the channels a vector loop covered: the rest are added
+// lane by lane in the same order, then finished alike.
+struct LaneSums {
+    float dot[kSumLanes];
+    float aa[kSumLanes];
+    float bb[kSumLanes];
+};
+
+template <class T>
+float finish_tail(const T* a, const T* b, int64_t from, int64_t channels, LaneSums& s) {
+    for (int l = 0; from + l < channels; ++l) {
+        const float u = to_float(a[from + l]);
+        const float v = to_float(b[from + l]);
+        s.dot[l] += u * v;
+        s.aa[l] += u * u;
+        s.bb[l] += v * v;
+    }
+    return finish_cosine(s.dot, s.aa, s.bb);
+}
+
+template <class T>
+float cosine_portable(const T* a, const T* b, int64_t channels) {
+    return temporal_cosine(a, b, channels, [](T v) { return to_float(v); });
+}
+
+#if defined(TK_TEMPORAL_X86_KERNELS)
+
+// The zero-masking forms with every lane set: GCC 12 warns that the plain forms' undefined source
+// may be used uninitialised.
+constexpr __mmask16 kAllLanes = 0xFFFF;
+
+__attribute__((target("avx512f"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) inline __m512 load16(const Half* p) {
+    return _mm512_maskz_cvtph_ps(kAllLanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f"))) inline __m512 load16(const BFloat16* p) {
+    const __m512i wide = _mm512_maskz_cvtepu16_epi32(kAllLanes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAllLanes, wide, 16));
+}
+
+template <class T>
+__attribute__((target("avx512f"))) float cosine_avx512(const T* a, const T* b, int64_t channels) {
+    __m512 dot = _mm512_setzero_ps(), aa = _mm512_setzero_ps(), bb = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + kSumLanes <= channels; c += kSumLanes) {
+        const __m512 u = load16(a + c);
+        const __m512 v = load16(b + c);
+        dot = _mm512_add_ps(dot, _mm512_mul_ps(u, v));
+        aa = _mm512_add_ps(aa, _mm512_mul_ps(u, u));
+        bb = _mm512_add_ps(bb, _mm512_mul_ps(v, v));
+    }
+    LaneSums s;
+    _mm512_storeu_ps(s.dot, dot);
+    _mm512_storeu_ps(s.aa, aa);
+    _mm512_storeu_ps(s.bb, bb);
+    return finish_tail(a, b, c, channels, s);
+}
+
+// AVX2: lanes 0-7 in one vector, 8-15 in another.
+__attribute__((target("avx2"))) inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+__attribute__((target("avx2,f16c"))) inline __m256 load8(const Half* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx2"))) inline __m256 load8(const BFloat16* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+template <class T>
+__attribute__((target("avx2,f16c"))) float cosine_avx2(const T* a, const T* b, int64_t channels) {
+    __m256 dot0 = _mm256_setzero_ps(), aa0 = _mm256_setzero_ps(), bb0 = _mm256_setzero_ps();
+    __m256 dot1 = _mm256_setzero_ps(), aa1 = _mm256_setzero_ps(), bb1 = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + kSumLanes <= channels; c += kSumLanes) {
+        const __m256 u0 = load8(a + c), u1 = load8(a + c + 8);
+        const __m256 v0 = load8(b + c), v1 = load8(b + c + 8);
+        dot0 = _mm256_add_ps(dot0, _mm256_mul_ps(u0, v0));
+        dot1 = _mm256_add_ps(dot1, _mm256_mul_ps(u1, v1));
+        aa0 = _mm256_add_ps(aa0, _mm256_mul_ps(u0, u0));
+        aa1 = _mm256_add_ps(aa1, _mm256_mul_ps(u1, u1));
+        bb0 = _mm256_add_ps(bb0, _mm256_mul_ps(v0, v0));
+        bb1 = _mm256_add_ps(bb1, _mm256_mul_ps(v1, v1));
+    }
+    LaneSums s;
+    _mm256_storeu_ps(s.dot, dot0);
+    _mm256_storeu_ps(s.dot + 8, dot1);
+    _mm256_storeu_ps(s.aa, aa0);
+    _mm256_storeu_ps(s.aa + 8, aa1);
+    _mm256_storeu_ps(s.bb, bb0);
+    _mm256_storeu_ps(s.bb + 8, bb1);
+    return finish_tail(a, b, c, channels, s);
+}
+
+#endif
+
+template <class T>
+using CosineFn = float (*)(const T*, const T*, int64_t);
+
+#if defined(TK_TEMPORAL_X86_KERNELS)
+// The AVX2 variant converts f16 with F16C (CPUID leaf 1, ECX bit 29), which AVX2 CPUs have; asked
+// directly, as clang's __builtin_cpu_supports does not know it.
+bool has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+#endif
+
+// The widest variant this CPU runs.
+template <class T>
+CosineFn<T> cosine_variant() {
+#if defined(TK_TEMPORAL_X86_KERNELS)
+    if (cpu_isa() == CpuIsa::kAvx512) return cosine_avx512<T>;
+    static const bool f16c = has_f16c();
+    if (cpu_isa() == CpuIsa::kAvx2 && f16c) return cosine_avx2<T>;
+#endif
+    return cosine_portable<T>;
+}
+
 template <class T>
 void temporal_similarity_typed(const TemporalSimilarityPlan& p) {
+    const CosineFn<T> cosine = cosine_variant<T>();
     const int64_t blocks = (p.positions + kPositionBlock - 1) / kPositionBlock;
     const T* x = static_cast<const T*>(p.x.data);
     float* out = static_cast<float*>(p.out.data);
-    const auto convert = [](T v) { return to_float(v); };
     parallel_for(p.batch * blocks, min_tasks_per_chunk(p.frames * kPositionBlock * p.channels), [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / blocks;
@@ -40,10 +168,9 @@ void temporal_similarity_typed(const TemporalSimilarityPlan& p) {
                     if (r >= 0) {
                         const T* row = x + b * p.x.strides[0] + t * p.x.strides[1] + i * p.x.strides[2];
                         const T* ref = x + b * p.x.strides[0] + r * p.x.strides[1] + i * p.x.strides[2];
-                        value = temporal_cosine(row, ref, p.channels, convert);
+                        value = cosine(row, ref, p.channels);
                     }
-                    out[b * p.out.strides[0] + t * p.out.strides[1] + i * p.out.strides[2]] =
-                        p.dissimilarity ? 1.0f - value : value;
+                    out[b * p.out.strides[0] + t * p.out.strides[1] + i * p.out.strides[2]] = temporal_score(p.score, value);
                 }
             }
         }
@@ -56,10 +183,10 @@ void temporal_similarity(const TemporalSimilarityPlan& plan) {
     dispatch_float(plan.x.dtype, [&](auto tag) { temporal_similarity_typed<storage_t<decltype(tag)>>(plan); });
 }
 
-void evs(const EvsPlan& plan, void* workspace) {
+void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t tokens = s.frames * s.positions;
-    const EvsLayout layout = evs_layout(plan);
+    const VideoSelectionLayout layout = video_selection_layout(plan);
     std::unique_ptr<char[]> owned;
     if (workspace == nullptr) {
         owned.reset(new char[layout.total]);
@@ -68,23 +195,45 @@ void evs(const EvsPlan& plan, void* workspace) {
     void* base = aligned_start(workspace);
     float* scores = at_offset<float>(base, layout.scores);
 
-    // 1 - cos to the previous frame; frame 0 has none and scores +inf, so it is always kept.
+    // Scores where higher is kept first; a frame with no reference scores +inf and is kept whole.
     TemporalSimilarityPlan scoring = s;
-    scoring.dissimilarity = true;
     scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
     temporal_similarity(scoring);
 
-    // The K highest scores, ties to the lower position: the stable descending order's first K.
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
+    auto* kept = static_cast<int32_t*>(indices.data);
     TopkPlan topk_plan{};
-    topk_plan.batch = s.batch;
-    topk_plan.tokens = tokens;
-    topk_plan.k = plan.retained;
     topk_plan.device_ordinal = s.device_ordinal;
-    topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
-    topk_plan.indices = indices;
-    topk(topk_plan);
+    if (plan.method == VideoMethod::kEvs) {
+        // The K highest over the whole video, ties to the lower position: the stable descending order's first K.
+        topk_plan.batch = s.batch;
+        topk_plan.tokens = tokens;
+        topk_plan.k = plan.retained;
+        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
+        topk_plan.indices = indices;
+        topk(topk_plan);
+    } else {
+        // Each frame on its own, keeping its count; then the frames' kept positions one after another.
+        auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
+        auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
+        for (int64_t f = 0; f < s.batch * s.frames; ++f)
+            frame_keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % s.frames, s.positions, plan.frame_keeps));
+        topk_plan.batch = s.batch * s.frames;
+        topk_plan.tokens = s.positions;
+        topk_plan.k = s.positions;
+        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {s.positions, 1, 0, 0}};
+        topk_plan.item_k = StridedTensor{frame_keeps, TK_DTYPE_I32, {1, 0, 0, 0}};
+        topk_plan.indices = StridedTensor{frame_indices, TK_DTYPE_I32, {s.positions, 1, 0, 0}};
+        topk(topk_plan);
+        for (int64_t b = 0; b < s.batch; ++b)
+            for (int64_t t = 0; t < s.frames; ++t) {
+                const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
+                const int32_t* chosen = frame_indices + (b * s.frames + t) * s.positions;
+                for (int64_t j = 0; j < dycoke_frame_keeps(t, s.positions, plan.frame_keeps); ++j)
+                    kept[b * indices.strides[0] + (offset + j) * indices.strides[1]] = static_cast<int32_t>(t * s.positions + chosen[j]);
+            }
+    }
 
     if (plan.out.data != nullptr) {
         GatherPlan gather_plan{};
@@ -98,9 +247,7 @@ void evs(const EvsPlan& plan, void* workspace) {
         gather_plan.out = plan.out;
         gather(gather_plan);
     }
-    const auto kept_at = [&](int64_t b, int64_t i) {
-        return int64_t{static_cast<const int32_t*>(indices.data)[b * indices.strides[0] + i * indices.strides[1]]};
-    };
+    const auto kept_at = [&](int64_t b, int64_t i) { return int64_t{kept[b * indices.strides[0] + i * indices.strides[1]]}; };
     if (plan.positions.data != nullptr) {
         auto* positions = static_cast<int32_t*>(plan.positions.data);
         for (int64_t b = 0; b < s.batch; ++b)

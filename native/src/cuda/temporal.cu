@@ -4,10 +4,12 @@
 //                                lane 0 adds them in order (ops/temporal.hpp's finish_cosine), so the
 //                                bits equal the CPU's. Tokens go grid-stride in (b, t, p) order: the
 //                                reference frame's rows were read shortly before, and come from L2.
-//   evs_mask_clear_kernel,       EVS's mask and grid coordinates from the kept positions.
-//   evs_kept_kernel
-// EVS composes the similarity pass (scoring 1 - cos) with the top-k and gather ops of
-// cuda/attention.cu over its workspace; nothing waits for the device.
+//   frame_keeps_kernel           DyCoke's per-frame counts, the top-k's per-item k.
+//   frame_concat_kernel          DyCoke's per-frame kept positions laid one frame after another.
+//   mask_clear_kernel,           the mask and grid coordinates from the kept positions.
+//   kept_outputs_kernel
+// The video methods compose the similarity pass with the top-k and gather ops of cuda/attention.cu
+// over their workspace; nothing waits for the device.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -28,7 +30,7 @@ constexpr int kElementThreads = 256;
 constexpr int64_t kMaxGridBlocks = 65535LL * 16;
 
 unsigned grid_for(int64_t items, int64_t per_block) {
-    return static_cast<unsigned>(std::min<int64_t>((items + per_block - 1) / per_block, kMaxGridBlocks));
+    return static_cast<unsigned>(std::clamp<int64_t>((items + per_block - 1) / per_block, 1, kMaxGridBlocks));
 }
 
 template <class T>
@@ -67,17 +69,39 @@ __global__ void __launch_bounds__(kSumLanes* kTokensPerBlock) temporal_similarit
         }
         if (lane == 0)
             static_cast<float*>(p.out.data)[b * p.out.strides[0] + t * p.out.strides[1] + i * p.out.strides[2]] =
-                p.dissimilarity ? 1.0f - value : value;
+                temporal_score(p.score, value);
     }
 }
 
-__global__ void evs_mask_clear_kernel(int32_t* mask, int64_t batch_stride, int64_t stride, int64_t batch, int64_t tokens) {
+__global__ void frame_keeps_kernel(int32_t* keeps, int64_t batch_frames, int64_t frames, int64_t positions,
+                                   int64_t compared_keeps) {
+    for (int64_t f = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; f < batch_frames;
+         f += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % frames, positions, compared_keeps));
+}
+
+// kept[b, offset(t) + j] = t * P + frame_indices[b * T + t, j] for the j < keeps(t) a frame keeps.
+__global__ void frame_concat_kernel(const int32_t* frame_indices, int64_t batch, int64_t frames, int64_t positions,
+                                    int64_t compared_keeps, int32_t* kept, int64_t kept_batch_stride, int64_t kept_stride) {
+    const int64_t total = batch * frames * positions;
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
+         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t j = e % positions;
+        const int64_t t = e / positions % frames;
+        const int64_t b = e / (positions * frames);
+        if (j >= dycoke_frame_keeps(t, positions, compared_keeps)) continue;
+        const int64_t slot = dycoke_frame_offset(t, positions, compared_keeps) + j;
+        kept[b * kept_batch_stride + slot * kept_stride] = static_cast<int32_t>(t * positions + frame_indices[e]);
+    }
+}
+
+__global__ void mask_clear_kernel(int32_t* mask, int64_t batch_stride, int64_t stride, int64_t batch, int64_t tokens) {
     for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < batch * tokens;
          e += static_cast<int64_t>(gridDim.x) * blockDim.x)
         mask[e / tokens * batch_stride + e % tokens * stride] = 0;
 }
 
-__global__ void evs_kept_kernel(const EvsPlan p, const StridedTensor indices) {
+__global__ void kept_outputs_kernel(const VideoSelectionPlan p, const StridedTensor indices) {
     const int64_t total = p.similarity.batch * p.retained;
     const int64_t tokens = p.similarity.frames * p.similarity.positions;
     for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
@@ -85,7 +109,7 @@ __global__ void evs_kept_kernel(const EvsPlan p, const StridedTensor indices) {
         const int64_t b = e / p.retained;
         const int64_t k = e % p.retained;
         const int64_t token = static_cast<const int32_t*>(indices.data)[b * indices.strides[0] + k * indices.strides[1]];
-        if (token < 0 || token >= tokens) continue;  // cannot happen: K <= T * P
+        if (token < 0 || token >= tokens) continue;  // cannot happen: every slot holds a kept position
         if (p.positions.data != nullptr) {
             int32_t* at = static_cast<int32_t*>(p.positions.data) + b * p.positions.strides[0] + k * p.positions.strides[1];
             const int64_t cell = token % p.similarity.positions;
@@ -116,31 +140,50 @@ void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream_handle
     launch_similarity(plan, static_cast<cudaStream_t>(stream_handle));
 }
 
-void evs(const EvsPlan& plan, void* workspace, void* stream_handle) {
+void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* stream_handle) {
     DeviceGuard guard(plan.similarity.device_ordinal);
     const auto stream = static_cast<cudaStream_t>(stream_handle);
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t tokens = s.frames * s.positions;
-    const EvsLayout layout = evs_layout(plan);
-    Scratch scratch(workspace, layout.total, stream, "evs workspace");
+    const VideoSelectionLayout layout = video_selection_layout(plan);
+    Scratch scratch(workspace, layout.total, stream, "video selection workspace");
     void* base = scratch.data();
     float* scores = at_offset<float>(base, layout.scores);
 
     TemporalSimilarityPlan scoring = s;
-    scoring.dissimilarity = true;
     scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
     launch_similarity(scoring, stream);
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
     TopkPlan topk_plan{};
-    topk_plan.batch = s.batch;
-    topk_plan.tokens = tokens;
-    topk_plan.k = plan.retained;
     topk_plan.device_ordinal = s.device_ordinal;
-    topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
-    topk_plan.indices = indices;
-    topk(topk_plan, nullptr, stream);  // no ranked order: needs no scratch
+    if (plan.method == VideoMethod::kEvs) {
+        topk_plan.batch = s.batch;
+        topk_plan.tokens = tokens;
+        topk_plan.k = plan.retained;
+        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
+        topk_plan.indices = indices;
+        topk(topk_plan, nullptr, stream);  // no ranked order: needs no scratch
+    } else {
+        auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
+        auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
+        const int64_t batch_frames = s.batch * s.frames;
+        frame_keeps_kernel<<<grid_for(batch_frames, kElementThreads), kElementThreads, 0, stream>>>(
+            frame_keeps, batch_frames, s.frames, s.positions, plan.frame_keeps);
+        check(cudaGetLastError(), "frame_keeps_kernel launch");
+        topk_plan.batch = batch_frames;
+        topk_plan.tokens = s.positions;
+        topk_plan.k = s.positions;
+        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {s.positions, 1, 0, 0}};
+        topk_plan.item_k = StridedTensor{frame_keeps, TK_DTYPE_I32, {1, 0, 0, 0}};
+        topk_plan.indices = StridedTensor{frame_indices, TK_DTYPE_I32, {s.positions, 1, 0, 0}};
+        topk(topk_plan, nullptr, stream);
+        frame_concat_kernel<<<grid_for(batch_frames * s.positions, kElementThreads), kElementThreads, 0, stream>>>(
+            frame_indices, s.batch, s.frames, s.positions, plan.frame_keeps, static_cast<int32_t*>(indices.data),
+            indices.strides[0], indices.strides[1]);
+        check(cudaGetLastError(), "frame_concat_kernel launch");
+    }
 
     if (plan.out.data != nullptr) {
         GatherPlan gather_plan{};
@@ -155,13 +198,13 @@ void evs(const EvsPlan& plan, void* workspace, void* stream_handle) {
         gather(gather_plan, stream);
     }
     if (plan.mask.data != nullptr) {
-        evs_mask_clear_kernel<<<grid_for(s.batch * tokens, kElementThreads), kElementThreads, 0, stream>>>(
+        mask_clear_kernel<<<grid_for(s.batch * tokens, kElementThreads), kElementThreads, 0, stream>>>(
             static_cast<int32_t*>(plan.mask.data), plan.mask.strides[0], plan.mask.strides[1], s.batch, tokens);
-        check(cudaGetLastError(), "evs_mask_clear_kernel launch");
+        check(cudaGetLastError(), "mask_clear_kernel launch");
     }
-    if (plan.mask.data != nullptr || plan.positions.data != nullptr) {
-        evs_kept_kernel<<<grid_for(s.batch * plan.retained, kElementThreads), kElementThreads, 0, stream>>>(plan, indices);
-        check(cudaGetLastError(), "evs_kept_kernel launch");
+    if ((plan.mask.data != nullptr || plan.positions.data != nullptr) && s.batch * plan.retained > 0) {
+        kept_outputs_kernel<<<grid_for(s.batch * plan.retained, kElementThreads), kElementThreads, 0, stream>>>(plan, indices);
+        check(cudaGetLastError(), "kept_outputs_kernel launch");
     }
 }
 

@@ -1,6 +1,7 @@
-// Temporal redundancy in video (SPEC section 5): the validated plans handed to a backend, and the
-// cosine both backends compute, so that CPU and CUDA give the same bits. The header's comments on
-// tk_temporal_similarity and tk_evs are the contract.
+// Temporal redundancy in video (SPEC section 5): the validated plans handed to a backend, and what
+// both backends compute alike (the cosine, the reference frames, DyCoke's per-frame counts), so that
+// CPU and CUDA give the same bits. The header's comments on tk_temporal_similarity, tk_evs and
+// tk_dycoke_ttm are the contract.
 #pragma once
 
 #include <cmath>
@@ -16,26 +17,47 @@ namespace tk {
 
 // PyTorch's cosine_similarity clamps each norm at 1e-8.
 constexpr float kTemporalCosineEps = 1e-8f;
+// DyCoke's temporal windows: frame 4i is kept whole, 4i + 1 and 4i + 3 are compared with the frame
+// before them, 4i + 2 with 4i.
+constexpr int64_t kDyCokeWindow = 4;
 
-// tk_temporal_similarity, and the scoring pass of tk_evs.
+enum class TemporalReference {
+    kPrevious,       // t - 1
+    kTensor,         // reference[t]
+    kDyCokeWindows,  // t - 1 for odd t, t - 2 for t = 4i + 2, none for t = 4i
+};
+
+enum class TemporalScore {
+    kCosine,          // tk_temporal_similarity
+    kOneMinusCosine,  // EVS: the most dissimilar rank first, as vLLM's 1 - cos
+    kNegativeCosine,  // DyCoke: the least similar rank first, exactly (topk(largest=False) of cos)
+};
+
+// tk_temporal_similarity, and the scoring pass of the video methods.
 struct TemporalSimilarityPlan {
     int64_t batch;
     int64_t frames;           // T
     int64_t positions;        // P tokens per frame
     int64_t channels;         // C
     int32_t device_ordinal;
-    bool dissimilarity;       // write 1 - cos (EVS) instead of cos
+    TemporalReference reference_rule;
+    TemporalScore score;
     StridedTensor x;          // [B, T, P, C]
-    StridedTensor reference;  // [T] i32, data NULL for the previous frame
+    StridedTensor reference;  // [T] i32 (kTensor)
     StridedTensor out;        // [B, T, P] f32
 };
 
-// The frame frame t is compared with, or -1 for none: t - 1 without a reference tensor, else
-// reference[t]; a value outside [0, T) (possible only on the device, where it is not checked) is none.
+// The frame frame t is compared with, or -1 for none. A reference[t] outside [0, T) (possible only on
+// the device, where it is not checked) is none.
 TK_HOST_DEVICE int64_t reference_frame(const TemporalSimilarityPlan& p, int64_t t) {
-    if (p.reference.data == nullptr) return t - 1;
-    const int64_t r = static_cast<const int32_t*>(p.reference.data)[t * p.reference.strides[0]];
-    return r >= 0 && r < p.frames ? r : -1;
+    switch (p.reference_rule) {
+        case TemporalReference::kPrevious: return t - 1;
+        case TemporalReference::kDyCokeWindows: return t % 2 == 1 ? t - 1 : (t % kDyCokeWindow == 2 ? t - 2 : -1);
+        default: {
+            const int64_t r = static_cast<const int32_t*>(p.reference.data)[t * p.reference.strides[0]];
+            return r >= 0 && r < p.frames ? r : -1;
+        }
+    }
 }
 
 // The lanes added in order 0 to 15, then the clamped norms and the quotient.
@@ -76,10 +98,34 @@ TK_HOST_DEVICE float temporal_cosine(const A* a, const A* b, int64_t channels, T
     return finish_cosine(dot, aa, bb);
 }
 
-// tk_evs: the retained count K and where the outputs go (each data NULL when absent).
-struct EvsPlan {
-    TemporalSimilarityPlan similarity;  // dissimilarity = true, out = the score region
-    int64_t retained;                   // K
+// A token's score from its cosine (-inf without a reference frame: +inf for both selections).
+TK_HOST_DEVICE float temporal_score(TemporalScore score, float cosine) {
+    switch (score) {
+        case TemporalScore::kOneMinusCosine: return 1.0f - cosine;
+        case TemporalScore::kNegativeCosine: return -cosine;
+        default: return cosine;
+    }
+}
+
+// DyCoke: tokens kept of frame t, and the output row its first kept token goes to; `kept` is what a
+// compared frame keeps.
+TK_HOST_DEVICE int64_t dycoke_frame_keeps(int64_t t, int64_t positions, int64_t kept) {
+    return t % kDyCokeWindow == 0 ? positions : kept;
+}
+TK_HOST_DEVICE int64_t dycoke_frame_offset(int64_t t, int64_t positions, int64_t kept) {
+    const int64_t whole = (t + kDyCokeWindow - 1) / kDyCokeWindow;  // window starts before t
+    return whole * positions + (t - whole) * kept;
+}
+
+enum class VideoMethod { kEvs, kDyCoke };
+
+// tk_evs and tk_dycoke_ttm: which tokens each item keeps, and where the outputs go (each data NULL
+// when absent).
+struct VideoSelectionPlan {
+    VideoMethod method;
+    TemporalSimilarityPlan similarity;  // the scoring pass; its out is set by the backend
+    int64_t retained;                   // K per item
+    int64_t frame_keeps;                // DyCoke: the tokens a compared frame keeps
     int64_t height, width;              // the frame grid, P = H * W
     StridedTensor tokens;               // x viewed as [B, T * P, C] (the boundary checked it can be)
     StridedTensor out;                  // [B, K, C] of x's dtype
@@ -88,40 +134,56 @@ struct EvsPlan {
     StridedTensor mask;                 // [B, T * P] i32
 };
 
-// K = max(P, floor(T * P * (1 - q))), in double as Python's int(total_tokens * (1 - q)).
+// EVS: K = max(P, floor(T * P * (1 - q))), in double as Python's int(total_tokens * (1 - q)).
 inline int64_t evs_retained_tokens(int64_t frames, int64_t positions, double pruning_rate) {
     const int64_t total = frames * positions;
     const auto kept = static_cast<int64_t>(static_cast<double>(total) * (1.0 - pruning_rate));
     return kept > positions ? kept : positions;
 }
 
-// tk_evs's scratch, the same on both backends: the scores [B, T * P] f32 and the kept positions
-// [B, K] i32 (used when the caller gives no indices). The top-k it runs needs none.
-struct EvsLayout {
+// DyCoke: a compared frame keeps int((1 - merging_ratio) * P), in double as its code computes it.
+inline int64_t dycoke_frame_keeps_of(int64_t positions, double merging_ratio) {
+    return static_cast<int64_t>((1.0 - merging_ratio) * static_cast<double>(positions));
+}
+inline int64_t dycoke_retained_tokens(int64_t frames, int64_t positions, double merging_ratio) {
+    return dycoke_frame_offset(frames, positions, dycoke_frame_keeps_of(positions, merging_ratio));
+}
+
+// The video methods' scratch, the same on both backends: the scores [B, T * P] f32 and the kept
+// positions [B, K] i32 (used when the caller gives no indices); DyCoke also ranks each frame on its
+// own: per-frame counts [B * T] i32 and per-frame kept positions [B * T, P] i32.
+struct VideoSelectionLayout {
     uint64_t scores;
     uint64_t indices;
+    uint64_t frame_keeps;
+    uint64_t frame_indices;
     uint64_t total;
 };
 
-inline EvsLayout evs_layout(const EvsPlan& p) {
+inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) {
     RegionCursor cursor;
-    EvsLayout layout{};
-    const int64_t tokens = p.similarity.frames * p.similarity.positions;
-    layout.scores = cursor.take(static_cast<uint64_t>(p.similarity.batch * tokens) * sizeof(float));
+    VideoSelectionLayout layout{};
+    const int64_t frames = p.similarity.batch * p.similarity.frames;
+    const int64_t tokens = frames * p.similarity.positions;
+    layout.scores = cursor.take(static_cast<uint64_t>(tokens) * sizeof(float));
     layout.indices = cursor.take(static_cast<uint64_t>(p.similarity.batch * p.retained) * sizeof(int32_t));
+    if (p.method == VideoMethod::kDyCoke) {
+        layout.frame_keeps = cursor.take(static_cast<uint64_t>(frames) * sizeof(int32_t));
+        layout.frame_indices = cursor.take(static_cast<uint64_t>(tokens) * sizeof(int32_t));
+    }
     layout.total = cursor.total();
     return layout;
 }
 
 namespace cpu {
 void temporal_similarity(const TemporalSimilarityPlan& plan);
-// workspace: evs_layout(plan).total bytes, or NULL to allocate them.
-void evs(const EvsPlan& plan, void* workspace);
+// workspace: video_selection_layout(plan).total bytes, or NULL to allocate them.
+void select_video_tokens(const VideoSelectionPlan& plan, void* workspace);
 }  // namespace cpu
 namespace cuda {
 void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream);
-// workspace: evs_layout(plan).total bytes, or NULL to allocate them stream-ordered.
-void evs(const EvsPlan& plan, void* workspace, void* stream);
+// workspace: video_selection_layout(plan).total bytes, or NULL to allocate them stream-ordered.
+void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* stream);
 }  // namespace cuda
 
 }  // namespace tk

@@ -25,6 +25,7 @@ public class ConformanceTests
         [typeof(TkPoolParams)] = "tk_pool_params",
         [typeof(TkMergeParams)] = "tk_merge_params",
         [typeof(TkEvsParams)] = "tk_evs_params",
+        [typeof(TkDycokeParams)] = "tk_dycoke_params",
     };
 
     [OneTimeSetUp]

@@ -33,6 +33,12 @@ public class VideoPruningTests
     public void EvsBFloat16MatchesReference(int b, int t, int h, int w, int c, double q) => CheckEvs<BFloat16>(b, t, h, w, c, q);
 
     [TestCaseSource(nameof(Videos))]
+    public void DyCokeFloat32MatchesReference(int b, int t, int h, int w, int c, double q) => CheckDyCoke<float>(b, t, h, w, c, q);
+
+    [TestCaseSource(nameof(Videos))]
+    public void DyCokeBFloat16MatchesReference(int b, int t, int h, int w, int c, double q) => CheckDyCoke<BFloat16>(b, t, h, w, c, q);
+
+    [TestCaseSource(nameof(Videos))]
     public void TemporalSimilarityMatchesReference(int b, int t, int h, int w, int c, double q)
     {
         _ = q;
@@ -73,13 +79,23 @@ public class VideoPruningTests
     }
 
     [Test]
+    public void DyCokeRetainedCountIsItsFormula()
+    {
+        // 16 frames of 14 x 14 at the default 0.7: 4 window starts whole, 12 frames keep int(0.3 * 196) = 58.
+        Assert.That(VideoPruning.DyCokeRetainedTokens(16, 14, 14), Is.EqualTo(4 * 196 + 12 * 58));
+        Assert.That(VideoPruning.DyCokeRetainedTokens(5, 2, 2, 1.0), Is.EqualTo(8));
+        Assert.That(VideoPruning.DyCokeRetainedTokens(7, 3, 1, 0.0), Is.EqualTo(21));
+        Assert.That(Assert.Throws<TokenKernelsException>(() => VideoPruning.DyCokeRetainedTokens(4, 2, 2, 1.5))!.NativeMessage, Does.Contain("params->merging_ratio"));
+    }
+
+    [Test]
     public void IntoBufferOverloadEqualsTheAllocatingOne()
     {
         const int b = 2, t = 7, h = 3, w = 5, c = 11;
         var random = new Random(5);
         (float[] values, _) = Elements.Random<float>((long)b * t * h * w * c, random);
         var video = new ReadOnlyHostTensor<float>(values, new TensorShape(b, t, h * w, c));
-        EvsResult<float> result = VideoPruning.Evs(video, h, w, 0.6);
+        VideoSelectionResult<float> result = VideoPruning.Evs(video, h, w, 0.6);
         long k = result.Retained;
         var tokens = new float[b * k * c];
         var indices = new int[b * k];
@@ -134,7 +150,7 @@ public class VideoPruningTests
         var random = new Random(b * 7919 + t * 131 + h * 17 + w * 3 + c + (int)(q * 1000));
         (T[] values, double[] exact) = Elements.Random<T>((long)b * t * h * w * c, random);
         var video = new ReadOnlyHostTensor<T>(values, new TensorShape(b, t, h * w, c));
-        EvsResult<T> result = VideoPruning.Evs(video, h, w, q);
+        VideoSelectionResult<T> result = VideoPruning.Evs(video, h, w, q);
 
         int p = h * w;
         long k = Math.Max(p, (long)((double)(t * p) * (1.0 - q)));
@@ -157,6 +173,56 @@ public class VideoPruningTests
                 int token = got[i];
                 int[] at = result.Positions.Skip((int)((item * k + i) * 3)).Take(3).ToArray();
                 Assert.That(at, Is.EqualTo(new[] { token / p, token % p / w, token % w }), "positions of slot " + i);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    Assert.That(Elements.ToDouble(result.Tokens[(item * k + i) * c + ch]), Is.EqualTo(exact[((long)item * t * p + token) * c + ch]), "kept row " + i);
+                }
+            }
+        }
+    }
+
+    private static void CheckDyCoke<T>(int b, int t, int h, int w, int c, double q)
+        where T : unmanaged
+    {
+        // The rate column doubles as DyCoke's merging ratio here.
+        double ratio = q;
+        var random = new Random(b * 6007 + t * 37 + h * 11 + w * 5 + c + (int)(q * 1000));
+        (T[] values, double[] exact) = Elements.Random<T>((long)b * t * h * w * c, random);
+        var video = new ReadOnlyHostTensor<T>(values, new TensorShape(b, t, h * w, c));
+        VideoSelectionResult<T> result = VideoPruning.DyCoke(video, h, w, ratio);
+
+        int p = h * w;
+        // Window starts (t % 4 == 0) whole; frames 4i + 1, 4i + 3 against the frame before, 4i + 2 against 4i.
+        int[] reference = Enumerable.Range(0, t).Select(f => f % 2 == 1 ? f - 1 : f % 4 == 2 ? f - 2 : -1).ToArray();
+        int compared = (int)((1.0 - ratio) * p);
+        long k = reference.Sum(r => r < 0 ? p : compared);
+        Assert.That(result.Retained, Is.EqualTo(k));
+        double[] similarity = ReferenceSimilarity(exact, b, t, p, c, reference);
+        for (int item = 0; item < b; item++)
+        {
+            var want = new List<int>();
+            var boundary = new Dictionary<int, double>();
+            for (int frame = 0; frame < t; frame++)
+            {
+                int count = reference[frame] < 0 ? p : compared;
+                // The least similar first (stable: ties to the lower position).
+                int[] order = Enumerable.Range(frame * p, p).OrderBy(i => similarity[item * t * p + i]).ToArray();
+                double edge = count > 0 ? similarity[item * t * p + order[count - 1]] : 0;
+                foreach (int token in order)
+                {
+                    boundary[token] = edge;
+                }
+                want.AddRange(order.Take(count).OrderBy(i => i));
+            }
+            int[] got = result.Indices.Skip((int)(item * k)).Take((int)k).ToArray();
+            Assert.That(got, Is.Ordered, "frame after frame, in increasing position");
+            foreach (int differs in got.Except(want).Concat(want.Except(got)))
+            {
+                Assert.That(similarity[item * t * p + differs], Is.EqualTo(boundary[differs]).Within(1e-5), $"item {item}: token {differs} kept by one side only");
+            }
+            for (int i = 0; i < k; i++)
+            {
+                int token = got[i];
                 for (int ch = 0; ch < c; ch++)
                 {
                     Assert.That(Elements.ToDouble(result.Tokens[(item * k + i) * c + ch]), Is.EqualTo(exact[((long)item * t * p + token) * c + ch]), "kept row " + i);

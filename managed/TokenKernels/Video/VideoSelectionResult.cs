@@ -1,13 +1,14 @@
 namespace TokenKernels;
 
 /// <summary>
-/// What <see cref="VideoPruning.Evs{T}(ReadOnlyHostTensor{T}, int, int, double)"/> returns: the kept tokens, their
-/// original positions and their grid coordinates, each item keeping exactly <see cref="Retained"/> tokens.
+/// What the allocating video method calls return (<see cref="VideoPruning.Evs{T}(ReadOnlyHostTensor{T}, int, int, double)"/>,
+/// <see cref="VideoPruning.DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double)"/>): the kept tokens, their original
+/// positions and their grid coordinates, each item keeping exactly <see cref="Retained"/> tokens.
 /// </summary>
 /// <typeparam name="T">The element type of the tokens.</typeparam>
-public sealed class EvsResult<T>
+public sealed class VideoSelectionResult<T>
 {
-    internal EvsResult(T[] tokens, int[] indices, int[] positions, long batch, long retained, long channels)
+    internal VideoSelectionResult(T[] tokens, int[] indices, int[] positions, long batch, long retained, long channels)
     {
         Tokens = tokens;
         Indices = indices;
@@ -27,7 +28,7 @@ public sealed class EvsResult<T>
     /// <summary>Their grid coordinates (t, h, w), <c>[B, K, 3]</c>: what an mRoPE model's position ids are built from.</summary>
     public int[] Positions { get; }
 
-    /// <summary>K, the tokens each item keeps: max(P, floor(T * P * (1 - q))).</summary>
+    /// <summary>K, the tokens each item keeps (<see cref="VideoPruning.EvsRetainedTokens"/>, <see cref="VideoPruning.DyCokeRetainedTokens"/>).</summary>
     public long Retained { get; }
 
     /// <summary><c>[B, K, C]</c>.</summary>
