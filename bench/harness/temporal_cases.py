@@ -59,24 +59,24 @@ def _square_grid(positions):
     return side, positions // side
 
 
-def _prepare_dycoke(merging_ratio):
+def _prepare_method(make_params, retained_tokens, prepare_call):
+    """prepare_ours for a video method: params from (rate, height, width) of a square grid, its
+    retained count K and its prepared call, given the library's methods by name."""
     def prepare(library, video_embeds):
         frames, positions, channels = video_embeds.shape
-        params = tk.dycoke_params(merging_ratio, *_square_grid(positions))
-        retained = library.dycoke_retained_tokens(params, frames)
+        params = make_params(*_square_grid(positions))
+        retained = getattr(library, retained_tokens)(params, frames)
         out = torch.empty((1, retained, channels), dtype=video_embeds.dtype, device=video_embeds.device)
-        return out, library.prepare_dycoke(params, video_embeds.unsqueeze(0), out=out)
+        return out, getattr(library, prepare_call)(params, video_embeds.unsqueeze(0), out=out)
     return prepare
 
 
 def _prepare_evs(pruning_rate):
-    def prepare(library, video_embeds):
-        frames, positions, channels = video_embeds.shape
-        params = tk.evs_params(pruning_rate, *_square_grid(positions))
-        retained = library.evs_retained_tokens(params, frames)
-        out = torch.empty((1, retained, channels), dtype=video_embeds.dtype, device=video_embeds.device)
-        return out, library.prepare_evs(params, video_embeds.unsqueeze(0), out=out)
-    return prepare
+    return _prepare_method(lambda h, w: tk.evs_params(pruning_rate, h, w), "evs_retained_tokens", "prepare_evs")
+
+
+def _prepare_dycoke(merging_ratio):
+    return _prepare_method(lambda h, w: tk.dycoke_params(merging_ratio, h, w), "dycoke_retained_tokens", "prepare_dycoke")
 
 
 # 64 frames of SigLIP so400m-384's 27 x 27 x 1152 grid (LLaVA-Video's sampling before pooling); quick:

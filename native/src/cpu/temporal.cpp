@@ -203,29 +203,16 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
     auto* kept = static_cast<int32_t*>(indices.data);
-    TopkPlan topk_plan{};
-    topk_plan.device_ordinal = s.device_ordinal;
     if (plan.method == VideoMethod::kEvs) {
         // The K highest over the whole video, ties to the lower position: the stable descending order's first K.
-        topk_plan.batch = s.batch;
-        topk_plan.tokens = tokens;
-        topk_plan.k = plan.retained;
-        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
-        topk_plan.indices = indices;
-        topk(topk_plan);
+        topk(video_topk_plan(plan, scores, indices));
     } else {
         // Each frame on its own, keeping its count; then the frames' kept positions one after another.
         auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
         auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
         for (int64_t f = 0; f < s.batch * s.frames; ++f)
             frame_keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % s.frames, s.positions, plan.frame_keeps));
-        topk_plan.batch = s.batch * s.frames;
-        topk_plan.tokens = s.positions;
-        topk_plan.k = s.positions;
-        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {s.positions, 1, 0, 0}};
-        topk_plan.item_k = StridedTensor{frame_keeps, TK_DTYPE_I32, {1, 0, 0, 0}};
-        topk_plan.indices = StridedTensor{frame_indices, TK_DTYPE_I32, {s.positions, 1, 0, 0}};
-        topk(topk_plan);
+        topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices));
         for (int64_t b = 0; b < s.batch; ++b)
             for (int64_t t = 0; t < s.frames; ++t) {
                 const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
@@ -235,18 +222,7 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
             }
     }
 
-    if (plan.out.data != nullptr) {
-        GatherPlan gather_plan{};
-        gather_plan.batch = s.batch;
-        gather_plan.tokens = tokens;
-        gather_plan.k = plan.retained;
-        gather_plan.channels = s.channels;
-        gather_plan.device_ordinal = s.device_ordinal;
-        gather_plan.x = plan.tokens;
-        gather_plan.indices = indices;
-        gather_plan.out = plan.out;
-        gather(gather_plan);
-    }
+    if (plan.out.data != nullptr) gather(kept_rows_plan(plan, indices));
     const auto kept_at = [&](int64_t b, int64_t i) { return int64_t{kept[b * indices.strides[0] + i * indices.strides[1]]}; };
     if (plan.positions.data != nullptr) {
         auto* positions = static_cast<int32_t*>(plan.positions.data);

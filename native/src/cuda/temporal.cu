@@ -156,15 +156,8 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
-    TopkPlan topk_plan{};
-    topk_plan.device_ordinal = s.device_ordinal;
     if (plan.method == VideoMethod::kEvs) {
-        topk_plan.batch = s.batch;
-        topk_plan.tokens = tokens;
-        topk_plan.k = plan.retained;
-        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {tokens, 1, 0, 0}};
-        topk_plan.indices = indices;
-        topk(topk_plan, nullptr, stream);  // no ranked order: needs no scratch
+        topk(video_topk_plan(plan, scores, indices), nullptr, stream);  // no ranked order: needs no scratch
     } else {
         auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
         auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
@@ -172,31 +165,14 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
         frame_keeps_kernel<<<grid_for(batch_frames, kElementThreads), kElementThreads, 0, stream>>>(
             frame_keeps, batch_frames, s.frames, s.positions, plan.frame_keeps);
         check(cudaGetLastError(), "frame_keeps_kernel launch");
-        topk_plan.batch = batch_frames;
-        topk_plan.tokens = s.positions;
-        topk_plan.k = s.positions;
-        topk_plan.scores = StridedTensor{scores, TK_DTYPE_F32, {s.positions, 1, 0, 0}};
-        topk_plan.item_k = StridedTensor{frame_keeps, TK_DTYPE_I32, {1, 0, 0, 0}};
-        topk_plan.indices = StridedTensor{frame_indices, TK_DTYPE_I32, {s.positions, 1, 0, 0}};
-        topk(topk_plan, nullptr, stream);
+        topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices), nullptr, stream);
         frame_concat_kernel<<<grid_for(batch_frames * s.positions, kElementThreads), kElementThreads, 0, stream>>>(
             frame_indices, s.batch, s.frames, s.positions, plan.frame_keeps, static_cast<int32_t*>(indices.data),
             indices.strides[0], indices.strides[1]);
         check(cudaGetLastError(), "frame_concat_kernel launch");
     }
 
-    if (plan.out.data != nullptr) {
-        GatherPlan gather_plan{};
-        gather_plan.batch = s.batch;
-        gather_plan.tokens = tokens;
-        gather_plan.k = plan.retained;
-        gather_plan.channels = s.channels;
-        gather_plan.device_ordinal = s.device_ordinal;
-        gather_plan.x = plan.tokens;
-        gather_plan.indices = indices;
-        gather_plan.out = plan.out;
-        gather(gather_plan, stream);
-    }
+    if (plan.out.data != nullptr) gather(kept_rows_plan(plan, indices), stream);
     if (plan.mask.data != nullptr) {
         mask_clear_kernel<<<grid_for(s.batch * tokens, kElementThreads), kElementThreads, 0, stream>>>(
             static_cast<int32_t*>(plan.mask.data), plan.mask.strides[0], plan.mask.strides[1], s.batch, tokens);

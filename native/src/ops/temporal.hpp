@@ -9,6 +9,7 @@
 
 #include "core/host_device.hpp"
 #include "core/regions.hpp"
+#include "ops/attention.hpp"
 #include "ops/lane_sum.hpp"
 #include "ops/strided_tensor.hpp"
 #include "tokenkernels/tokenkernels.h"
@@ -173,6 +174,50 @@ inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) 
     }
     layout.total = cursor.total();
     return layout;
+}
+
+// The ops a video method composes, the same on both backends. scores [B, T * P] f32, kept [B, K] i32.
+// EVS ranks the whole video of each item.
+inline TopkPlan video_topk_plan(const VideoSelectionPlan& p, float* scores, const StridedTensor& kept) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    TopkPlan plan{};
+    plan.batch = s.batch;
+    plan.tokens = s.frames * s.positions;
+    plan.k = p.retained;
+    plan.device_ordinal = s.device_ordinal;
+    plan.scores = StridedTensor{scores, TK_DTYPE_F32, {plan.tokens, 1, 0, 0}};
+    plan.indices = kept;
+    return plan;
+}
+
+// DyCoke ranks each frame on its own, frame f keeping frame_keeps[f] (B * T items of P tokens), into
+// frame_indices [B * T, P].
+inline TopkPlan frame_topk_plan(const VideoSelectionPlan& p, float* scores, int32_t* frame_keeps, int32_t* frame_indices) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    TopkPlan plan{};
+    plan.batch = s.batch * s.frames;
+    plan.tokens = s.positions;
+    plan.k = s.positions;
+    plan.device_ordinal = s.device_ordinal;
+    plan.scores = StridedTensor{scores, TK_DTYPE_F32, {s.positions, 1, 0, 0}};
+    plan.item_k = StridedTensor{frame_keeps, TK_DTYPE_I32, {1, 0, 0, 0}};
+    plan.indices = StridedTensor{frame_indices, TK_DTYPE_I32, {s.positions, 1, 0, 0}};
+    return plan;
+}
+
+// The kept tokens' rows into out.
+inline GatherPlan kept_rows_plan(const VideoSelectionPlan& p, const StridedTensor& kept) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    GatherPlan plan{};
+    plan.batch = s.batch;
+    plan.tokens = s.frames * s.positions;
+    plan.k = p.retained;
+    plan.channels = s.channels;
+    plan.device_ordinal = s.device_ordinal;
+    plan.x = p.tokens;
+    plan.indices = kept;
+    plan.out = p.out;
+    return plan;
 }
 
 namespace cpu {
