@@ -889,6 +889,22 @@ void fuzz_temporal(Choices& c, Call& call) {
     const int64_t batch = c.range(0, 2), frames = c.range(0, 6), height = c.range(0, 4), width = c.range(0, 4);
     const int64_t positions = height * width, channels = c.range(0, 20);
     const tk_tensor* x = call.tensor({batch, frames, positions, channels}, float_dtype(c), Role::kInput);
+    if (c.one_in(4)) {
+        tk_framefusion_params p{some_float(c, -1.0f, 1.0f), c.one_in(3) ? -1 : around(c, 0, frames * positions)};
+        const tk_framefusion_params* params = c.one_in(50) ? nullptr : &p;
+        const int64_t tokens = frames * positions;
+        const tk_tensor* out = call.tensor({batch, tokens, channels}, x != nullptr ? x->dtype : TK_DTYPE_F32, Role::kOutput);
+        const tk_tensor* out_size = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kOutput);
+        const tk_tensor* source_map = call.maybe({batch, tokens}, TK_DTYPE_I32, Role::kOutput);
+        const tk_tensor* merge_count = call.tensor({batch}, TK_DTYPE_I32, Role::kOutput);
+        uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+        const tk_status queried = call.run("tk_framefusion_workspace_size", {x}, [&] { return tk_framefusion_workspace_size(params, x, bytes); });
+        const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+        call.run("tk_framefusion_merge", {x, out, out_size, source_map, merge_count}, [&] {
+            return tk_framefusion_merge(params, x, out, out_size, source_map, merge_count, w.data, w.bytes, nullptr);
+        });
+        return;
+    }
     if (c.one_in(3)) {
         const tk_tensor* reference = call.maybe({frames}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(frames - 1, 0)));
         const tk_tensor* out = call.tensor({batch, frames, positions}, TK_DTYPE_F32, Role::kOutput);

@@ -1,6 +1,6 @@
 // Every class of invalid temporal-redundancy argument (SPEC section 5, "Errors"): the status, a
-// message naming the argument, and no byte written to any tensor, for tk_temporal_similarity,
-// tk_evs, tk_evs_workspace_size and tk_evs_retained_tokens.
+// message naming the argument, and no byte written to any tensor, for tk_temporal_similarity, the
+// video methods (tk_evs, tk_dycoke_ttm, tk_framefusion_merge) and their queries.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -186,6 +186,65 @@ class EvsInvalid : public ::testing::TestWithParam<EvsInvalidCase> {};
 TEST_P(EvsInvalid, IsRejectedWithoutWriting) { check_invalid(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Temporal, EvsInvalid, ::testing::ValuesIn(evs_cases()), case_name<EvsCall>);
 
+// x [2, 3, 6, 5] f32, threshold 0.6, no cap: out [2, 18, 5], out_size and source_map [2, 18], merge_count [2].
+struct FrameFusionCall {
+    HostArray x_array{TK_DTYPE_F32, {2, 18, 5}};
+    HostArray out_array{TK_DTYPE_F32, {2, 18, 5}};
+    HostArray out_size_array{TK_DTYPE_F32, {2, 18}};
+    HostArray source_map_array{TK_DTYPE_I32, {2, 18}};
+    HostArray merge_count_array{TK_DTYPE_I32, {2}};
+    tk_framefusion_params params{0.6f, -1};
+    tk_tensor x{}, out{}, out_size{}, source_map{}, merge_count{};
+    bool null_params = false, null_out = false, null_count = false;
+    uint64_t workspace_bytes = 0;
+    mutable std::vector<uint8_t> workspace;
+
+    FrameFusionCall() {
+        fill_values(x_array);
+        for (HostArray* a : {&out_array, &out_size_array, &source_map_array, &merge_count_array}) a->fill_bytes(0xA5);
+        x = video_of(x_array, 3);
+        out = out_array.desc();
+        out_size = out_size_array.desc();
+        source_map = source_map_array.desc();
+        merge_count = merge_count_array.desc();
+    }
+    std::vector<const HostArray*> arrays() const {
+        return {&x_array, &out_array, &out_size_array, &source_map_array, &merge_count_array};
+    }
+    tk_status run() const {
+        return tk_framefusion_merge(null_params ? nullptr : &params, &x, null_out ? nullptr : &out, &out_size, &source_map,
+                                    null_count ? nullptr : &merge_count, workspace.empty() ? nullptr : workspace.data(),
+                                    workspace_bytes, nullptr);
+    }
+};
+
+std::vector<InvalidCase<FrameFusionCall>> framefusion_cases() {
+    return {
+        {"NullParams", [](FrameFusionCall& c) { c.null_params = true; }, "params"},
+        {"ThresholdNan", [](FrameFusionCall& c) { c.params.similarity_threshold = std::nanf(""); }, "params->similarity_threshold"},
+        {"CapBelowNone", [](FrameFusionCall& c) { c.params.max_merges = -2; }, "params->max_merges"},
+        {"NullOut", [](FrameFusionCall& c) { c.null_out = true; }, "out"},
+        {"NullMergeCount", [](FrameFusionCall& c) { c.null_count = true; }, "merge_count"},
+        {"OutOneFrameShort", [](FrameFusionCall& c) { c.out.shape[1] = 12; }, "out.shape[1]"},
+        {"OutOtherDtype", [](FrameFusionCall& c) { c.out.dtype = TK_DTYPE_BF16; }, "out.dtype"},
+        {"OutSizeI32", [](FrameFusionCall& c) { c.out_size.dtype = TK_DTYPE_I32; }, "out_size.dtype"},
+        {"SourceMapPerFrame", [](FrameFusionCall& c) { c.source_map.shape[1] = 6; }, "source_map.shape[1]"},
+        {"MergeCountTwoColumns", [](FrameFusionCall& c) { c.merge_count.rank = 2; c.merge_count.shape[1] = 1; c.merge_count.strides[1] = 1; }, "merge_count"},
+        {"SourceMapOverOut", [](FrameFusionCall& c) { c.source_map.data = c.out.data; }, "source_map"},
+        {"OutOverX", [](FrameFusionCall& c) { c.out.data = c.x.data; }, "out"},
+        {"WorkspaceTooSmall",
+         [](FrameFusionCall& c) {
+             c.workspace.assign(64, 0);
+             c.workspace_bytes = 64;
+         },
+         "workspace"},
+    };
+}
+
+class FrameFusionInvalid : public ::testing::TestWithParam<InvalidCase<FrameFusionCall>> {};
+TEST_P(FrameFusionInvalid, IsRejectedWithoutWriting) { check_invalid(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Temporal, FrameFusionInvalid, ::testing::ValuesIn(framefusion_cases()), case_name<FrameFusionCall>);
+
 TEST(EvsInvalidQueries, NameTheirArgument) {
     const tk_evs_params params{0.5, 27, 27};
     int64_t retained = -7;
@@ -217,6 +276,11 @@ TEST(EvsInvalidQueries, NameTheirArgument) {
     expect_rejected(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, nullptr), "bytes");
     ASSERT_EQ(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, &bytes), TK_STATUS_OK) << tk_last_error();
     EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 12 * 4 + 2 * 3 * 4 + 2 * 18 * 4});
+
+    const FrameFusionCall fusion;
+    expect_rejected(tk_framefusion_workspace_size(&fusion.params, &fusion.x, nullptr), "bytes");
+    ASSERT_EQ(tk_framefusion_workspace_size(&fusion.params, &fusion.x, &bytes), TK_STATUS_OK) << tk_last_error();
+    EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 18 * 4});
 }
 
 }  // namespace

@@ -161,4 +161,37 @@ SelectionReference reference_dycoke(const HostTensor& x, double merging_ratio) {
     return ref;
 }
 
+FrameFusionReference reference_framefusion(const HostTensor& x, float threshold, int64_t max_merges) {
+    const auto& s = x.shape();
+    const int64_t frames = s[1], positions = s[2] * s[3], channels = s[4], tokens = frames * positions;
+    const std::vector<float> similarity = reference_temporal_similarity_f32(x, {});
+    FrameFusionReference ref;
+    for (int64_t b = 0; b < s[0]; ++b) {
+        std::vector<double> value(similarity.begin() + b * tokens, similarity.begin() + (b + 1) * tokens);
+        std::vector<bool> merged(static_cast<size_t>(tokens), false);
+        std::vector<int64_t> candidates = stable_order(value, 0, tokens, true);
+        if (max_merges >= 0 && max_merges < tokens) candidates.resize(static_cast<size_t>(max_merges));
+        for (int64_t i : candidates) merged[static_cast<size_t>(i)] = value[static_cast<size_t>(i)] >= threshold;
+        // Rows in token order for the tokens that stay; a merged one joins its position's previous frame.
+        std::vector<int64_t> rows(static_cast<size_t>(tokens));
+        int64_t kept = 0;
+        for (int64_t i = 0; i < tokens; ++i)
+            rows[static_cast<size_t>(i)] = merged[static_cast<size_t>(i)] ? rows[static_cast<size_t>(i - positions)] : kept++;
+        std::vector<double> out(static_cast<size_t>(kept * channels), 0.0), sizes(static_cast<size_t>(kept), 0.0);
+        for (int64_t i = 0; i < tokens; ++i) {
+            const int64_t row = rows[static_cast<size_t>(i)];
+            sizes[static_cast<size_t>(row)] += 1.0;
+            for (int64_t c = 0; c < channels; ++c)
+                out[static_cast<size_t>(row * channels + c)] += x.get(b, i / positions, i % positions / s[3], i % s[3], c);
+        }
+        for (int64_t row = 0; row < kept; ++row)
+            for (int64_t c = 0; c < channels; ++c) out[static_cast<size_t>(row * channels + c)] /= sizes[static_cast<size_t>(row)];
+        ref.merge_count.push_back(tokens - kept);
+        ref.rows.push_back(std::move(rows));
+        ref.out.push_back(std::move(out));
+        ref.sizes.push_back(std::move(sizes));
+    }
+    return ref;
+}
+
 }  // namespace tkt

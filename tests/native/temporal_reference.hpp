@@ -39,4 +39,15 @@ SelectionReference reference_evs(const HostTensor& x, double pruning_rate);
 // compared frame keeps its int((1 - merging_ratio) * P) tokens of lowest cosine (value), stable order.
 SelectionReference reference_dycoke(const HostTensor& x, double merging_ratio);
 
+// FrameFusion's merging of one video: merged[t, p] when the float32 cosine (the contract's bits, from
+// reference_temporal_similarity_f32) reaches the threshold, and with a cap (>= 0) only the cap highest
+// (ties to the lower position); each run of merged tokens joins the token before it at its position.
+struct FrameFusionReference {
+    std::vector<int64_t> merge_count;          // [B]
+    std::vector<std::vector<int64_t>> rows;    // [B][T * P]: each token's output row
+    std::vector<std::vector<double>> out;      // [B][kept * C]: run means in float64
+    std::vector<std::vector<double>> sizes;    // [B][kept]
+};
+FrameFusionReference reference_framefusion(const HostTensor& x, float threshold, int64_t max_merges);
+
 }  // namespace tkt

@@ -351,6 +351,139 @@ TEST(VideoMethods, OutputsAreOptional) {
     }
 }
 
+// ---- FrameFusion ---------------------------------------------------------------------------------------
+
+// A video whose frames repeat their predecessor with noise of a size that varies by token, so that the
+// cosines to the previous frame spread over [0, 1] and many pass FrameFusion's threshold.
+HostTensor make_repeating_video(const VideoCase& c, tk_dtype dtype, const Layout& layout, const std::string& name) {
+    HostTensor x = make_video(c, dtype, layout, name);
+    const float noise[] = {0.02f, 0.1f, 0.4f, 1.0f, 3.0f};
+    for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t t = 1; t < c.frames; ++t)
+            for (int64_t h = 0; h < c.height; ++h)
+                for (int64_t w = 0; w < c.width; ++w) {
+                    const float scale = noise[(t * 7 + h * 3 + w * 5 + b) % 5];
+                    for (int64_t ch = 0; ch < c.channels; ++ch)
+                        x.set(b, t, h, w, ch, static_cast<float>(x.get(b, t - 1, h, w, ch) + scale * x.get(b, t, h, w, ch)));
+                }
+    return x;
+}
+
+struct FrameFusionOutputs {
+    HostArray out, out_size, source_map, merge_count;
+    FrameFusionOutputs(const VideoCase& c, tk_dtype dtype)
+        : out(dtype, {c.batch, c.frames * c.height * c.width, c.channels}, ArrayLayout{2, false, 0}),
+          out_size(TK_DTYPE_F32, {c.batch, c.frames * c.height * c.width}, ArrayLayout{1, false, 0}),
+          source_map(TK_DTYPE_I32, {c.batch, c.frames * c.height * c.width}, ArrayLayout{0, true, 0}),
+          merge_count(TK_DTYPE_I32, {c.batch}, ArrayLayout{1, false, 0}) {
+        for (HostArray* a : {&out, &out_size, &source_map, &merge_count}) a->fill_bytes(0x5A);
+    }
+};
+
+tk_status run_framefusion(const tk_framefusion_params& params, const HostTensor& x, FrameFusionOutputs& o, bool with_workspace) {
+    const tk_tensor x_desc = video_desc(x.desc());
+    const tk_tensor out = o.out.desc(), out_size = o.out_size.desc(), source_map = o.source_map.desc(), count = o.merge_count.desc();
+    uint64_t bytes = 0;
+    EXPECT_EQ(tk_framefusion_workspace_size(&params, &x_desc, &bytes), TK_STATUS_OK) << tk_last_error();
+    std::vector<uint8_t> workspace(with_workspace ? bytes : 0);
+    return tk_framefusion_merge(&params, &x_desc, &out, &out_size, &source_map, &count, with_workspace ? workspace.data() : nullptr,
+                                with_workspace ? bytes : 0, nullptr);
+}
+
+void expect_framefusion(const FrameFusionReference& ref, const VideoCase& c, tk_dtype dtype, const FrameFusionOutputs& o,
+                        const std::string& label) {
+    const int64_t tokens = c.frames * c.height * c.width;
+    for (int64_t b = 0; b < c.batch; ++b) {
+        ASSERT_EQ(o.merge_count.get(b), ref.merge_count[static_cast<size_t>(b)]) << label;
+        for (int64_t i = 0; i < tokens; ++i) ASSERT_EQ(o.source_map.get(b, i), ref.rows[static_cast<size_t>(b)][static_cast<size_t>(i)]) << label;
+        const int64_t kept = tokens - ref.merge_count[static_cast<size_t>(b)];
+        for (int64_t r = 0; r < tokens; ++r) {
+            const double size = r < kept ? ref.sizes[static_cast<size_t>(b)][static_cast<size_t>(r)] : 0.0;
+            ASSERT_EQ(o.out_size.get(b, r), size) << label << " row " << r;
+            for (int64_t ch = 0; ch < c.channels; ++ch) {
+                const double got = o.out.get(b, r, ch);
+                if (r >= kept) {
+                    ASSERT_EQ(got, 0.0) << label << " row " << r << " past the count";
+                    continue;
+                }
+                const double want = ref.out[static_cast<size_t>(b)][static_cast<size_t>(r * c.channels + ch)];
+                // A head alone is copied; a mean is a float32 sum of `size` terms rounded to the dtype.
+                const double tolerance = size == 1.0 ? 0.0 : std::abs(round_to_dtype(static_cast<float>(want), dtype) - want) + 1e-6 * size * (1 + std::abs(want));
+                ASSERT_NEAR(got, want, tolerance * 1.01 + (dtype == TK_DTYPE_F32 ? 0.0 : std::abs(want) * 8e-3 * (size > 1))) << label << " row " << r << " channel " << ch;
+            }
+        }
+    }
+}
+
+TEST(FrameFusion, MatchesReferenceForEveryDtypeThresholdAndCap) {
+    const Layout layouts[] = {Layout{}, Layout{3, 0, 2, false, 1}};
+    const float thresholds[] = {0.6f, 0.9f, -1.0f, 2.0f};  // FrameFusion's 0.6; everything merges; nothing does
+    const int32_t caps[] = {-1, 0, 5, 1 << 30};
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (size_t l = 0; l < std::size(layouts); ++l)
+                for (float threshold : thresholds)
+                    for (int32_t cap : caps) {
+                        const std::string label = std::string("framefusion_") + case_label(c, dtype) + "_layout" + std::to_string(l) +
+                                                  "_threshold" + std::to_string(threshold) + "_cap" + std::to_string(cap);
+                        SCOPED_TRACE(label);
+                        const HostTensor x = make_repeating_video(c, dtype, layouts[l], label);
+                        FrameFusionOutputs o(c, dtype);
+                        const FrameFusionOutputs before = o;
+                        ASSERT_EQ(run_framefusion(tk_framefusion_params{threshold, cap}, x, o, l == 1), TK_STATUS_OK) << tk_last_error();
+                        expect_framefusion(reference_framefusion(x, threshold, cap), c, dtype, o, label);
+                        EXPECT_EQ(first_changed_gap(before.out, o.out), "");
+                        EXPECT_EQ(first_changed_gap(before.out_size, o.out_size), "");
+                        EXPECT_EQ(first_changed_gap(before.merge_count, o.merge_count), "");
+                    }
+}
+
+TEST(FrameFusion, RepeatedFramesMergeIntoTheFirstAndUnmergeBack) {
+    // Three identical frames, then a different one: positions merge in runs of three, and tk_unmerge of
+    // the output by the source map gives back every token of the identical frames, to the rounding of
+    // (a + a + a) / 3.
+    const VideoCase c{1, 4, 2, 2, 24};
+    HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "repeat");
+    for (int64_t t = 1; t < 3; ++t)
+        for (int64_t h = 0; h < 2; ++h)
+            for (int64_t w = 0; w < 2; ++w)
+                for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, t, h, w, ch, static_cast<float>(x.get(0, 0, h, w, ch)));
+    for (int64_t h = 0; h < 2; ++h)
+        for (int64_t w = 0; w < 2; ++w)
+            for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, 3, h, w, ch, static_cast<float>(-x.get(0, 0, h, w, ch)));
+    FrameFusionOutputs o(c, TK_DTYPE_F32);
+    ASSERT_EQ(run_framefusion(tk_framefusion_params{0.6f, -1}, x, o, false), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(o.merge_count.get(0), 8);
+    for (int64_t p = 0; p < 4; ++p) {
+        EXPECT_EQ(o.source_map.get(0, p), p);
+        EXPECT_EQ(o.source_map.get(0, 4 + p), p);
+        EXPECT_EQ(o.source_map.get(0, 8 + p), p);
+        EXPECT_EQ(o.source_map.get(0, 12 + p), 4 + p);
+        EXPECT_EQ(o.out_size.get(0, p), 3.0);
+    }
+    HostArray restored(TK_DTYPE_F32, {1, 16, c.channels});
+    const tk_tensor y = o.out.desc(), map = o.source_map.desc(), restored_desc = restored.desc();
+    ASSERT_EQ(tk_unmerge(&y, &map, &restored_desc, nullptr), TK_STATUS_OK) << tk_last_error();
+    for (int64_t i = 0; i < 12; ++i)
+        for (int64_t ch = 0; ch < c.channels; ++ch) {
+            const double want = x.get(0, i / 4, i % 4 / 2, i % 2, ch);
+            EXPECT_NEAR(restored.get(0, i, ch), want, 2.5e-7 * std::abs(want)) << "token " << i;
+        }
+}
+
+TEST(FrameFusion, ThreadCountChangesNoBit) {
+    const VideoCase c{2, 9, 5, 4, 37};
+    const HostTensor x = make_repeating_video(c, TK_DTYPE_BF16, Layout{}, "framefusion_threads");
+    std::vector<std::vector<uint8_t>> results;
+    for (int32_t threads : {1, 2, 5}) {
+        const ScopedNumThreads scoped(threads);
+        FrameFusionOutputs o(c, TK_DTYPE_BF16);
+        ASSERT_EQ(run_framefusion(tk_framefusion_params{0.6f, 40}, x, o, false), TK_STATUS_OK) << tk_last_error();
+        results.push_back(o.out.bytes());
+    }
+    for (const auto& r : results) EXPECT_TRUE(r == results.front());
+}
+
 // ---- CUDA against the CPU --------------------------------------------------------------------------
 
 class TemporalCuda : public ::testing::Test {
@@ -446,6 +579,47 @@ TEST_F(TemporalCuda, VideoMethodsEqualTheCpu) {
                     EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes());
                     EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes());
                     EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes());
+                }
+}
+
+TEST_F(TemporalCuda, FrameFusionEqualsTheCpu) {
+    int64_t index = 0;
+    const float thresholds[] = {0.6f, -1.0f};
+    const int32_t caps[] = {-1, 7};
+    for (const VideoCase& c : kCases)
+        for (tk_dtype dtype : kDtypes)
+            for (float threshold : thresholds)
+                for (int32_t cap : caps) {
+                    if (!runs_at_scale(index++, 5)) continue;
+                    const std::string label = std::string("framefusion_") + case_label(c, dtype) + "_threshold" + std::to_string(threshold) +
+                                              "_cap" + std::to_string(cap);
+                    SCOPED_TRACE(label);
+                    const HostTensor x = make_repeating_video(c, dtype, Layout{}, label);
+                    const tk_framefusion_params params{threshold, cap};
+                    FrameFusionOutputs cpu(c, dtype);
+                    FrameFusionOutputs gpu = cpu;
+                    ASSERT_EQ(run_framefusion(params, x, cpu, false), TK_STATUS_OK) << tk_last_error();
+                    DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), sd(gpu.out_size.bytes().size()),
+                        md(gpu.source_map.bytes().size()), cd(gpu.merge_count.bytes().size());
+                    upload(xd, x.bytes());
+                    upload(od, gpu.out.bytes());
+                    upload(sd, gpu.out_size.bytes());
+                    upload(md, gpu.source_map.bytes());
+                    upload(cd, gpu.merge_count.bytes());
+                    const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
+                    const tk_tensor out = gpu.out.device_desc(od.get(), 0), out_size = gpu.out_size.device_desc(sd.get(), 0),
+                                    map = gpu.source_map.device_desc(md.get(), 0), count = gpu.merge_count.device_desc(cd.get(), 0);
+                    ASSERT_EQ(tk_framefusion_merge(&params, &x_desc, &out, &out_size, &map, &count, nullptr, 0, stream_), TK_STATUS_OK)
+                        << tk_last_error();
+                    download(gpu.out.bytes(), od);
+                    download(gpu.out_size.bytes(), sd);
+                    download(gpu.source_map.bytes(), md);
+                    download(gpu.merge_count.bytes(), cd);
+                    sync();
+                    EXPECT_TRUE(gpu.merge_count.bytes() == cpu.merge_count.bytes());
+                    EXPECT_TRUE(gpu.source_map.bytes() == cpu.source_map.bytes());
+                    EXPECT_TRUE(gpu.out_size.bytes() == cpu.out_size.bytes());
+                    EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes());
                 }
 }
 

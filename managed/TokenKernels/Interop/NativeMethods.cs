@@ -234,4 +234,10 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_dycoke_ttm(TkDycokeParams* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_framefusion_workspace_size(TkFramefusionParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_framefusion_merge(TkFramefusionParams* @params, TkTensor* x, TkTensor* @out, TkTensor* out_size, TkTensor* source_map, TkTensor* merge_count, void* workspace, ulong workspace_bytes, IntPtr stream);
 }

@@ -93,6 +93,14 @@ internal struct TkDycokeParams
     public int Width;
 }
 
+/// <summary>Mirror of <c>tk_framefusion_params</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkFramefusionParams
+{
+    public float SimilarityThreshold;
+    public int MaxMerges;
+}
+
 /// <summary>
 /// Room for <c>TK_MAX_RANK</c> sizes, for the shape arguments of native calls. A local of this type is used rather
 /// than <c>stackalloc</c> because a method that stackallocs makes its P/Invoke calls several times slower

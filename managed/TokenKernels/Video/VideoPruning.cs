@@ -9,7 +9,9 @@ namespace TokenKernels;
 /// each token to the same position of a reference frame
 /// (<see cref="TemporalSimilarity{T}(ReadOnlyHostTensor{T}, HostTensor{float}, ReadOnlyHostTensor{int})"/>), and the
 /// video methods built on it, one call each: EVS (<see cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
-/// and DyCoke's temporal token merging (<see cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>).
+/// and DyCoke's temporal token merging (<see cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
+/// select tokens; FrameFusion (<see cref="FrameFusion{T}(ReadOnlyHostTensor{T}, HostTensor{T}, HostTensor{int}, float, int, HostTensor{float}, HostTensor{int})"/>)
+/// merges them into the previous frame.
 /// </summary>
 /// <remarks>
 /// <para>A video is <c>[B, T, P, C]</c>: T frames of P = H * W tokens (row-major over the frame grid) of C channels,
@@ -283,6 +285,141 @@ public static unsafe class VideoPruning
         IntPtr workspace = default,
         long workspaceBytes = 0)
         => Select(Method.DyCoke, video, height, width, mergingRatio, output, indices, positions, mask, stream, workspace, workspaceBytes);
+
+    // ---- FrameFusion ----
+
+    /// <summary>FrameFusion's default <c>similarity_lower_bound</c>: a token merges when its cosine to the previous frame is at least 0.6.</summary>
+    public const float FrameFusionDefaultThreshold = 0.6f;
+
+    /// <summary>
+    /// FrameFusion's token merging (Fu et al., <c>thu-nics/FrameFusion</c>, <c>merge_tokens_and_get_mask</c>), in one fused
+    /// call (<c>tk_framefusion_merge</c>): a token whose cosine to the same position of the previous frame is at least
+    /// <paramref name="similarityThreshold"/> merges into it, and a run of merged tokens becomes the mean of the run in the
+    /// row of its first token. The output keeps a fixed capacity of T * P rows, the rows past
+    /// T * P - <paramref name="mergeCounts"/>[b] zero, so the count never needs a host synchronisation. Allocates nothing managed.
+    /// </summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>.</param>
+    /// <param name="output">Receives <c>[B, T * P, C]</c>: the remaining tokens in original order, then zero rows.</param>
+    /// <param name="mergeCounts">Receives int32 <c>[B]</c>: the tokens merged in each item.</param>
+    /// <param name="similarityThreshold">Merge at this cosine or above (<see cref="FrameFusionDefaultThreshold"/>); not NaN.</param>
+    /// <param name="maxMerges">-1 for no cap; else at most this many merge per item, the highest cosines (FrameFusion's budget).</param>
+    /// <param name="outputSizes">Optional float32 <c>[B, T * P]</c>: each row's run length, for proportional attention.</param>
+    /// <param name="sourceMap">Optional int32 <c>[B, T * P]</c>: the output row each token ended up in, for <see cref="TokenMerging.Unmerge{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int})"/>.</param>
+    /// <exception cref="ArgumentException">A wrong rank or element type.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments (a NaN threshold, a cap below -1, an output shape, overlapping tensors); nothing was written.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void FrameFusion<T>(
+        ReadOnlyHostTensor<T> video,
+        HostTensor<T> output,
+        HostTensor<int> mergeCounts,
+        float similarityThreshold = FrameFusionDefaultThreshold,
+        int maxMerges = -1,
+        HostTensor<float> outputSizes = default,
+        HostTensor<int> sourceMap = default)
+        where T : unmanaged
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        NativeLibraryLoader.EnsureLoaded();
+        TkFramefusionParams native = new TkFramefusionParams { SimilarityThreshold = similarityThreshold, MaxMerges = maxMerges };
+        fixed (T* xp = video.Data)
+        fixed (T* op = output.Data)
+        fixed (int* cp = mergeCounts.Data)
+        fixed (float* sp = outputSizes.Data)
+        fixed (int* mp = sourceMap.Data)
+        {
+            TkTensor x = TensorLayout.Descriptor(xp, video.DataType, Cpu, 0, video.Shape, video.Strides);
+            TkTensor o, c, size, map;
+            NativeStatus.Check(NativeMethods.tk_framefusion_merge(
+                &native, &x,
+                OptionalHostDescriptor(op, output.DataType, output.Shape, output.Strides, &o),
+                OptionalHostDescriptor(sp, TensorDataType.Float32, outputSizes.Shape, outputSizes.Strides, &size),
+                OptionalHostDescriptor(mp, TensorDataType.Int32, sourceMap.Shape, sourceMap.Strides, &map),
+                OptionalHostDescriptor(cp, TensorDataType.Int32, mergeCounts.Shape, mergeCounts.Strides, &c),
+                null, 0, IntPtr.Zero));
+        }
+    }
+
+    /// <summary>FrameFusion's token merging into new arrays: the tokens, their sizes, the source map and the counts (as <see cref="TokenMerging"/>'s threshold mode returns them).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>.</param>
+    /// <param name="similarityThreshold">Merge at this cosine or above; not NaN.</param>
+    /// <param name="maxMerges">-1 for no cap; else at most this many merge per item.</param>
+    /// <returns><see cref="MergeResult{T}.X"/> <c>[B, T * P, C]</c> (rows past T * P - <see cref="MergeResult{T}.MergeCounts"/>[b] zero), the sizes and the source map <c>[B, T * P]</c>; <see cref="MergeResult{T}.EffectiveR"/> is the cap (T * P without one).</returns>
+    /// <inheritdoc cref="FrameFusion{T}(ReadOnlyHostTensor{T}, HostTensor{T}, HostTensor{int}, float, int, HostTensor{float}, HostTensor{int})" path="/exception"/>
+    public static MergeResult<T> FrameFusion<T>(ReadOnlyHostTensor<T> video, float similarityThreshold = FrameFusionDefaultThreshold, int maxMerges = -1)
+        where T : unmanaged
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        long batch = video.Shape[0];
+        long tokens = video.Shape[1] * video.Shape[2];
+        var shape = new TensorShape(batch, tokens, video.Shape[3]);
+        var mapShape = new TensorShape(batch, tokens);
+        RequireArraySize(shape, nameof(video));
+        var x = new T[shape.ElementCount];
+        var sizes = new float[mapShape.ElementCount];
+        var sourceMap = new int[mapShape.ElementCount];
+        var counts = new int[batch];
+        FrameFusion(video, new HostTensor<T>(x, shape), new HostTensor<int>(counts, new TensorShape(batch)), similarityThreshold, maxMerges,
+            new HostTensor<float>(sizes, mapShape), new HostTensor<int>(sourceMap, mapShape));
+        return new MergeResult<T>(x, shape, sizes, sourceMap, counts, maxMerges < 0 ? tokens : Math.Min(maxMerges, tokens), useThreshold: true);
+    }
+
+    /// <summary>Device scratch bytes the device FrameFusion call needs (<c>tk_framefusion_workspace_size</c>).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="similarityThreshold">Merge at this cosine or above.</param>
+    /// <param name="maxMerges">-1 for no cap; else the cap.</param>
+    /// <returns>Bytes of device memory.</returns>
+    /// <inheritdoc cref="GetEvsWorkspaceSize" path="/exception"/>
+    public static long GetFrameFusionWorkspaceSize(DeviceTensor video, float similarityThreshold = FrameFusionDefaultThreshold, int maxMerges = -1)
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        NativeLibraryLoader.EnsureLoaded();
+        TkFramefusionParams native = new TkFramefusionParams { SimilarityThreshold = similarityThreshold, MaxMerges = maxMerges };
+        TkTensor x = DeviceDescriptor(video);
+        ulong bytes;
+        NativeStatus.Check(NativeMethods.tk_framefusion_workspace_size(&native, &x, &bytes));
+        return checked((long)bytes);
+    }
+
+    /// <summary>FrameFusion's token merging on the video's CUDA device, enqueued on <paramref name="stream"/>, with no host synchronisation.</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="output">Receives <c>[B, T * P, C]</c> of the video's element type.</param>
+    /// <param name="mergeCounts">Receives int32 <c>[B]</c>.</param>
+    /// <param name="similarityThreshold">Merge at this cosine or above; not NaN.</param>
+    /// <param name="maxMerges">-1 for no cap; else at most this many merge per item.</param>
+    /// <param name="outputSizes">Optional float32 <c>[B, T * P]</c>, or null.</param>
+    /// <param name="sourceMap">Optional int32 <c>[B, T * P]</c>, or null.</param>
+    /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
+    /// <param name="workspace">Device scratch of <see cref="GetFrameFusionWorkspaceSize"/> bytes, or zero to let the op allocate it stream-ordered.</param>
+    /// <param name="workspaceBytes">The size of <paramref name="workspace"/>; 0 with no workspace.</param>
+    /// <inheritdoc cref="Evs(DeviceTensor, int, int, double, DeviceTensor?, DeviceTensor?, DeviceTensor?, DeviceTensor?, CudaStream?, IntPtr, long)" path="/exception"/>
+    public static void FrameFusion(
+        DeviceTensor video,
+        DeviceTensor output,
+        DeviceTensor mergeCounts,
+        float similarityThreshold = FrameFusionDefaultThreshold,
+        int maxMerges = -1,
+        DeviceTensor? outputSizes = null,
+        DeviceTensor? sourceMap = null,
+        CudaStream? stream = null,
+        IntPtr workspace = default,
+        long workspaceBytes = 0)
+    {
+        RequireVideo(video.Shape, video.DataType, nameof(video));
+        RequireSameDevice(output, video, nameof(output), nameof(video));
+        RequireSameDevice(mergeCounts, video, nameof(mergeCounts), nameof(video));
+        RequireWorkspace(workspace, workspaceBytes);
+        NativeLibraryLoader.EnsureLoaded();
+        TkFramefusionParams native = new TkFramefusionParams { SimilarityThreshold = similarityThreshold, MaxMerges = maxMerges };
+        TkTensor x = DeviceDescriptor(video);
+        TkTensor o = DeviceDescriptor(output);
+        TkTensor c = DeviceDescriptor(mergeCounts);
+        TkTensor size, map;
+        NativeStatus.Check(NativeMethods.tk_framefusion_merge(
+            &native, &x, &o,
+            OptionalDeviceDescriptor(outputSizes, video, nameof(outputSizes), nameof(video), &size),
+            OptionalDeviceDescriptor(sourceMap, video, nameof(sourceMap), nameof(video), &map),
+            &c, (void*)workspace, (ulong)workspaceBytes, stream?.Handle ?? IntPtr.Zero));
+    }
 
     // ---- Shared by the video methods ----
 

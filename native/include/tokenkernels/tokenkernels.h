@@ -519,6 +519,29 @@ TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* 
                                const tk_tensor* indices, const tk_tensor* positions, const tk_tensor* mask, void* workspace,
                                uint64_t workspace_bytes, tk_stream stream);
 
+/* FrameFusion's token merging (thu-nics/FrameFusion, FrameFusion.merge_tokens_and_get_mask): a token
+ * merges into the same position of the previous frame when their cosine (the one above) is at least
+ * similarity_threshold (NaN never merges, frame 0 never does); with max_merges >= 0 only the max_merges
+ * highest cosines of an item may merge (ties to the lower position), as FrameFusion caps a layer at its
+ * budget. A run of merged tokens joins the token before it at that position (its head, a token that
+ * did not merge): the head's output row is the mean of the run, head first, summed in frame order in
+ * float32 and divided once (a head nothing merged into is copied bit for bit).
+ *   out [B, T * P, C] (x's dtype): the heads in original order (t, then p), then zero rows: the count
+ *       varies per item, so out keeps a fixed capacity of T * P rows;
+ *   merge_count [B] i32: the tokens merged, so item b has T * P - merge_count[b] rows;
+ *   out_size [B, T * P] f32 (may be NULL): each row's run length (ToMe's size; zero past the count);
+ *   source_map [B, T * P] i32 (may be NULL): the output row each token ended up in (tk_unmerge reads it).
+ * Workspace from tk_framefusion_workspace_size, or NULL/0. */
+typedef struct tk_framefusion_params {
+    float similarity_threshold; /* merge when cos >= this; FrameFusion's similarity_lower_bound 0.6; not NaN */
+    int32_t max_merges;         /* -1: no cap; else at most this many merge per item */
+} tk_framefusion_params;
+
+TK_API tk_status tk_framefusion_workspace_size(const tk_framefusion_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const tk_tensor* x, const tk_tensor* out,
+                                      const tk_tensor* out_size, const tk_tensor* source_map, const tk_tensor* merge_count,
+                                      void* workspace, uint64_t workspace_bytes, tk_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

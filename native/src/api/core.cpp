@@ -74,6 +74,9 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_dycoke_params, merging_ratio),
     TK_FIELD(tk_dycoke_params, height),
     TK_FIELD(tk_dycoke_params, width),
+    TK_STRUCT(tk_framefusion_params),
+    TK_FIELD(tk_framefusion_params, similarity_threshold),
+    TK_FIELD(tk_framefusion_params, max_merges),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

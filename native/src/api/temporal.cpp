@@ -1,6 +1,7 @@
 // ABI boundary of temporal redundancy (SPEC section 5): every argument is validated here, once, into
 // a TemporalSimilarityPlan or a VideoSelectionPlan (EVS, DyCoke); the backends trust the plan.
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -195,6 +196,49 @@ void select_video_tokens(const VideoParams& params, const char* query, const tk_
     }
 }
 
+// ---- FrameFusion ----------------------------------------------------------------------------------
+
+tk::FrameFusionPlan make_framefusion_plan(const tk_framefusion_params* params, const tk_tensor* x_ptr) {
+    require(params != nullptr, "params", "a tk_framefusion_params", null_text);
+    require(!std::isnan(params->similarity_threshold), "params->similarity_threshold", "a number",
+            [] { return std::string("NaN"); });
+    require(params->max_merges >= -1, "params->max_merges", "-1 (no cap) or a merge count of 0 or more",
+            number(params->max_merges));
+    const tk_tensor& x = require_video(x_ptr);
+    tk::FrameFusionPlan plan{};
+    plan.similarity = make_similarity_plan(x, nullptr);
+    plan.threshold = params->similarity_threshold;
+    // A cap at or above an item's tokens caps nothing, but still ranks them.
+    const int64_t tokens = x.shape[1] * x.shape[2];
+    plan.max_merges = params->max_merges < 0 ? -1 : std::min<int64_t>(params->max_merges, tokens);
+    return plan;
+}
+
+// out [B, T * P, C], merge_count [B] (both required), out_size and source_map [B, T * P] (optional);
+// none overlaps x or another output.
+void attach_framefusion_outputs(tk::FrameFusionPlan& plan, const tk_tensor& x, const tk_tensor* out, const tk_tensor* out_size,
+                                const tk_tensor* source_map, const tk_tensor* merge_count) {
+    const int64_t batch = plan.similarity.batch;
+    const int64_t tokens = plan.similarity.frames * plan.similarity.positions;
+    tk::NamedTensors written{{&x, "x"}};
+    const int64_t out_shape[3] = {batch, tokens, plan.similarity.channels};
+    const tk_tensor& out_tensor = tk::require_output(out, "out", 3, out_shape, "[B, T * P, C]", x.dtype, x, "x", written);
+    tk::require_channels_contiguous(out_tensor, "out");
+    plan.out = tk::strided(out_tensor);
+    written.emplace_back(out, "out");
+    require(merge_count != nullptr, "merge_count", "a [B] i32 tensor to receive the per-item merge counts", null_text);
+    plan.merge_count = tk::strided(tk::require_output(merge_count, "merge_count", 1, &batch, "[B]", TK_DTYPE_I32, x, "x", written));
+    written.emplace_back(merge_count, "merge_count");
+    const int64_t map_shape[2] = {batch, tokens};
+    if (out_size != nullptr) {
+        plan.out_size = tk::strided(tk::require_output(out_size, "out_size", 2, map_shape, "[B, T * P]", TK_DTYPE_F32, x, "x", written));
+        written.emplace_back(out_size, "out_size");
+    }
+    if (source_map != nullptr)
+        plan.source_map =
+            tk::strided(tk::require_output(source_map, "source_map", 2, map_shape, "[B, T * P]", TK_DTYPE_I32, x, "x", written));
+}
+
 }  // namespace
 
 extern "C" {
@@ -248,6 +292,31 @@ TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* 
     return tk::api_call([&] {
         select_video_tokens(require_params(params), "tk_dycoke_workspace_size", x, {out, indices, positions, mask},
                             workspace, workspace_bytes, stream);
+    });
+}
+
+TK_API tk_status tk_framefusion_workspace_size(const tk_framefusion_params* params, const tk_tensor* x, uint64_t* bytes) {
+    return tk::api_call([&] {
+        require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
+        *bytes = tk::framefusion_layout(make_framefusion_plan(params, x)).total;
+    });
+}
+
+TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const tk_tensor* x, const tk_tensor* out,
+                                      const tk_tensor* out_size, const tk_tensor* source_map, const tk_tensor* merge_count,
+                                      void* workspace, uint64_t workspace_bytes, tk_stream stream) {
+    return tk::api_call([&] {
+        tk::FrameFusionPlan plan = make_framefusion_plan(params, x);
+        attach_framefusion_outputs(plan, *x, out, out_size, source_map, merge_count);
+        tk::require_workspace(workspace, workspace_bytes, tk::framefusion_layout(plan).total, *x, "tk_framefusion_workspace_size",
+                              {{x, "x"}, {out, "out"}, {out_size, "out_size"}, {source_map, "source_map"}, {merge_count, "merge_count"}});
+        if (plan.similarity.batch == 0) return;
+        if (x->device_kind == TK_DEVICE_CPU) {
+            tk::cpu::framefusion_merge(plan, workspace);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.similarity.device_ordinal);
+            tk::cuda::framefusion_merge(plan, workspace, stream);
+        }
     });
 }
 

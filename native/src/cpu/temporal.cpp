@@ -245,4 +245,105 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     }
 }
 
+namespace {
+
+// The run means of FrameFusion: each position's head token (one nothing merged into) and the tokens of
+// the later frames that merged into it, summed in frame order and divided once; a head with nothing
+// merged is copied bit for bit. rows holds every token's output row.
+template <class T>
+void framefusion_means(const FrameFusionPlan& plan, const int32_t* rows) {
+    const TemporalSimilarityPlan& s = plan.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    const T* x = static_cast<const T*>(s.x.data);
+    T* out = static_cast<T*>(plan.out.data);
+    auto* out_size = static_cast<float*>(plan.out_size.data);
+    const size_t row_bytes = static_cast<size_t>(s.channels) * sizeof(T);
+    parallel_for(s.batch * s.positions, min_tasks_per_chunk(s.frames * s.channels), [&](int64_t begin, int64_t end) {
+        std::vector<float> sum(static_cast<size_t>(s.channels));
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / s.positions;
+            const int64_t p = task % s.positions;
+            const int32_t* item_rows = rows + b * tokens;
+            const auto token_row = [&](int64_t t) { return x + b * s.x.strides[0] + t * s.x.strides[1] + p * s.x.strides[2]; };
+            for (int64_t head = 0; head < s.frames;) {
+                const int32_t row = item_rows[head * s.positions + p];
+                int64_t next = head + 1;  // the run: later frames of this position that share the head's row
+                while (next < s.frames && item_rows[next * s.positions + p] == row) ++next;
+                T* target = out + b * plan.out.strides[0] + row * plan.out.strides[1];
+                const int64_t members = next - head;
+                if (members == 1) {
+                    std::memcpy(target, token_row(head), row_bytes);
+                } else {
+                    for (int64_t c = 0; c < s.channels; ++c) sum[static_cast<size_t>(c)] = to_float(token_row(head)[c]);
+                    for (int64_t t = head + 1; t < next; ++t)
+                        for (int64_t c = 0; c < s.channels; ++c) sum[static_cast<size_t>(c)] += to_float(token_row(t)[c]);
+                    const auto count = static_cast<float>(members);
+                    for (int64_t c = 0; c < s.channels; ++c) target[c] = from_float<T>(sum[static_cast<size_t>(c)] / count);
+                }
+                if (out_size != nullptr) out_size[b * plan.out_size.strides[0] + row * plan.out_size.strides[1]] = static_cast<float>(members);
+                head = next;
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void framefusion_merge(const FrameFusionPlan& plan, void* workspace) {
+    const TemporalSimilarityPlan& s = plan.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    const FrameFusionLayout layout = framefusion_layout(plan);
+    std::unique_ptr<char[]> owned;
+    if (workspace == nullptr) {
+        owned.reset(new char[layout.total]);
+        workspace = owned.get();
+    }
+    void* base = aligned_start(workspace);
+    float* scores = at_offset<float>(base, layout.scores);
+    auto* rows = at_offset<int32_t>(base, layout.rows);
+
+    TemporalSimilarityPlan scoring = s;
+    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
+    temporal_similarity(scoring);
+
+    // Which tokens merge, as 1 in rows: those reaching the threshold, and with a cap only the highest.
+    if (plan.max_merges < 0) {
+        for (int64_t i = 0; i < s.batch * tokens; ++i) rows[i] = fuses(scores[i], plan.threshold) ? 1 : 0;
+    } else {
+        auto* capped = at_offset<int32_t>(base, layout.capped);
+        topk(capped_merges_plan(plan, scores, capped));
+        std::fill(rows, rows + s.batch * tokens, 0);
+        for (int64_t b = 0; b < s.batch; ++b)
+            for (int64_t r = 0; r < plan.max_merges; ++r) {
+                const int64_t i = b * tokens + capped[b * plan.max_merges + r];
+                rows[i] = fuses(scores[i], plan.threshold) ? 1 : 0;
+            }
+    }
+    // Output rows: the tokens that stay, in order; a merged token takes the row of the token at its
+    // position in the previous frame (frame 0 never merges).
+    auto* merge_count = static_cast<int32_t*>(plan.merge_count.data);
+    for (int64_t b = 0; b < s.batch; ++b) {
+        int32_t* item_rows = rows + b * tokens;
+        int32_t kept = 0;
+        for (int64_t i = 0; i < tokens; ++i) item_rows[i] = item_rows[i] != 0 ? item_rows[i - s.positions] : kept++;
+        merge_count[b * plan.merge_count.strides[0]] = static_cast<int32_t>(tokens - kept);
+    }
+    dispatch_float(s.x.dtype, [&](auto tag) { framefusion_means<storage_t<decltype(tag)>>(plan, rows); });
+    // The rows past each item's count are zero, out_size too; the source map is the rows.
+    const int64_t element = tk_dtype_size(s.x.dtype);
+    for (int64_t b = 0; b < s.batch; ++b) {
+        const int64_t kept = tokens - merge_count[b * plan.merge_count.strides[0]];
+        for (int64_t r = kept; r < tokens; ++r) {
+            std::memset(static_cast<char*>(plan.out.data) + (b * plan.out.strides[0] + r * plan.out.strides[1]) * element, 0,
+                        static_cast<size_t>(s.channels * element));
+            if (plan.out_size.data != nullptr)
+                static_cast<float*>(plan.out_size.data)[b * plan.out_size.strides[0] + r * plan.out_size.strides[1]] = 0.0f;
+        }
+        if (plan.source_map.data != nullptr)
+            for (int64_t i = 0; i < tokens; ++i)
+                static_cast<int32_t*>(plan.source_map.data)[b * plan.source_map.strides[0] + i * plan.source_map.strides[1]] =
+                    rows[b * tokens + i];
+    }
+}
+
 }  // namespace tk::cpu

@@ -8,6 +8,13 @@
 //   frame_concat_kernel          DyCoke's per-frame kept positions laid one frame after another.
 //   mask_clear_kernel,           the mask and grid coordinates from the kept positions.
 //   kept_outputs_kernel
+//   fuse_flags_kernel,           FrameFusion: which tokens merge (all that reach the threshold, or the
+//   capped_flags_kernel          capped top-k's that do);
+//   framefusion_rows_kernel      one CTA per item: the output row of every token that stays, a block
+//                                scan in token order, and the merge count;
+//   framefusion_means_kernel     one CTA per (item, position): each run's mean in frame order;
+//   framefusion_resolve_kernel   every merged token's row, the source map and the run sizes;
+//   framefusion_tail_kernel      the rows past each item's count, zero.
 // The video methods compose the similarity pass with the top-k and gather ops of cuda/attention.cu
 // over their workspace; nothing waits for the device.
 #include <cuda_runtime.h>
@@ -122,6 +129,134 @@ __global__ void kept_outputs_kernel(const VideoSelectionPlan p, const StridedTen
     }
 }
 
+// ---- FrameFusion ----
+
+constexpr int kScanThreads = 1024;
+constexpr int kMeanThreads = 128;
+
+__global__ void fuse_flags_kernel(const float* scores, int32_t* flags, int64_t count, float threshold) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+        flags[i] = fuses(scores[i], threshold) ? 1 : 0;
+}
+
+// flags is zero; the capped top-k's positions that reach the threshold get 1.
+__global__ void capped_flags_kernel(const float* scores, const int32_t* capped, int32_t* flags, int64_t batch, int64_t cap,
+                                    int64_t tokens, float threshold) {
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < batch * cap;
+         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t token = capped[e];
+        if (token < 0 || token >= tokens) continue;  // cannot happen: cap <= T * P
+        const int64_t i = e / cap * tokens + token;
+        flags[i] = fuses(scores[i], threshold) ? 1 : 0;
+    }
+}
+
+// rows[b, i]: 1 where token i merges -> its output row where it stays, -1 where it merges; the rows of
+// the tokens that stay are their ranks in token order, an exclusive scan over chunks of the block.
+__global__ void __launch_bounds__(kScanThreads) framefusion_rows_kernel(int32_t* rows, int64_t tokens, int32_t* merge_count,
+                                                                        int64_t merge_count_stride) {
+    __shared__ int32_t scan[kScanThreads];
+    int32_t* item_rows = rows + static_cast<int64_t>(blockIdx.x) * tokens;
+    int32_t running = 0;
+    for (int64_t chunk = 0; chunk < tokens; chunk += kScanThreads) {
+        const int64_t i = chunk + threadIdx.x;
+        const int32_t stays = i < tokens && item_rows[i] == 0 ? 1 : 0;
+        scan[threadIdx.x] = stays;
+        __syncthreads();
+        // Hillis-Steele inclusive scan.
+        for (int offset = 1; offset < kScanThreads; offset *= 2) {
+            const int32_t add = threadIdx.x >= static_cast<unsigned>(offset) ? scan[threadIdx.x - offset] : 0;
+            __syncthreads();
+            scan[threadIdx.x] += add;
+            __syncthreads();
+        }
+        if (i < tokens) item_rows[i] = stays ? running + scan[threadIdx.x] - 1 : -1;
+        running += scan[kScanThreads - 1];
+        __syncthreads();  // every thread has read the total before the next chunk overwrites it
+    }
+    if (threadIdx.x == 0) merge_count[blockIdx.x * merge_count_stride] = static_cast<int32_t>(tokens - running);
+}
+
+// One CTA per (item, position), threads over channels: walks the frames, a token with a row opening a
+// run, a merged one (-1) joining the open run.
+template <class T>
+__global__ void __launch_bounds__(kMeanThreads) framefusion_means_kernel(const FrameFusionPlan p, const int32_t* rows) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t b = blockIdx.x / s.positions;
+    const int64_t position = blockIdx.x % s.positions;
+    const int32_t* item_rows = rows + b * s.frames * s.positions;
+    const T* x = static_cast<const T*>(s.x.data) + b * s.x.strides[0] + position * s.x.strides[2];
+    T* out = static_cast<T*>(p.out.data) + b * p.out.strides[0];
+    for (int64_t c = threadIdx.x; c < s.channels; c += kMeanThreads) {
+        float sum = 0.0f;
+        T head_value{};
+        int64_t head_row = -1;
+        int64_t members = 0;
+        for (int64_t t = 0; t <= s.frames; ++t) {
+            const int32_t row = t < s.frames ? item_rows[t * s.positions + position] : 0;
+            if (t < s.frames && row < 0) {  // joins the open run
+                sum += to_float(x[t * s.x.strides[1] + c]);
+                ++members;
+                continue;
+            }
+            if (members == 1) out[head_row * p.out.strides[1] + c] = head_value;  // copied bit for bit
+            if (members > 1) out[head_row * p.out.strides[1] + c] = from_float<T>(sum / static_cast<float>(members));
+            if (t == s.frames) break;
+            head_row = row;
+            head_value = x[t * s.x.strides[1] + c];
+            sum = to_float(head_value);
+            members = 1;
+        }
+    }
+}
+
+// One thread per (item, position): each merged token's row is its run head's; the source map and the
+// run sizes.
+__global__ void framefusion_resolve_kernel(const FrameFusionPlan p, int32_t* rows) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < s.batch * s.positions;
+         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t b = e / s.positions;
+        const int64_t position = e % s.positions;
+        int32_t* item_rows = rows + b * tokens;
+        int32_t head = 0;
+        int64_t members = 0;
+        for (int64_t t = 0; t <= s.frames; ++t) {
+            const int64_t i = t * s.positions + position;
+            const bool opens = t == s.frames || item_rows[i] >= 0;
+            if (opens && members > 0 && p.out_size.data != nullptr)
+                static_cast<float*>(p.out_size.data)[b * p.out_size.strides[0] + head * p.out_size.strides[1]] = static_cast<float>(members);
+            if (t == s.frames) break;
+            if (opens) {
+                head = item_rows[i];
+                members = 0;
+            }
+            item_rows[i] = head;
+            ++members;
+            if (p.source_map.data != nullptr)
+                static_cast<int32_t*>(p.source_map.data)[b * p.source_map.strides[0] + i * p.source_map.strides[1]] = head;
+        }
+    }
+}
+
+// The rows past each item's count: zero in out and out_size.
+template <class T>
+__global__ void framefusion_tail_kernel(const FrameFusionPlan p) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    for (int64_t r = blockIdx.x; r < s.batch * tokens; r += gridDim.x) {
+        const int64_t b = r / tokens;
+        const int64_t row = r % tokens;
+        if (row < tokens - static_cast<const int32_t*>(p.merge_count.data)[b * p.merge_count.strides[0]]) continue;
+        T* out = static_cast<T*>(p.out.data) + b * p.out.strides[0] + row * p.out.strides[1];
+        for (int64_t c = threadIdx.x; c < s.channels; c += blockDim.x) out[c] = from_float<T>(0.0f);
+        if (threadIdx.x == 0 && p.out_size.data != nullptr)
+            static_cast<float*>(p.out_size.data)[b * p.out_size.strides[0] + row * p.out_size.strides[1]] = 0.0f;
+    }
+}
+
 void launch_similarity(const TemporalSimilarityPlan& plan, cudaStream_t stream) {
     const int64_t tokens = plan.batch * plan.frames * plan.positions;
     if (tokens == 0) return;
@@ -182,6 +317,51 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
         kept_outputs_kernel<<<grid_for(s.batch * plan.retained, kElementThreads), kElementThreads, 0, stream>>>(plan, indices);
         check(cudaGetLastError(), "kept_outputs_kernel launch");
     }
+}
+
+void framefusion_merge(const FrameFusionPlan& plan, void* workspace, void* stream_handle) {
+    DeviceGuard guard(plan.similarity.device_ordinal);
+    const auto stream = static_cast<cudaStream_t>(stream_handle);
+    const TemporalSimilarityPlan& s = plan.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    const FrameFusionLayout layout = framefusion_layout(plan);
+    Scratch scratch(workspace, layout.total, stream, "framefusion workspace");
+    void* base = scratch.data();
+    float* scores = at_offset<float>(base, layout.scores);
+    auto* rows = at_offset<int32_t>(base, layout.rows);
+
+    TemporalSimilarityPlan scoring = s;
+    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
+    launch_similarity(scoring, stream);
+
+    const int64_t all = s.batch * tokens;
+    if (plan.max_merges < 0) {
+        fuse_flags_kernel<<<grid_for(all, kElementThreads), kElementThreads, 0, stream>>>(scores, rows, all, plan.threshold);
+        check(cudaGetLastError(), "fuse_flags_kernel launch");
+    } else {
+        auto* capped = at_offset<int32_t>(base, layout.capped);
+        topk(capped_merges_plan(plan, scores, capped), nullptr, stream);
+        check(cudaMemsetAsync(rows, 0, static_cast<size_t>(all) * sizeof(int32_t), stream), "cudaMemsetAsync (framefusion flags)");
+        if (plan.max_merges > 0) {
+            capped_flags_kernel<<<grid_for(s.batch * plan.max_merges, kElementThreads), kElementThreads, 0, stream>>>(
+                scores, capped, rows, s.batch, plan.max_merges, tokens, plan.threshold);
+            check(cudaGetLastError(), "capped_flags_kernel launch");
+        }
+    }
+    framefusion_rows_kernel<<<static_cast<unsigned>(s.batch), kScanThreads, 0, stream>>>(
+        rows, tokens, static_cast<int32_t*>(plan.merge_count.data), plan.merge_count.strides[0]);
+    check(cudaGetLastError(), "framefusion_rows_kernel launch");
+    dispatch_float(s.x.dtype, [&](auto tag) {
+        using T = typename StorageOf<decltype(tag)::value>::type;
+        if (s.positions * s.channels > 0) {
+            framefusion_means_kernel<T><<<static_cast<unsigned>(s.batch * s.positions), kMeanThreads, 0, stream>>>(plan, rows);
+            check(cudaGetLastError(), "framefusion_means_kernel launch");
+        }
+        framefusion_resolve_kernel<<<grid_for(s.batch * s.positions, kElementThreads), kElementThreads, 0, stream>>>(plan, rows);
+        check(cudaGetLastError(), "framefusion_resolve_kernel launch");
+        framefusion_tail_kernel<T><<<grid_for(all, 1), kMeanThreads, 0, stream>>>(plan);
+        check(cudaGetLastError(), "framefusion_tail_kernel launch");
+    });
 }
 
 }  // namespace tk::cuda

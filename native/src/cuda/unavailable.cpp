@@ -89,6 +89,8 @@ void unmerge(const UnmergePlan&, void*) { unavailable("tk_unmerge"); }
 
 void temporal_similarity(const TemporalSimilarityPlan&, void*) { unavailable("tk_temporal_similarity"); }
 
+void framefusion_merge(const FrameFusionPlan&, void*, void*) { unavailable("tk_framefusion_merge"); }
+
 void select_video_tokens(const VideoSelectionPlan& plan, void*, void*) {
     unavailable(plan.method == VideoMethod::kEvs ? "tk_evs" : "tk_dycoke_ttm");
 }

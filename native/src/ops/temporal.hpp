@@ -1,7 +1,7 @@
 // Temporal redundancy in video (SPEC section 5): the validated plans handed to a backend, and what
 // both backends compute alike (the cosine, the reference frames, DyCoke's per-frame counts), so that
-// CPU and CUDA give the same bits. The header's comments on tk_temporal_similarity, tk_evs and
-// tk_dycoke_ttm are the contract.
+// CPU and CUDA give the same bits. The header's comments on tk_temporal_similarity, tk_evs,
+// tk_dycoke_ttm and tk_framefusion_merge are the contract.
 #pragma once
 
 #include <cmath>
@@ -176,6 +176,54 @@ inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) 
     return layout;
 }
 
+// tk_framefusion_merge: which tokens merge into the same position of the previous frame, and where
+// the outputs go (out_size and source_map data NULL when absent).
+struct FrameFusionPlan {
+    TemporalSimilarityPlan similarity;  // cosine to the previous frame; its out is set by the backend
+    float threshold;                    // merge when cos >= threshold
+    int64_t max_merges;                 // at most this many per item (the highest cosines); -1: no cap
+    StridedTensor out;                  // [B, T * P, C] of x's dtype
+    StridedTensor out_size;             // [B, T * P] f32
+    StridedTensor source_map;           // [B, T * P] i32
+    StridedTensor merge_count;          // [B] i32
+};
+
+// FrameFusion's scratch, the same on both backends: the cosines [B, T * P] f32, each token's output
+// row [B, T * P] i32 (its run head's), and with a cap the capped top-k's positions [B, cap] i32.
+struct FrameFusionLayout {
+    uint64_t scores;
+    uint64_t rows;
+    uint64_t capped;
+    uint64_t total;
+};
+
+inline FrameFusionLayout framefusion_layout(const FrameFusionPlan& p) {
+    RegionCursor cursor;
+    FrameFusionLayout layout{};
+    const int64_t tokens = p.similarity.batch * p.similarity.frames * p.similarity.positions;
+    layout.scores = cursor.take(static_cast<uint64_t>(tokens) * sizeof(float));
+    layout.rows = cursor.take(static_cast<uint64_t>(tokens) * sizeof(int32_t));
+    if (p.max_merges >= 0) layout.capped = cursor.take(static_cast<uint64_t>(p.similarity.batch * p.max_merges) * sizeof(int32_t));
+    layout.total = cursor.total();
+    return layout;
+}
+
+// A token merges when its cosine reaches the threshold (never NaN, never frame 0's -inf).
+TK_HOST_DEVICE bool fuses(float cosine, float threshold) { return cosine >= threshold; }
+
+// The top-k FrameFusion's cap ranks the cosines with: the max_merges highest of each item.
+inline TopkPlan capped_merges_plan(const FrameFusionPlan& p, float* scores, int32_t* capped) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    TopkPlan plan{};
+    plan.batch = s.batch;
+    plan.tokens = s.frames * s.positions;
+    plan.k = p.max_merges;
+    plan.device_ordinal = s.device_ordinal;
+    plan.scores = StridedTensor{scores, TK_DTYPE_F32, {plan.tokens, 1, 0, 0}};
+    plan.indices = StridedTensor{capped, TK_DTYPE_I32, {p.max_merges, 1, 0, 0}};
+    return plan;
+}
+
 // The ops a video method composes, the same on both backends. scores [B, T * P] f32, kept [B, K] i32.
 // EVS ranks the whole video of each item.
 inline TopkPlan video_topk_plan(const VideoSelectionPlan& p, float* scores, const StridedTensor& kept) {
@@ -224,11 +272,15 @@ namespace cpu {
 void temporal_similarity(const TemporalSimilarityPlan& plan);
 // workspace: video_selection_layout(plan).total bytes, or NULL to allocate them.
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace);
+// workspace: framefusion_layout(plan).total bytes, or NULL to allocate them.
+void framefusion_merge(const FrameFusionPlan& plan, void* workspace);
 }  // namespace cpu
 namespace cuda {
 void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream);
 // workspace: video_selection_layout(plan).total bytes, or NULL to allocate them stream-ordered.
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* stream);
+// workspace: framefusion_layout(plan).total bytes, or NULL to allocate them stream-ordered.
+void framefusion_merge(const FrameFusionPlan& plan, void* workspace, void* stream);
 }  // namespace cuda
 
 }  // namespace tk

@@ -78,6 +78,84 @@ public class VideoPruningTests
         Assert.That(VideoPruning.EvsRetainedTokens(13, 4, 7, 0.6), Is.EqualTo(145));
     }
 
+    [TestCase(1, 5, 3, 4, 20, -1)]
+    [TestCase(2, 7, 2, 3, 33, -1)]
+    [TestCase(3, 4, 1, 1, 9, 2)]
+    [TestCase(1, 9, 4, 4, 17, 10)]
+    public void FrameFusionMatchesReference(int b, int t, int h, int w, int c, int maxMerges)
+    {
+        // Each token either repeats its predecessor with a little noise (cosine near 1) or is drawn afresh
+        // (cosine near 0), so every decision is far from the 0.6 threshold.
+        int p = h * w;
+        var random = new Random(b * 101 + t * 13 + c + maxMerges);
+        var exact = new double[(long)b * t * p * c];
+        var repeats = new bool[b * t * p];
+        for (int item = 0; item < b; item++)
+        {
+            for (int frame = 0; frame < t; frame++)
+            {
+                for (int cell = 0; cell < p; cell++)
+                {
+                    int token = (item * t + frame) * p + cell;
+                    repeats[token] = frame > 0 && random.NextDouble() < 0.6;
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        long at = (long)token * c + ch;
+                        exact[at] = repeats[token] ? exact[at - (long)p * c] + 0.01 * (random.NextDouble() - 0.5) : random.NextDouble() * 2 - 1;
+                    }
+                }
+            }
+        }
+        float[] values = exact.Select(v => (float)v).ToArray();
+        var video = new ReadOnlyHostTensor<float>(values, new TensorShape(b, t, p, c));
+        MergeResult<float> result = VideoPruning.FrameFusion(video, maxMerges: maxMerges);
+
+        double[] similarity = ReferenceSimilarity(values.Select(v => (double)v).ToArray(), b, t, p, c, null);
+        for (int item = 0; item < b; item++)
+        {
+            int tokens = t * p;
+            // The merges: cosine >= 0.6, and with a cap only the highest (stable: ties to the lower position).
+            var candidates = Enumerable.Range(0, tokens).OrderByDescending(i => similarity[item * tokens + i]).ToList();
+            if (maxMerges >= 0)
+            {
+                candidates = candidates.Take(maxMerges).ToList();
+            }
+            var merged = new bool[tokens];
+            foreach (int i in candidates)
+            {
+                merged[i] = similarity[item * tokens + i] >= 0.6;
+            }
+            var rows = new int[tokens];
+            int kept = 0;
+            for (int i = 0; i < tokens; i++)
+            {
+                rows[i] = merged[i] ? rows[i - p] : kept++;
+            }
+            Assert.That(result.MergeCounts[item], Is.EqualTo(tokens - kept), "merge count");
+            Assert.That(result.SourceMap.Skip(item * tokens).Take(tokens), Is.EqualTo(rows), "source map");
+            for (int row = 0; row < tokens; row++)
+            {
+                int[] members = Enumerable.Range(0, tokens).Where(i => rows[i] == row).ToArray();
+                Assert.That(result.Sizes[item * tokens + row], Is.EqualTo(row < kept ? members.Length : 0), "size of row " + row);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    double want = row < kept ? members.Average(i => (double)values[((long)item * tokens + i) * c + ch]) : 0.0;
+                    Assert.That(result.X[((long)item * tokens + row) * c + ch], Is.EqualTo(want).Within(1e-6 * (1 + Math.Abs(want))), $"row {row} channel {ch}");
+                }
+            }
+        }
+
+        // The source map gives every token its run's mean back.
+        (float[] restored, _) = TokenMerging.Unmerge(new ReadOnlyHostTensor<float>(result.X, result.Shape),
+            new ReadOnlyHostTensor<int>(result.SourceMap, new TensorShape(b, t * p)));
+        for (int token = 0; token < b * t * p; token++)
+        {
+            int item = token / (t * p);
+            int row = result.SourceMap[token];
+            Assert.That(restored.Skip(token * c).Take(c), Is.EqualTo(result.X.Skip((item * t * p + row) * c).Take(c)), "unmerged token " + token);
+        }
+    }
+
     [Test]
     public void DyCokeRetainedCountIsItsFormula()
     {
