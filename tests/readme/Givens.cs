@@ -23,6 +23,7 @@ static partial class ReadmeExamples
     // Merging: a CLIP ViT-L/14 layer, 577 tokens (a class token and 24x24 patches).
     static float[] keys => new float[batch * 577 * 64];
     static float[] hidden => new float[batch * 577 * 1024];
+    static float[] clipAttention => new float[batch * 16 * 577 * 577];
 
     // Pruning: an LLM layer over 700 tokens (image tokens at [35, 611)), 4096 channels, 32 query and 8 key heads.
     static float[] probs => new float[batch * heads * 700 * 700];
