@@ -94,3 +94,72 @@ CASES = [
          EVS_FULL, EVS_QUICK, lambda *a: (random_tokens(*a),),
          lambda tokens: dycoke_ttm(tokens, 0.7), _prepare_dycoke(0.7), True),
 ]
+
+
+def repeating_tokens(shape, dtype, device, strided):
+    """[T, P, C] frames that repeat their predecessor with noise of a size varying by position, so that
+    the cosines to the previous frame spread and FrameFusion's threshold merges part of them."""
+    tokens = random_tokens(shape, torch.float32, device, strided)
+    frames, positions, _ = shape
+    noise = torch.tensor([0.02, 0.1, 0.4, 1.0, 3.0], device=device)[torch.arange(positions, device=device) % 5]
+    with torch.no_grad():
+        for t in range(1, frames):
+            tokens[t] = tokens[t - 1] + noise[:, None] * tokens[t]
+    return tokens.to(dtype) if not strided else _restride(tokens.to(dtype))
+
+
+def _restride(tokens):
+    """A channel slice of a wider buffer holding tokens, as random_tokens(strided=True) makes."""
+    padded = torch.zeros(tuple(tokens.shape[:-1]) + (tokens.shape[-1] + 3,), dtype=tokens.dtype, device=tokens.device)
+    padded[..., :tokens.shape[-1]] = tokens
+    return padded[..., :tokens.shape[-1]]
+
+
+def framefusion_merge(frames_tokens, similarity_lower_bound):
+    """FrameFusion's merging step (thu-nics/FrameFusion main.py: compute_similarity_and_token_index_by_patch,
+    then merge_tokens_and_get_mask, then hidden_states[token_mask]) for one video's tokens [T, P, C]
+    laid out frame after frame, every token a video patch (patch_type = its position)."""
+    frames, positions, channels = frames_tokens.shape
+    hidden = frames_tokens.reshape(1, frames * positions, channels).clone()
+    patch_type = torch.arange(positions, device=hidden.device).repeat(frames)[None, :]
+    # Tokens grouped by patch, each group in frame order; the cosine of each to the one before it.
+    patch_of, index_by_patch = torch.where(patch_type == torch.arange(positions, device=hidden.device)[:, None])
+    before, after = hidden[0, index_by_patch[:-1]], hidden[0, index_by_patch[1:]]
+    similarity = (before * after).sum(-1) / (before.norm(dim=-1) * after.norm(dim=-1))
+    similarity[patch_of[:-1] != patch_of[1:]] = -2
+    similarity = torch.cat([torch.full((1,), -2.0, dtype=similarity.dtype, device=hidden.device), similarity])
+    merge_index = torch.where(similarity >= similarity_lower_bound)[0]
+    keep_mask = torch.ones(frames * positions, dtype=torch.bool, device=hidden.device)
+    if merge_index.numel() > 0:
+        merged = torch.zeros(frames * positions, dtype=torch.long, device=hidden.device)
+        merged[merge_index] = 1
+        # Each run of merged tokens (in patch order) joins the token before it: its sum, then the mean.
+        run_start = (merged == 1) & (torch.cat([merged.new_zeros(1), merged[:-1]]) == 0)
+        run_id = torch.cumsum(run_start.long(), 0) * merged
+        head = (torch.nonzero(run_start)[:, 0] - 1)[run_id[merge_index] - 1]
+        keep_mask[index_by_patch[merge_index]] = False
+        hidden[0].index_add_(0, index_by_patch[head], hidden[0, index_by_patch[merge_index]])
+        counts = torch.ones(frames * positions, dtype=hidden.dtype, device=hidden.device)
+        counts.index_add_(0, index_by_patch[head], torch.ones_like(head, dtype=hidden.dtype))
+        hidden[0] /= counts[:, None]
+    return hidden[0][keep_mask]
+
+
+def _prepare_framefusion(similarity_lower_bound):
+    """Ours writes T * P rows of capacity; the check and the comparison see the first T * P - count rows
+    of it, the count being known after a first call on these inputs."""
+    def prepare(library, video_embeds):
+        frames, positions, channels = video_embeds.shape
+        params = tk.framefusion_params(similarity_lower_bound, -1)
+        out = torch.empty((1, frames * positions, channels), dtype=video_embeds.dtype, device=video_embeds.device)
+        merge_count = torch.zeros(1, dtype=torch.int32, device=video_embeds.device)
+        run = library.prepare_framefusion(params, video_embeds.unsqueeze(0), out, merge_count)
+        run()
+        kept = frames * positions - int(merge_count[0])
+        return out[:, :kept], run
+    return prepare
+
+
+CASES.append(Case("framefusion_t060", "FrameFusion merging, similarity_lower_bound 0.6 (by-patch cosine, index_add_ means, mask)",
+                  EVS_FULL, EVS_QUICK, lambda *a: (repeating_tokens(*a),), lambda tokens: framefusion_merge(tokens, 0.6),
+                  _prepare_framefusion(0.6), True))

@@ -128,11 +128,18 @@ class TkDycokeParams(ctypes.Structure):
     ]
 
 
+class TkFramefusionParams(ctypes.Structure):
+    _fields_ = [
+        ("similarity_threshold", ctypes.c_float),
+        ("max_merges", ctypes.c_int32),
+    ]
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
                  "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
-                 "tk_dycoke_params": TkDycokeParams}
+                 "tk_dycoke_params": TkDycokeParams, "tk_framefusion_params": TkFramefusionParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -194,6 +201,10 @@ def _declare_functions(library):
     _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_evs", status,
              [p(TkEvsParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_framefusion_workspace_size", status, [p(TkFramefusionParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_framefusion_merge", status,
+             [p(TkFramefusionParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
               ctypes.c_uint64, ctypes.c_void_p])
     _declare(library, "tk_dycoke_retained_tokens", status, [p(TkDycokeParams), ctypes.c_int64, p(ctypes.c_int64)])
     _declare(library, "tk_dycoke_workspace_size", status, [p(TkDycokeParams), p(TkTensor), p(ctypes.c_uint64)])
@@ -403,6 +414,19 @@ class Library:
         return self._prepare_video_method(self.native.tk_dycoke_workspace_size, self.native.tk_dycoke_ttm, params, x,
                                           (out, indices, positions, mask))
 
+    def prepare_framefusion(self, params, x, out, merge_count, out_size=None, source_map=None):
+        """A zero-argument call of tk_framefusion_merge (x [B, T, P, C] -> out [B, T * P, C], the remaining
+        tokens then zero rows, merge_count [B] i32; out_size and source_map [B, T * P] when given)."""
+        views = [tensor_view(t) if t is not None else None for t in (x, out, out_size, source_map, merge_count)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_framefusion_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        merge = self.native.tk_framefusion_merge
+        return PreparedCall(lambda: self.check(merge(*arguments)), (x, out, out_size, source_map, merge_count, workspace, views, params))
+
     def _retained_tokens(self, query, params, frames):
         retained = ctypes.c_int64()
         self.check(query(ctypes.byref(params), frames, ctypes.byref(retained)))
@@ -537,4 +561,11 @@ def dycoke_params(merging_ratio, height, width):
     params.merging_ratio = merging_ratio
     params.height = height
     params.width = width
+    return params
+
+
+def framefusion_params(similarity_threshold, max_merges=-1):
+    params = TkFramefusionParams()
+    params.similarity_threshold = similarity_threshold
+    params.max_merges = max_merges
     return params

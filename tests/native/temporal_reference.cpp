@@ -171,7 +171,8 @@ FrameFusionReference reference_framefusion(const HostTensor& x, float threshold,
         std::vector<bool> merged(static_cast<size_t>(tokens), false);
         std::vector<int64_t> candidates = stable_order(value, 0, tokens, true);
         if (max_merges >= 0 && max_merges < tokens) candidates.resize(static_cast<size_t>(max_merges));
-        for (int64_t i : candidates) merged[static_cast<size_t>(i)] = value[static_cast<size_t>(i)] >= threshold;
+        // Frame 0 has no previous frame to merge into, whatever the threshold.
+        for (int64_t i : candidates) merged[static_cast<size_t>(i)] = i >= positions && value[static_cast<size_t>(i)] >= threshold;
         // Rows in token order for the tokens that stay; a merged one joins its position's previous frame.
         std::vector<int64_t> rows(static_cast<size_t>(tokens));
         int64_t kept = 0;

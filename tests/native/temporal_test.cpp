@@ -417,7 +417,8 @@ void expect_framefusion(const FrameFusionReference& ref, const VideoCase& c, tk_
 
 TEST(FrameFusion, MatchesReferenceForEveryDtypeThresholdAndCap) {
     const Layout layouts[] = {Layout{}, Layout{3, 0, 2, false, 1}};
-    const float thresholds[] = {0.6f, 0.9f, -1.0f, 2.0f};  // FrameFusion's 0.6; everything merges; nothing does
+    // FrameFusion's 0.6; everything merges (frame 0 never does, even at -inf); nothing does.
+    const float thresholds[] = {0.6f, 0.9f, -1.0f, -std::numeric_limits<float>::infinity(), 2.0f};
     const int32_t caps[] = {-1, 0, 5, 1 << 30};
     for (const VideoCase& c : kCases)
         for (tk_dtype dtype : kDtypes)

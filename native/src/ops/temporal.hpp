@@ -208,8 +208,9 @@ inline FrameFusionLayout framefusion_layout(const FrameFusionPlan& p) {
     return layout;
 }
 
-// A token merges when its cosine reaches the threshold (never NaN, never frame 0's -inf).
-TK_HOST_DEVICE bool fuses(float cosine, float threshold) { return cosine >= threshold; }
+// A token merges when its cosine reaches the threshold: never NaN, and never -inf, which marks frame 0
+// (no previous frame) even under a threshold of -inf.
+TK_HOST_DEVICE bool fuses(float cosine, float threshold) { return cosine >= threshold && cosine != -INFINITY; }
 
 // The top-k FrameFusion's cap ranks the cosines with: the max_merges highest of each item.
 inline TopkPlan capped_merges_plan(const FrameFusionPlan& p, float* scores, int32_t* capped) {
