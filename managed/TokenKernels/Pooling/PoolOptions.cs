@@ -67,6 +67,55 @@ public readonly struct PoolOptions : IEquatable<PoolOptions>
         return new PoolOptions(PoolMode.Bilinear, default, default, (0, height, width));
     }
 
+    // ---- The published methods ----
+
+    /// <summary>
+    /// LLaVA-Video (LLaVA-NeXT <c>get_2dPool</c> with <c>mm_spatial_pool_mode = "average"</c>): each frame's grid average
+    /// pooled with kernel = stride = <paramref name="stride"/> (<c>mm_spatial_pool_stride</c>, 2), floor size: 27x27 SigLIP
+    /// frames to 13x13 (the last row and column dropped).
+    /// </summary>
+    /// <param name="stride">The pooling stride, at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="stride"/> is below 1.</exception>
+    public static PoolOptions LlavaVideo(int stride = 2) => WindowAvg((1, stride, stride));
+
+    /// <summary>
+    /// LLaVA-OneVision (LLaVA-NeXT <c>get_2dPool</c> with <c>mm_spatial_pool_mode = "bilinear"</c>): each frame resized to
+    /// ceil(H / stride) x ceil(W / stride), align_corners = False: 27x27 to 14x14.
+    /// </summary>
+    /// <param name="height">H of the input frames, at least 1.</param>
+    /// <param name="width">W of the input frames, at least 1.</param>
+    /// <param name="stride">The pooling stride (<c>mm_spatial_pool_stride</c>, 2), at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A value is below 1.</exception>
+    public static PoolOptions LlavaOneVision(int height, int width, int stride = 2)
+    {
+        RequirePositive(height, nameof(height));
+        RequirePositive(width, nameof(width));
+        RequirePositive(stride, nameof(stride));
+        return Bilinear((height + stride - 1) / stride, (width + stride - 1) / stride);
+    }
+
+    /// <summary>
+    /// PLLaVA (<c>magic-research/PLLaVA</c>, its projector's <c>adaptive_avg_pool3d</c>): the video pooled to
+    /// <paramref name="poolingShape"/> (T', H', W'), by default PLLaVA's (16, 12, 12): 16 frames of 24x24 to 16 x 12x12.
+    /// </summary>
+    /// <param name="poolingShape">(T', H', W'), each at least 1; null for (16, 12, 12).</param>
+    /// <exception cref="ArgumentOutOfRangeException">An output size is below 1.</exception>
+    public static PoolOptions Pllava((int Time, int Height, int Width)? poolingShape = null) => AdaptiveAvg(poolingShape ?? (16, 12, 12));
+
+    /// <summary>
+    /// Video-ChatGPT's temporal features (<c>mbzuai-oryx/Video-ChatGPT</c>, the mean of each frame's tokens): one token per
+    /// frame, (T, 1, 1). Its spatial features are <see cref="VideoChatGptSpatial"/>; the method concatenates both.
+    /// </summary>
+    /// <param name="frames">T, the input's frame count, at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="frames"/> is below 1.</exception>
+    public static PoolOptions VideoChatGptTemporal(int frames) => AdaptiveAvg((frames, 1, 1));
+
+    /// <summary>Video-ChatGPT's spatial features: each grid position averaged over the frames, (1, H, W).</summary>
+    /// <param name="height">H of the input frames, at least 1.</param>
+    /// <param name="width">W of the input frames, at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is below 1.</exception>
+    public static PoolOptions VideoChatGptSpatial(int height, int width) => AdaptiveAvg((1, height, width));
+
     /// <summary>True when mode and every value are equal.</summary>
     public bool Equals(PoolOptions other)
         => Mode == other.Mode && Kernel == other.Kernel && Stride == other.Stride && OutputSize == other.OutputSize;

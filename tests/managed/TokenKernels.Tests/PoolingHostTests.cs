@@ -71,6 +71,23 @@ public class PoolingHostTests
         }
     }
 
+    [Test]
+    public void MethodPresetsAreTheirPublishedSettings()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(PoolOptions.LlavaVideo(), Is.EqualTo(PoolOptions.WindowAvg((1, 2, 2))), "LLaVA-Video: avg_pool2d 2");
+            Assert.That(PoolOptions.LlavaVideo(3), Is.EqualTo(PoolOptions.WindowAvg((1, 3, 3))), "LLaVA-Video, stride 3");
+            Assert.That(PoolOptions.LlavaOneVision(27, 27), Is.EqualTo(PoolOptions.Bilinear(14, 14)), "LLaVA-OneVision: ceil(27 / 2)");
+            Assert.That(PoolOptions.LlavaOneVision(24, 25, 4), Is.EqualTo(PoolOptions.Bilinear(6, 7)), "LLaVA-OneVision, stride 4");
+            Assert.That(PoolOptions.Pllava(), Is.EqualTo(PoolOptions.AdaptiveAvg((16, 12, 12))), "PLLaVA's pooling_shape");
+            Assert.That(PoolOptions.VideoChatGptTemporal(100), Is.EqualTo(PoolOptions.AdaptiveAvg((100, 1, 1))), "Video-ChatGPT temporal");
+            Assert.That(PoolOptions.VideoChatGptSpatial(16, 16), Is.EqualTo(PoolOptions.AdaptiveAvg((1, 16, 16))), "Video-ChatGPT spatial");
+            Assert.Throws<ArgumentOutOfRangeException>(() => PoolOptions.LlavaOneVision(27, 27, 0));
+            Assert.Throws<ArgumentOutOfRangeException>(() => PoolOptions.LlavaVideo(0));
+        }
+    }
+
     [TestCase(PoolMode.WindowMax)]
     [TestCase(PoolMode.AdaptiveMax)]
     [TestCase(PoolMode.WindowAvg)]
