@@ -121,7 +121,7 @@ tk::VideoSelectionPlan make_selection_plan(const VideoParams& params, const tk_t
 
 // Outputs of the video methods, each optional; none overlaps x or another output.
 void attach_outputs(tk::VideoSelectionPlan& plan, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
-                        const tk_tensor* positions, const tk_tensor* mask) {
+                    const tk_tensor* positions, const tk_tensor* mask) {
     const int64_t batch = plan.similarity.batch;
     const int64_t tokens = plan.similarity.frames * plan.similarity.positions;
     tk::NamedTensors written{{&x, "x"}};

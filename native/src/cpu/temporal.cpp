@@ -183,22 +183,43 @@ void temporal_similarity(const TemporalSimilarityPlan& plan) {
     dispatch_float(plan.x.dtype, [&](auto tag) { temporal_similarity_typed<storage_t<decltype(tag)>>(plan); });
 }
 
+namespace {
+
+// The caller's workspace, or one allocated for the call; regions start at its first aligned address.
+class HostScratch {
+public:
+    HostScratch(void* workspace, uint64_t bytes) {
+        if (workspace == nullptr) {
+            owned_.reset(new char[bytes]);
+            workspace = owned_.get();
+        }
+        base_ = aligned_start(workspace);
+    }
+    void* base() const { return base_; }
+
+private:
+    std::unique_ptr<char[]> owned_;
+    void* base_;
+};
+
+// The plan's scores of every token into scores [B, T * P], contiguous.
+void score_tokens(const TemporalSimilarityPlan& s, float* scores) {
+    TemporalSimilarityPlan scoring = s;
+    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {s.frames * s.positions, s.positions, 1, 0}};
+    temporal_similarity(scoring);
+}
+
+}  // namespace
+
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t tokens = s.frames * s.positions;
     const VideoSelectionLayout layout = video_selection_layout(plan);
-    std::unique_ptr<char[]> owned;
-    if (workspace == nullptr) {
-        owned.reset(new char[layout.total]);
-        workspace = owned.get();
-    }
-    void* base = aligned_start(workspace);
+    const HostScratch scratch(workspace, layout.total);
+    void* base = scratch.base();
     float* scores = at_offset<float>(base, layout.scores);
-
-    // Scores where higher is kept first; a frame with no reference scores +inf and is kept whole.
-    TemporalSimilarityPlan scoring = s;
-    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
-    temporal_similarity(scoring);
+    // Higher is kept first; a frame with no reference scores +inf and is kept whole.
+    score_tokens(s, scores);
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
@@ -293,18 +314,11 @@ void framefusion_merge(const FrameFusionPlan& plan, void* workspace) {
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t tokens = s.frames * s.positions;
     const FrameFusionLayout layout = framefusion_layout(plan);
-    std::unique_ptr<char[]> owned;
-    if (workspace == nullptr) {
-        owned.reset(new char[layout.total]);
-        workspace = owned.get();
-    }
-    void* base = aligned_start(workspace);
+    const HostScratch scratch(workspace, layout.total);
+    void* base = scratch.base();
     float* scores = at_offset<float>(base, layout.scores);
     auto* rows = at_offset<int32_t>(base, layout.rows);
-
-    TemporalSimilarityPlan scoring = s;
-    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
-    temporal_similarity(scoring);
+    score_tokens(s, scores);
 
     // Which tokens merge, as 1 in rows: those reaching the threshold, and with a cap only the highest.
     if (plan.max_merges < 0) {

@@ -268,6 +268,13 @@ void launch_similarity(const TemporalSimilarityPlan& plan, cudaStream_t stream) 
     });
 }
 
+// The plan's scores of every token into scores [B, T * P], contiguous.
+void score_tokens(const TemporalSimilarityPlan& s, float* scores, cudaStream_t stream) {
+    TemporalSimilarityPlan scoring = s;
+    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {s.frames * s.positions, s.positions, 1, 0}};
+    launch_similarity(scoring, stream);
+}
+
 }  // namespace
 
 void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream_handle) {
@@ -285,9 +292,7 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
     void* base = scratch.data();
     float* scores = at_offset<float>(base, layout.scores);
 
-    TemporalSimilarityPlan scoring = s;
-    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
-    launch_similarity(scoring, stream);
+    score_tokens(s, scores, stream);
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
@@ -330,9 +335,7 @@ void framefusion_merge(const FrameFusionPlan& plan, void* workspace, void* strea
     float* scores = at_offset<float>(base, layout.scores);
     auto* rows = at_offset<int32_t>(base, layout.rows);
 
-    TemporalSimilarityPlan scoring = s;
-    scoring.out = StridedTensor{scores, TK_DTYPE_F32, {tokens, s.positions, 1, 0}};
-    launch_similarity(scoring, stream);
+    score_tokens(s, scores, stream);
 
     const int64_t all = s.batch * tokens;
     if (plan.max_merges < 0) {
