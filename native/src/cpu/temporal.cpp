@@ -270,40 +270,61 @@ namespace {
 
 // The run means of FrameFusion: each position's head token (one nothing merged into) and the tokens of
 // the later frames that merged into it, summed in frame order and divided once; a head with nothing
-// merged is copied bit for bit. rows holds every token's output row.
+// merged is copied bit for bit. rows holds every token's output row; a merged token has its head's.
+// Tasks are blocks of positions walking the frames, so each frame's rows of a block are read together.
 template <class T>
 void framefusion_means(const FrameFusionPlan& plan, const int32_t* rows) {
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t tokens = s.frames * s.positions;
+    const int64_t blocks = (s.positions + kPositionBlock - 1) / kPositionBlock;
     const T* x = static_cast<const T*>(s.x.data);
     T* out = static_cast<T*>(plan.out.data);
     auto* out_size = static_cast<float*>(plan.out_size.data);
     const size_t row_bytes = static_cast<size_t>(s.channels) * sizeof(T);
-    parallel_for(s.batch * s.positions, min_tasks_per_chunk(s.frames * s.channels), [&](int64_t begin, int64_t end) {
-        std::vector<float> sum(static_cast<size_t>(s.channels));
+    parallel_for(s.batch * blocks, min_tasks_per_chunk(s.frames * kPositionBlock * s.channels), [&](int64_t begin, int64_t end) {
+        std::vector<float> sums(static_cast<size_t>(kPositionBlock * s.channels));
         for (int64_t task = begin; task < end; ++task) {
-            const int64_t b = task / s.positions;
-            const int64_t p = task % s.positions;
+            const int64_t b = task / blocks;
+            const int64_t p0 = task % blocks * kPositionBlock;
+            const int64_t p1 = std::min(p0 + kPositionBlock, s.positions);
             const int32_t* item_rows = rows + b * tokens;
-            const auto token_row = [&](int64_t t) { return x + b * s.x.strides[0] + t * s.x.strides[1] + p * s.x.strides[2]; };
-            for (int64_t head = 0; head < s.frames;) {
-                const int32_t row = item_rows[head * s.positions + p];
-                int64_t next = head + 1;  // the run: later frames of this position that share the head's row
-                while (next < s.frames && item_rows[next * s.positions + p] == row) ++next;
+            const auto token_row = [&](int64_t t, int64_t p) { return x + b * s.x.strides[0] + t * s.x.strides[1] + p * s.x.strides[2]; };
+            int64_t head[kPositionBlock];      // the open run's first frame, per position
+            int64_t members[kPositionBlock];
+            const auto close_run = [&](int64_t p) {
+                const int64_t slot = p - p0;
+                const int32_t row = item_rows[head[slot] * s.positions + p];
                 T* target = out + b * plan.out.strides[0] + row * plan.out.strides[1];
-                const int64_t members = next - head;
-                if (members == 1) {
-                    std::memcpy(target, token_row(head), row_bytes);
+                if (members[slot] == 1) {
+                    std::memcpy(target, token_row(head[slot], p), row_bytes);
                 } else {
-                    for (int64_t c = 0; c < s.channels; ++c) sum[static_cast<size_t>(c)] = to_float(token_row(head)[c]);
-                    for (int64_t t = head + 1; t < next; ++t)
-                        for (int64_t c = 0; c < s.channels; ++c) sum[static_cast<size_t>(c)] += to_float(token_row(t)[c]);
-                    const auto count = static_cast<float>(members);
-                    for (int64_t c = 0; c < s.channels; ++c) target[c] = from_float<T>(sum[static_cast<size_t>(c)] / count);
+                    const float* sum = sums.data() + slot * s.channels;
+                    const auto count = static_cast<float>(members[slot]);
+                    for (int64_t c = 0; c < s.channels; ++c) target[c] = from_float<T>(sum[c] / count);
                 }
-                if (out_size != nullptr) out_size[b * plan.out_size.strides[0] + row * plan.out_size.strides[1]] = static_cast<float>(members);
-                head = next;
-            }
+                if (out_size != nullptr) out_size[b * plan.out_size.strides[0] + row * plan.out_size.strides[1]] = static_cast<float>(members[slot]);
+            };
+            for (int64_t t = 0; t < s.frames; ++t)
+                for (int64_t p = p0; p < p1; ++p) {
+                    const int64_t slot = p - p0;
+                    float* sum = sums.data() + slot * s.channels;
+                    const T* row = token_row(t, p);
+                    const bool merges = t > 0 && item_rows[t * s.positions + p] == item_rows[(t - 1) * s.positions + p];
+                    if (!merges) {
+                        if (t > 0) close_run(p);
+                        head[slot] = t;
+                        members[slot] = 1;
+                        continue;
+                    }
+                    // The sum starts from the head when its first member arrives: a lone head is copied.
+                    if (members[slot]++ == 1) {
+                        const T* first = token_row(head[slot], p);
+                        for (int64_t c = 0; c < s.channels; ++c) sum[c] = to_float(first[c]);
+                    }
+                    for (int64_t c = 0; c < s.channels; ++c) sum[c] += to_float(row[c]);
+                }
+            if (s.frames > 0)
+                for (int64_t p = p0; p < p1; ++p) close_run(p);
         }
     });
 }
@@ -343,21 +364,22 @@ void framefusion_merge(const FrameFusionPlan& plan, void* workspace) {
         merge_count[b * plan.merge_count.strides[0]] = static_cast<int32_t>(tokens - kept);
     }
     dispatch_float(s.x.dtype, [&](auto tag) { framefusion_means<storage_t<decltype(tag)>>(plan, rows); });
-    // The rows past each item's count are zero, out_size too; the source map is the rows.
+    // The rows past each item's count are zero, out_size too; the source map is the rows. Parallel over
+    // output rows: the zero rows can be most of a video.
     const int64_t element = tk_dtype_size(s.x.dtype);
-    for (int64_t b = 0; b < s.batch; ++b) {
-        const int64_t kept = tokens - merge_count[b * plan.merge_count.strides[0]];
-        for (int64_t r = kept; r < tokens; ++r) {
-            std::memset(static_cast<char*>(plan.out.data) + (b * plan.out.strides[0] + r * plan.out.strides[1]) * element, 0,
-                        static_cast<size_t>(s.channels * element));
+    const size_t row_bytes = static_cast<size_t>(s.channels * element);
+    parallel_for(s.batch * tokens, min_tasks_per_chunk(s.channels), [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / tokens;
+            const int64_t r = task % tokens;
+            if (plan.source_map.data != nullptr)
+                static_cast<int32_t*>(plan.source_map.data)[b * plan.source_map.strides[0] + r * plan.source_map.strides[1]] = rows[task];
+            if (r < tokens - merge_count[b * plan.merge_count.strides[0]]) continue;
+            std::memset(static_cast<char*>(plan.out.data) + (b * plan.out.strides[0] + r * plan.out.strides[1]) * element, 0, row_bytes);
             if (plan.out_size.data != nullptr)
                 static_cast<float*>(plan.out_size.data)[b * plan.out_size.strides[0] + r * plan.out_size.strides[1]] = 0.0f;
         }
-        if (plan.source_map.data != nullptr)
-            for (int64_t i = 0; i < tokens; ++i)
-                static_cast<int32_t*>(plan.source_map.data)[b * plan.source_map.strides[0] + i * plan.source_map.strides[1]] =
-                    rows[b * tokens + i];
-    }
+    });
 }
 
 }  // namespace tk::cpu
