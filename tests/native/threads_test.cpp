@@ -24,6 +24,7 @@
 #endif
 
 #include "support.hpp"
+#include "temporal_reference.hpp"
 
 namespace {
 
@@ -79,6 +80,16 @@ struct Workload {
     HostArray max_min_sorted{TK_DTYPE_I32, {2, 96}};
     HostArray max_sum_order{TK_DTYPE_I32, {2, 96}};
 
+    // The video methods on the frames as [2, 8, 729, 72]: EVS at q = 0.5 keeps max(729, 2916) = 2916,
+    // DyCoke at 0.7 keeps 2 x 729 + 6 x 218 = 2766, FrameFusion keeps capacity for all 5832.
+    HostArray similarity{TK_DTYPE_F32, {2, 8, 729}};
+    HostArray evs_tokens{TK_DTYPE_F32, {2, 2916, 72}};
+    HostArray evs_positions{TK_DTYPE_I32, {2, 2916, 3}};
+    HostArray dycoke_tokens{TK_DTYPE_F32, {2, 2766, 72}};
+    HostArray fused{TK_DTYPE_F32, {2, 5832, 72}};
+    HostArray fused_map{TK_DTYPE_I32, {2, 5832}};
+    HostArray fused_count{TK_DTYPE_I32, {2}};
+
     explicit Workload(uint64_t seed) {
         frames.fill_random(seed);
         std::mt19937_64 g(seed);
@@ -100,6 +111,9 @@ struct Workload {
         const tk_topk_params topk{130};
         const tk_diversity_params max_min{96, TK_DISTANCE_COSINE, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_MIN};
         const tk_diversity_params max_sum{96, TK_DISTANCE_L2, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_SUM};
+        const tk_evs_params evs{0.5, 27, 27};
+        const tk_dycoke_params dycoke{0.7, 27, 27};
+        const tk_framefusion_params framefusion{0.6f, -1};
 
         const tk_tensor fr = frames.desc(), wp = window_pooled.desc(), ap = adaptive_pooled.desc(),
                         bp = bilinear_pooled.desc();
@@ -112,6 +126,9 @@ struct Workload {
         const tk_tensor sc = scores.desc(), kp = kept.desc(), rk = ranked.desc(), fe = features.desc(),
                         fm = feature_metric.desc(), ga = gathered.desc(), cx = contextual.desc();
         const tk_tensor tk = tokens.desc(), mmo = max_min_order.desc(), mms = max_min_sorted.desc(), mso = max_sum_order.desc();
+        const tk_tensor video = tkt::video_desc(frames.desc()), si = similarity.desc(), et = evs_tokens.desc(),
+                        ep = evs_positions.desc(), dt = dycoke_tokens.desc(), fu = fused.desc(), fmap = fused_map.desc(),
+                        fc = fused_count.desc();
 
         const std::pair<const char*, std::function<tk_status()>> calls[] = {
             {"tk_pool window", [&] { return tk_pool(&kWindowPool, &fr, &wp, nullptr, 0, nullptr); }},
@@ -136,6 +153,11 @@ struct Workload {
              [&] {
                  return tk_diversity_select(&max_sum, &tk, nullptr, nullptr, nullptr, nullptr, &mso, nullptr, nullptr, 0, nullptr);
              }},
+            {"tk_temporal_similarity", [&] { return tk_temporal_similarity(&video, nullptr, &si, nullptr); }},
+            {"tk_evs", [&] { return tk_evs(&evs, &video, &et, nullptr, &ep, nullptr, nullptr, 0, nullptr); }},
+            {"tk_dycoke_ttm", [&] { return tk_dycoke_ttm(&dycoke, &video, &dt, nullptr, nullptr, nullptr, nullptr, 0, nullptr); }},
+            {"tk_framefusion_merge",
+             [&] { return tk_framefusion_merge(&framefusion, &video, &fu, nullptr, &fmap, &fc, nullptr, 0, nullptr); }},
         };
         for (const auto& [name, call] : calls) {
             before_each_call();
@@ -179,7 +201,14 @@ private:
                 {"contextual", &contextual.bytes()},
                 {"max-min order", &max_min_order.bytes()},
                 {"max-min sorted", &max_min_sorted.bytes()},
-                {"max-sum order", &max_sum_order.bytes()}};
+                {"max-sum order", &max_sum_order.bytes()},
+                {"temporal similarity", &similarity.bytes()},
+                {"EVS tokens", &evs_tokens.bytes()},
+                {"EVS positions", &evs_positions.bytes()},
+                {"DyCoke tokens", &dycoke_tokens.bytes()},
+                {"FrameFusion tokens", &fused.bytes()},
+                {"FrameFusion map", &fused_map.bytes()},
+                {"FrameFusion count", &fused_count.bytes()}};
     }
 };
 
