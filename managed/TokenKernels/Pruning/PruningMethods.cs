@@ -10,7 +10,9 @@ namespace TokenKernels;
 /// <see cref="DiversitySelection"/> with the offsets and orders each method's code uses: FastV
 /// (<see cref="FastV{TAttention, T}(ReadOnlyHostTensor{TAttention}, ReadOnlyHostTensor{T}, long, long, double, HostTensor{T}, HostTensor{int})"/>),
 /// VisionZip (<see cref="VisionZip{TAttention, TMetric, T}(ReadOnlyHostTensor{TAttention}, ReadOnlyHostTensor{TMetric}, ReadOnlyHostTensor{T}, int, int, HostTensor{T}, HostTensor{int})"/>)
-/// and DivPrune (<see cref="DivPrune{T}(ReadOnlyHostTensor{T}, HostTensor{T}, HostTensor{int})"/>).
+/// DivPrune (<see cref="DivPrune{T}(ReadOnlyHostTensor{T}, HostTensor{T}, HostTensor{int})"/>), and DyCoke's KV-cache
+/// pruning (<see cref="DyCokeKvPositions{TAttention}(ReadOnlyHostTensor{TAttention}, long, long, double, HostTensor{int})"/>
+/// with <see cref="GatherKvCache{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int}, HostTensor{T})"/>).
 /// </summary>
 /// <remarks>
 /// <para>Each method has three forms: into tensors you pass (allocating nothing managed on repeated calls: the
@@ -448,24 +450,216 @@ public static unsafe class PruningMethods
 
     // ---- Host steps ----
 
+    // ---- DyCoke's KV-cache pruning ----
+
+    /// <summary>DyCoke's default <c>dycoke_p</c>: a decode step keeps the KV of 30% of the image tokens.</summary>
+    public const double DyCokeDefaultKvPruningRatio = 0.7;
+
+    /// <summary>
+    /// The image tokens whose KV DyCoke keeps at a decode step: <c>int(imageTokens * (1 - p))</c>, truncated as its
+    /// <c>update_cache</c> computes <c>num_keep</c>.
+    /// </summary>
+    /// <param name="imageTokens">The image tokens in the cache, 0 or more.</param>
+    /// <param name="p">DyCoke's <c>dycoke_p</c> in [0, 1]: the fraction of image tokens pruned from the cache.</param>
+    /// <returns>The kept image tokens, in [0, imageTokens].</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="imageTokens"/> is negative or <paramref name="p"/> is outside [0, 1].</exception>
+    public static long DyCokeKeptImageTokens(long imageTokens, double p = DyCokeDefaultKvPruningRatio)
+    {
+        if (imageTokens < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(imageTokens), imageTokens, "The image tokens are 0 or more.");
+        }
+        RequireFraction(p, nameof(p));
+        return (long)(imageTokens * (1 - p));
+    }
+
+    /// <summary>
+    /// DyCoke's second stage, dynamic KV-cache pruning (Tao et al., CVPR 2025; <c>KD-TAO/DyCoke</c>,
+    /// <c>PrunableDynamicCache.update_cache</c>): the cache positions a decode step keeps, from layer <c>dycoke_l</c>'s
+    /// attention of the last query row averaged over heads: every text position, and the
+    /// <see cref="DyCokeKeptImageTokens"/> image tokens attended most, in increasing position (the published code keeps
+    /// top-k's order; attention does not depend on the order of the cache rows). Gather the cache with
+    /// <see cref="GatherKvCache{T}(ReadOnlyHostTensor{T}, ReadOnlyHostTensor{int}, HostTensor{T})"/>. DyCoke recomputes the
+    /// positions only when this step's image attention has a cosine below 0.9 to the last one's (both from
+    /// <see cref="TokenPruning.AttentionImportance{T}(ReadOnlyHostTensor{T}, HostTensor{float}, in ImportanceOptions)"/>
+    /// with <see cref="ImportanceOptions.FastV"/>); that decision is the caller's.
+    /// </summary>
+    /// <param name="attention">Layer <c>dycoke_l</c>'s attention probabilities <c>[B, H, Nq, N]</c>; the last query row is read.</param>
+    /// <param name="imageStart">The position of the first image token in the cache.</param>
+    /// <param name="imageEnd">One past the last image token, at most N.</param>
+    /// <param name="p">DyCoke's <c>dycoke_p</c> in [0, 1] (<see cref="DyCokeDefaultKvPruningRatio"/>).</param>
+    /// <param name="keptPositions">Receives int32 <c>[B, N - imageTokens + kept]</c>: the cache positions kept, increasing.</param>
+    /// <exception cref="ArgumentException">A wrong rank, an image span outside [0, N], <paramref name="p"/> outside [0, 1], or <paramref name="keptPositions"/> of another shape; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void DyCokeKvPositions<TAttention>(ReadOnlyHostTensor<TAttention> attention, long imageStart, long imageEnd, double p, HostTensor<int> keptPositions)
+        where TAttention : unmanaged
+    {
+        long kept = PrepareDyCokeKv(attention.Shape, imageStart, imageEnd, p, keptPositions.Shape);
+        long batch = attention.Shape[0];
+        long tokens = attention.Shape[3];
+        float[] scores = Rent<float>(new TensorShape(batch, imageEnd - imageStart), out TensorShape scoresShape);
+        int[] positions = Rent<int>(keptPositions.Shape, out TensorShape positionsShape);
+        try
+        {
+            var scoresTensor = new HostTensor<float>(scores.AsSpan(0, (int)scoresShape.ElementCount), scoresShape);
+            TokenPruning.AttentionImportance(attention, scoresTensor, ImportanceOptions.FastV(imageStart, imageEnd, attention.Shape[2]));
+            Span<int> positionsSpan = positions.AsSpan(0, (int)positionsShape.ElementCount);
+            KeptSequencePositions(scoresTensor.AsReadOnly(), imageStart, kept, tokens, positionsSpan);
+            CopyRows(positionsSpan, positionsShape, keptPositions);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scores);
+            ArrayPool<int>.Shared.Return(positions);
+        }
+    }
+
+    /// <summary>
+    /// DyCoke's kept cache positions on a CUDA device, enqueued on <paramref name="stream"/> with no host synchronisation:
+    /// the scores of the whole cache go to <paramref name="scores"/>, text positions set to 3.39e38 so that top-k keeps
+    /// them (see the class remarks), and <paramref name="keptPositions"/> receives the full list.
+    /// </summary>
+    /// <param name="attention">Layer <c>dycoke_l</c>'s attention probabilities <c>[B, H, Nq, N]</c> in device memory.</param>
+    /// <param name="imageStart">The position of the first image token in the cache.</param>
+    /// <param name="imageEnd">One past the last image token, at most N.</param>
+    /// <param name="p">DyCoke's <c>dycoke_p</c> in [0, 1].</param>
+    /// <param name="keptPositions">Receives int32 <c>[B, N - imageTokens + kept]</c> on the same device.</param>
+    /// <param name="scores">Float32 scratch <c>[B, N]</c>, contiguous, on the same device.</param>
+    /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
+    /// <exception cref="ArgumentException">A wrong rank, element type, device or shape, an image span outside [0, N], or <paramref name="p"/> outside [0, 1].</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void DyCokeKvPositions(DeviceTensor attention, long imageStart, long imageEnd, double p, DeviceTensor keptPositions, DeviceTensor scores,
+        CudaStream? stream = null)
+    {
+        PrepareDyCokeKv(attention.Shape, imageStart, imageEnd, p, keptPositions.Shape);
+        RequireType(keptPositions.DataType, TensorDataType.Int32, nameof(keptPositions));
+        RequireScoresScratch(scores, new TensorShape(attention.Shape[0], attention.Shape[3], 1));
+        FillAlwaysKept(scores, stream);
+        TokenPruning.AttentionImportance(attention, Columns(scores, imageStart, imageEnd), ImportanceOptions.FastV(imageStart, imageEnd, attention.Shape[2]), stream);
+        TokenPruning.TopK(scores, keptPositions, stream: stream);
+    }
+
+    /// <summary>
+    /// The kept rows of a KV cache laid out as Hugging Face's <c>DynamicCache</c> holds it, <c>[B, Hk, N, d]</c>:
+    /// <c>output[b, h, i] = cache[b, h, keptPositions[b, i]]</c> for every head, as DyCoke's <c>torch.gather</c> of the key
+    /// and value caches does. One gather per head, allocating nothing.
+    /// </summary>
+    /// <param name="cache">Keys or values <c>[B, Hk, N, d]</c>; d contiguous, the other strides free.</param>
+    /// <param name="keptPositions">Positions <c>[B, K]</c> in [0, N).</param>
+    /// <param name="output">Receives <c>[B, Hk, K, d]</c>; d contiguous.</param>
+    /// <exception cref="ArgumentException">A wrong rank, shapes that disagree, or a non-contiguous last dimension; nothing was written.</exception>
+    /// <exception cref="TokenKernelsException">A position outside [0, N) (the message names it), or overlapping tensors.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void GatherKvCache<T>(ReadOnlyHostTensor<T> cache, ReadOnlyHostTensor<int> keptPositions, HostTensor<T> output)
+        where T : unmanaged
+    {
+        RequireKvShapes(cache.Shape, cache.Strides, keptPositions.Shape, output.Shape, output.Strides);
+        for (int h = 0; h < cache.Shape[1]; h++)
+        {
+            var head = new ReadOnlyHostTensor<T>(cache.Data.Slice((int)(h * cache.Strides[1])), new TensorShape(cache.Shape[0], cache.Shape[2], cache.Shape[3]),
+                new TensorStrides(cache.Strides[0], cache.Strides[2], 1));
+            var headOutput = new HostTensor<T>(output.Data.Slice((int)(h * output.Strides[1])), new TensorShape(output.Shape[0], output.Shape[2], output.Shape[3]),
+                new TensorStrides(output.Strides[0], output.Strides[2], 1));
+            TokenPruning.Gather(head, keptPositions, headOutput);
+        }
+    }
+
+    /// <summary>The kept rows of a KV cache <c>[B, Hk, N, d]</c> on a CUDA device, one gather per head enqueued on <paramref name="stream"/>.</summary>
+    /// <param name="cache">Keys or values <c>[B, Hk, N, d]</c> in device memory.</param>
+    /// <param name="keptPositions">Int32 positions <c>[B, K]</c> on the same device.</param>
+    /// <param name="output">Receives <c>[B, Hk, K, d]</c> on the same device.</param>
+    /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
+    /// <exception cref="ArgumentException">A wrong rank, shapes that disagree, or a non-contiguous last dimension.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void GatherKvCache(DeviceTensor cache, DeviceTensor keptPositions, DeviceTensor output, CudaStream? stream = null)
+    {
+        RequireKvShapes(cache.Shape, cache.Strides, keptPositions.Shape, output.Shape, output.Strides);
+        long element = cache.DataType.ElementSize();
+        for (long h = 0; h < cache.Shape[1]; h++)
+        {
+            var head = new DeviceTensor(new IntPtr(cache.Data.ToInt64() + h * cache.Strides[1] * element), cache.DataType,
+                new TensorShape(cache.Shape[0], cache.Shape[2], cache.Shape[3]), new TensorStrides(cache.Strides[0], cache.Strides[2], 1), cache.DeviceOrdinal);
+            var headOutput = new DeviceTensor(new IntPtr(output.Data.ToInt64() + h * output.Strides[1] * element), output.DataType,
+                new TensorShape(output.Shape[0], output.Shape[2], output.Shape[3]), new TensorStrides(output.Strides[0], output.Strides[2], 1), output.DeviceOrdinal);
+            TokenPruning.Gather(head, keptPositions, headOutput, stream);
+        }
+    }
+
+    /// <summary>Every DyCoke KV check that needs no native call; returns the kept image tokens.</summary>
+    private static long PrepareDyCokeKv(TensorShape attention, long imageStart, long imageEnd, double p, TensorShape keptPositions)
+    {
+        RequireRankOf(Family, attention, 4, "[B, H, Nq, N]", nameof(attention));
+        long tokens = attention[3];
+        RequireImageSpan(imageStart, imageEnd, tokens);
+        long kept = DyCokeKeptImageTokens(imageEnd - imageStart, p);
+        RequireShape(keptPositions, attention[0], tokens - (imageEnd - imageStart) + kept, "[B, N - imageTokens + kept]", nameof(keptPositions));
+        return kept;
+    }
+
+    private static void RequireKvShapes(TensorShape cache, TensorStrides cacheStrides, TensorShape keptPositions, TensorShape output, TensorStrides outputStrides)
+    {
+        RequireRankOf(Family, cache, 4, "[B, Hk, N, d]", nameof(cache));
+        RequireRankOf(Family, keptPositions, 2, "[B, K]", nameof(keptPositions));
+        if (keptPositions[0] != cache[0])
+        {
+            throw new ArgumentException("keptPositions has shape " + keptPositions + " but the cache has B = " + cache[0] + ".", nameof(keptPositions));
+        }
+        var expected = new TensorShape(cache[0], cache[1], keptPositions[1], cache[3]);
+        if (output != expected)
+        {
+            throw new ArgumentException("output has shape " + output + " but must be [B, Hk, K, d] = " + expected + ".", nameof(output));
+        }
+        if (cache[3] > 1 && cacheStrides[3] != 1)
+        {
+            throw new ArgumentException("cache has strides " + cacheStrides + " but its last dimension d must be contiguous.", nameof(cache));
+        }
+        if (output[3] > 1 && outputStrides[3] != 1)
+        {
+            throw new ArgumentException("output has strides " + outputStrides + " but its last dimension d must be contiguous.", nameof(output));
+        }
+    }
+
     private static void PruneImageSpan<T>(
         ReadOnlyHostTensor<float> imageScores, ReadOnlyHostTensor<T> hiddenStates, long imageStart, long kept, HostTensor<T> output, HostTensor<int> positionIds)
         where T : unmanaged
     {
         long batch = hiddenStates.Shape[0];
-        long tokens = hiddenStates.Shape[1];
-        long imageEnd = imageStart + imageScores.Shape[1];
         long length = output.Shape[1];
-        int[] top = Rent<int>(new TensorShape(batch, kept), out TensorShape topShape);
         int[] positions = Rent<int>(new TensorShape(batch, length), out TensorShape positionsShape);
         try
         {
-            TokenPruning.TopK(imageScores, new HostTensor<int>(top.AsSpan(0, (int)topShape.ElementCount), topShape));
+            Span<int> positionsSpan = positions.AsSpan(0, (int)positionsShape.ElementCount);
+            KeptSequencePositions(imageScores, imageStart, kept, hiddenStates.Shape[1], positionsSpan);
+            var positionsTensor = new ReadOnlyHostTensor<int>(positionsSpan, positionsShape);
+            TokenPruning.Gather(hiddenStates, positionsTensor, output);
+            CopyRows(positionsTensor.Data, positionsShape, positionIds);
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(positions);
+        }
+    }
 
-            // FastV's keep_indexs: the text before the image, the kept image tokens (top-k counts from imageStart), the text after.
+    /// <summary>
+    /// FastV's (and DyCoke's) <c>keep_indexs</c> of each item into contiguous <c>[B, N - imageTokens + kept]</c> positions:
+    /// the text before the image, the <paramref name="kept"/> highest-scoring image tokens in increasing position (top-k
+    /// counts from imageStart), the text after.
+    /// </summary>
+    private static void KeptSequencePositions(ReadOnlyHostTensor<float> imageScores, long imageStart, long kept, long tokens, Span<int> positions)
+    {
+        long batch = imageScores.Shape[0];
+        long imageEnd = imageStart + imageScores.Shape[1];
+        long length = tokens - (imageEnd - imageStart) + kept;
+        int[] top = Rent<int>(new TensorShape(batch, kept), out TensorShape topShape);
+        try
+        {
+            TokenPruning.TopK(imageScores, new HostTensor<int>(top.AsSpan(0, (int)topShape.ElementCount), topShape));
             for (int b = 0; b < batch; b++)
             {
-                Span<int> row = positions.AsSpan(b * (int)length, (int)length);
+                Span<int> row = positions.Slice(b * (int)length, (int)length);
                 int i = 0;
                 for (int p = 0; p < imageStart; p++)
                 {
@@ -480,14 +674,10 @@ public static unsafe class PruningMethods
                     row[i++] = (int)p;
                 }
             }
-            var positionsTensor = new ReadOnlyHostTensor<int>(positions.AsSpan(0, (int)positionsShape.ElementCount), positionsShape);
-            TokenPruning.Gather(hiddenStates, positionsTensor, output);
-            CopyRows(positionsTensor.Data, positionsShape, positionIds);
         }
         finally
         {
             ArrayPool<int>.Shared.Return(top);
-            ArrayPool<int>.Shared.Return(positions);
         }
     }
 

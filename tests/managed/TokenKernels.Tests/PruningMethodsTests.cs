@@ -261,6 +261,94 @@ public class PruningMethodsTests
 
     // ---- The methods in float64 ----
 
+    // ---- DyCoke's KV-cache pruning ----
+
+    [Test]
+    public void DyCokeKeptImageTokensTruncateAsItsCodeDoes()
+    {
+        using (Assert.EnterMultipleScope())
+        {
+            // int(576 * (1 - 0.7)) = int(172.80000000000001) = 172; FastV's round would give 173.
+            Assert.That(PruningMethods.DyCokeKeptImageTokens(576), Is.EqualTo(172));
+            Assert.That(PruningMethods.DyCokeKeptImageTokens(10, 0.25), Is.EqualTo(7));
+            Assert.That(PruningMethods.DyCokeKeptImageTokens(10, 1), Is.EqualTo(0));
+            Assert.That(() => PruningMethods.DyCokeKeptImageTokens(10, -0.1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Property("ParamName").EqualTo("p"));
+        }
+    }
+
+    [TestCase(1, 4, 3, 29, 5, 25, 0.7)]
+    [TestCase(2, 2, 1, 17, 0, 17, 0.5)]
+    [TestCase(3, 3, 6, 23, 9, 14, 0.0)]
+    [TestCase(2, 1, 2, 11, 2, 9, 1.0)]
+    public void DyCokeKvPositionsAndCacheMatchTheMethod(int batch, int heads, int queries, int tokens, int imageStart, int imageEnd, double p)
+    {
+        var random = new Random(tokens * 7 + queries + (int)(p * 10));
+        (float[] attention, double[] attentionExact) = PruningReference.Probabilities<float>(batch * heads * queries, tokens, random);
+
+        // update_cache: the last query row averaged over heads, topk(int(L * (1 - p))) of the image span + start, text around it.
+        int imageTokens = imageEnd - imageStart;
+        int kept = (int)(imageTokens * (1 - p));
+        double[] scores = PruningReference.AttentionImportance(attentionExact, batch, heads, queries, tokens, ImportanceOptions.FastV(imageStart, imageEnd, queries));
+        (int[] top, _) = PruningReference.TopK(scores, batch, imageTokens, kept, null, null);
+        int length = tokens - imageTokens + kept;
+        int[] keepIndexes = Enumerable.Range(0, batch).SelectMany(b => Enumerable.Range(0, imageStart)
+            .Concat(top.Skip(b * kept).Take(kept).Select(i => i + imageStart))
+            .Concat(Enumerable.Range(imageEnd, tokens - imageEnd))
+            .OrderBy(i => i)).ToArray();
+
+        var positions = new int[batch * length];
+        PruningMethods.DyCokeKvPositions(new ReadOnlyHostTensor<float>(attention, new TensorShape(batch, heads, queries, tokens)), imageStart, imageEnd, p,
+            new HostTensor<int>(positions, new TensorShape(batch, length)));
+        Assert.That(positions, Is.EqualTo(keepIndexes), "kept cache positions");
+
+        // A key cache [B, Hk, N, d] with padded rows: every head keeps the same positions.
+        const int keyHeads = 3, headDim = 5, rowStride = 7;
+        long[] cacheStrides = { keyHeads * tokens * rowStride, tokens * rowStride, rowStride, 1 };
+        var cache = new float[batch * keyHeads * tokens * rowStride];
+        for (int i = 0; i < cache.Length; i++)
+        {
+            cache[i] = i * 0.5f;
+        }
+        var gathered = new float[batch * keyHeads * length * headDim];
+        PruningMethods.GatherKvCache(
+            new ReadOnlyHostTensor<float>(cache, new TensorShape(batch, keyHeads, tokens, headDim), new TensorStrides(cacheStrides)),
+            new ReadOnlyHostTensor<int>(positions, new TensorShape(batch, length)),
+            new HostTensor<float>(gathered, new TensorShape(batch, keyHeads, length, headDim)));
+        for (int b = 0; b < batch; b++)
+        {
+            for (int h = 0; h < keyHeads; h++)
+            {
+                for (int i = 0; i < length; i++)
+                {
+                    for (int c = 0; c < headDim; c++)
+                    {
+                        float want = cache[b * cacheStrides[0] + h * cacheStrides[1] + keepIndexes[b * length + i] * cacheStrides[2] + c];
+                        Assert.That(gathered[((b * keyHeads + h) * length + i) * headDim + c], Is.EqualTo(want), $"item {b} head {h} row {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void DyCokeKvBadArgumentsAreNamed()
+    {
+        var attention = new float[1 * 2 * 3 * 10];
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(Assert.Throws<ArgumentException>(() =>
+                PruningMethods.DyCokeKvPositions(new ReadOnlyHostTensor<float>(attention, new TensorShape(1, 2, 3, 10)), 2, 8, 0.5,
+                    new HostTensor<int>(new int[9], new TensorShape(1, 9))))!.ParamName, Is.EqualTo("keptPositions"));
+            Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() =>
+                PruningMethods.DyCokeKvPositions(new ReadOnlyHostTensor<float>(attention, new TensorShape(1, 2, 3, 10)), 2, 11, 0.5,
+                    new HostTensor<int>(new int[7], new TensorShape(1, 7))))!.ParamName, Is.EqualTo("imageEnd"));
+            Assert.That(Assert.Throws<ArgumentException>(() =>
+                PruningMethods.GatherKvCache(new ReadOnlyHostTensor<float>(new float[2 * 10 * 4], new TensorShape(1, 2, 10, 4)),
+                    new ReadOnlyHostTensor<int>(new int[3], new TensorShape(1, 3)), new HostTensor<float>(new float[2 * 4 * 4], new TensorShape(1, 2, 4, 4))))!.ParamName,
+                Is.EqualTo("output"));
+        }
+    }
+
     private static void CheckFastV<T>(int batch, int heads, int tokens, int channels, int imageStart, int imageEnd, double r)
         where T : unmanaged
     {
