@@ -519,6 +519,30 @@ TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* 
                                const tk_tensor* indices, const tk_tensor* positions, const tk_tensor* mask, void* workspace,
                                uint64_t workspace_bytes, tk_stream stream);
 
+/* VidCom2, Video Compression Commander (xuyang-liu16/VidCom2, vidcom2.py vidcom2_compression; vLLM's
+ * --video-retention-ratio): per item, the C' = max(1, floor(C * channel_ratio)) lowest-variance
+ * channels of the T * P tokens are scored; each token, normalised over those channels, scores
+ * g(|f - video centre|^2) + g(|f - frame centre|^2) with g(d) = sum over a = 2^-3 .. 2^1 of
+ * exp(-d / (2a)); each frame's budget follows VidCom2's softmax of frame distinctiveness (temperature),
+ * apportioned by largest remainder so that the item keeps exactly
+ *     K = max(T, floor(T * P * retention_ratio))      (tk_vidcom2_retained_tokens)
+ * tokens, at least one per frame; each frame keeps its lowest-scoring tokens (ties to the lower position,
+ * NaN last). docs/SPEC.md defines every step and its float32 order: CPU and CUDA keep the same tokens.
+ * Outputs as tk_evs's. Workspace from tk_vidcom2_workspace_size, or NULL/0. */
+typedef struct tk_vidcom2_params {
+    double retention_ratio; /* r in (0, 1]: the fraction of tokens kept; VidCom2's base_scale (default 0.25) */
+    double channel_ratio;   /* in (0, 1]: the fraction of channels scored, the lowest-variance ones; VidCom2's 0.5 */
+    double temperature;     /* > 0, finite: the frame-budget softmax temperature; VidCom2's 0.01 */
+    int32_t height;         /* H, W of the frame grid, each >= 1; P = H * W */
+    int32_t width;
+} tk_vidcom2_params;
+
+TK_API tk_status tk_vidcom2_retained_tokens(const tk_vidcom2_params* params, int64_t frames, int64_t* retained);
+TK_API tk_status tk_vidcom2_workspace_size(const tk_vidcom2_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_vidcom2(const tk_vidcom2_params* params, const tk_tensor* x, const tk_tensor* out,
+                            const tk_tensor* indices, const tk_tensor* positions, const tk_tensor* mask, void* workspace,
+                            uint64_t workspace_bytes, tk_stream stream);
+
 /* FrameFusion's token merging (thu-nics/FrameFusion, FrameFusion.merge_tokens_and_get_mask): a token
  * merges into the same position of the previous frame when their cosine (the one above) is at least
  * similarity_threshold (NaN never merges, frame 0 never does); with max_merges >= 0 only the max_merges

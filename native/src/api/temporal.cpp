@@ -1,5 +1,5 @@
 // ABI boundary of temporal redundancy (SPEC section 5): every argument is validated here, once, into
-// a TemporalSimilarityPlan or a VideoSelectionPlan (EVS, DyCoke); the backends trust the plan.
+// a TemporalSimilarityPlan or a VideoSelectionPlan (EVS, DyCoke, VidCom2); the backends trust the plan.
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
@@ -60,12 +60,14 @@ std::string double_text(double value) {
 }
 
 // What the video methods' params have in common: a rate (EVS's pruning_rate q, DyCoke's
-// merging_ratio) and the frame grid.
+// merging_ratio, VidCom2's retention_ratio) and the frame grid; VidCom2's channel ratio and temperature.
 struct VideoParams {
     tk::VideoMethod method;
     double rate;
     int32_t height;
     int32_t width;
+    double channel_ratio = 0.0;
+    double temperature = 0.0;
 };
 
 VideoParams require_params(const tk_evs_params* params) {
@@ -84,6 +86,18 @@ VideoParams require_params(const tk_dycoke_params* params) {
     return {tk::VideoMethod::kDyCoke, ratio, params->height, params->width};
 }
 
+VideoParams require_params(const tk_vidcom2_params* params) {
+    require(params != nullptr, "params", "a tk_vidcom2_params", null_text);
+    const double r = params->retention_ratio, channels = params->channel_ratio, temperature = params->temperature;
+    require(r > 0.0 && r <= 1.0, "params->retention_ratio", "a ratio in (0, 1] (the fraction of tokens kept)",
+            [&] { return double_text(r); });
+    require(channels > 0.0 && channels <= 1.0, "params->channel_ratio",
+            "a ratio in (0, 1] (the fraction of channels scored)", [&] { return double_text(channels); });
+    require(temperature > 0.0 && temperature <= std::numeric_limits<float>::max(), "params->temperature",
+            "a positive, finite float32 softmax temperature", [&] { return double_text(temperature); });
+    return {tk::VideoMethod::kVidCom2, r, params->height, params->width, channels, temperature};
+}
+
 int64_t require_grid(const VideoParams& p) {
     require(p.height >= 1, "params->height", "a frame grid height of at least 1", number(p.height));
     require(p.width >= 1, "params->width", "a frame grid width of at least 1", number(p.width));
@@ -91,8 +105,11 @@ int64_t require_grid(const VideoParams& p) {
 }
 
 int64_t retained_tokens(const VideoParams& p, int64_t frames, int64_t positions) {
-    return p.method == tk::VideoMethod::kEvs ? tk::evs_retained_tokens(frames, positions, p.rate)
-                                             : tk::dycoke_retained_tokens(frames, positions, p.rate);
+    switch (p.method) {
+        case tk::VideoMethod::kEvs: return tk::evs_retained_tokens(frames, positions, p.rate);
+        case tk::VideoMethod::kDyCoke: return tk::dycoke_retained_tokens(frames, positions, p.rate);
+        default: return tk::vidcom2_retained_tokens(frames, positions, p.rate);
+    }
 }
 
 tk::VideoSelectionPlan make_selection_plan(const VideoParams& params, const tk_tensor* x_ptr) {
@@ -108,10 +125,15 @@ tk::VideoSelectionPlan make_selection_plan(const VideoParams& params, const tk_t
     plan.similarity = make_similarity_plan(x, nullptr);
     if (params.method == tk::VideoMethod::kEvs) {
         plan.similarity.score = tk::TemporalScore::kOneMinusCosine;
-    } else {
+    } else if (params.method == tk::VideoMethod::kDyCoke) {
         plan.similarity.reference_rule = tk::TemporalReference::kDyCokeWindows;
         plan.similarity.score = tk::TemporalScore::kNegativeCosine;
         plan.frame_keeps = tk::dycoke_frame_keeps_of(grid, params.rate);
+    } else {
+        require(x.shape[3] >= 1, "x.shape[3]", "at least 1 channel (C) to score", number(x.shape[3]));
+        plan.scored_channels = tk::vidcom2_scored_channels(x.shape[3], params.channel_ratio);
+        plan.retention_ratio = static_cast<float>(params.rate);
+        plan.temperature = static_cast<float>(params.temperature);
     }
     plan.retained = retained_tokens(params, x.shape[1], grid);
     plan.height = params.height;
@@ -291,6 +313,23 @@ TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* 
                                uint64_t workspace_bytes, tk_stream stream) {
     return tk::api_call([&] {
         select_video_tokens(require_params(params), "tk_dycoke_workspace_size", x, {out, indices, positions, mask},
+                            workspace, workspace_bytes, stream);
+    });
+}
+
+TK_API tk_status tk_vidcom2_retained_tokens(const tk_vidcom2_params* params, int64_t frames, int64_t* retained) {
+    return tk::api_call([&] { query_retained_tokens(require_params(params), frames, retained); });
+}
+
+TK_API tk_status tk_vidcom2_workspace_size(const tk_vidcom2_params* params, const tk_tensor* x, uint64_t* bytes) {
+    return tk::api_call([&] { query_workspace(require_params(params), x, bytes); });
+}
+
+TK_API tk_status tk_vidcom2(const tk_vidcom2_params* params, const tk_tensor* x, const tk_tensor* out, const tk_tensor* indices,
+                            const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t workspace_bytes,
+                            tk_stream stream) {
+    return tk::api_call([&] {
+        select_video_tokens(require_params(params), "tk_vidcom2_workspace_size", x, {out, indices, positions, mask},
                             workspace, workspace_bytes, stream);
     });
 }

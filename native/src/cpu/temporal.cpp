@@ -219,7 +219,8 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     void* base = scratch.base();
     float* scores = at_offset<float>(base, layout.scores);
     // Higher is kept first; a frame with no reference scores +inf and is kept whole.
-    score_tokens(s, scores);
+    if (plan.method == VideoMethod::kVidCom2) vidcom2_scores(plan, base, layout);
+    else score_tokens(s, scores);
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
@@ -230,17 +231,20 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     } else {
         // Each frame on its own, keeping its count; then the frames' kept positions one after another.
         auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
+        auto* frame_offsets = at_offset<int32_t>(base, layout.frame_offsets);
         auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
-        for (int64_t f = 0; f < s.batch * s.frames; ++f)
-            frame_keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % s.frames, s.positions, plan.frame_keeps));
-        topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices));
-        for (int64_t b = 0; b < s.batch; ++b)
-            for (int64_t t = 0; t < s.frames; ++t) {
-                const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
-                const int32_t* chosen = frame_indices + (b * s.frames + t) * s.positions;
-                for (int64_t j = 0; j < dycoke_frame_keeps(t, s.positions, plan.frame_keeps); ++j)
-                    kept[b * indices.strides[0] + (offset + j) * indices.strides[1]] = static_cast<int32_t>(t * s.positions + chosen[j]);
+        if (plan.method == VideoMethod::kDyCoke)
+            for (int64_t f = 0; f < s.batch * s.frames; ++f) {
+                frame_keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % s.frames, s.positions, plan.frame_keeps));
+                frame_offsets[f] = static_cast<int32_t>(dycoke_frame_offset(f % s.frames, s.positions, plan.frame_keeps));
             }
+        topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices));
+        for (int64_t f = 0; f < s.batch * s.frames; ++f) {
+            const int64_t b = f / s.frames, t = f % s.frames;
+            const int32_t* chosen = frame_indices + f * s.positions;
+            for (int64_t j = 0; j < frame_keeps[f]; ++j)
+                kept[b * indices.strides[0] + (frame_offsets[f] + j) * indices.strides[1]] = static_cast<int32_t>(t * s.positions + chosen[j]);
+        }
     }
 
     if (plan.out.data != nullptr) gather(kept_rows_plan(plan, indices));

@@ -12,6 +12,7 @@
 #include "ops/attention.hpp"
 #include "ops/lane_sum.hpp"
 #include "ops/strided_tensor.hpp"
+#include "ops/vidcom2.hpp"
 #include "tokenkernels/tokenkernels.h"
 
 namespace tk {
@@ -118,15 +119,18 @@ TK_HOST_DEVICE int64_t dycoke_frame_offset(int64_t t, int64_t positions, int64_t
     return whole * positions + (t - whole) * kept;
 }
 
-enum class VideoMethod { kEvs, kDyCoke };
+enum class VideoMethod { kEvs, kDyCoke, kVidCom2 };
 
-// tk_evs and tk_dycoke_ttm: which tokens each item keeps, and where the outputs go (each data NULL
-// when absent).
+// tk_evs, tk_dycoke_ttm and tk_vidcom2: which tokens each item keeps, and where the outputs go (each
+// data NULL when absent).
 struct VideoSelectionPlan {
     VideoMethod method;
-    TemporalSimilarityPlan similarity;  // the scoring pass; its out is set by the backend
+    TemporalSimilarityPlan similarity;  // the scoring pass (VidCom2: x and the sizes); its out is set by the backend
     int64_t retained;                   // K per item
     int64_t frame_keeps;                // DyCoke: the tokens a compared frame keeps
+    int64_t scored_channels;            // VidCom2: C'
+    float retention_ratio;              // VidCom2: r
+    float temperature;                  // VidCom2: the frame-budget softmax temperature
     int64_t height, width;              // the frame grid, P = H * W
     StridedTensor tokens;               // x viewed as [B, T * P, C] (the boundary checked it can be)
     StridedTensor out;                  // [B, K, C] of x's dtype
@@ -151,15 +155,42 @@ inline int64_t dycoke_retained_tokens(int64_t frames, int64_t positions, double 
 }
 
 // The video methods' scratch, the same on both backends: the scores [B, T * P] f32 and the kept
-// positions [B, K] i32 (used when the caller gives no indices); DyCoke also ranks each frame on its
-// own: per-frame counts [B * T] i32 and per-frame kept positions [B * T, P] i32.
+// positions [B, K] i32 (used when the caller gives no indices); DyCoke and VidCom2 also rank each frame
+// on its own: per-frame counts and first output slots [B * T] i32 and per-frame kept positions
+// [B * T, P] i32. VidCom2 scores with: the channel means [B, C] f32, the negated variances [B, C] f32,
+// the scored channels [B, C'] i32, the 64-lane partial sums (of channels, or of each frame's C'
+// channels), the normalised tokens [B * T * P, C'] f32, the frame sums then centres [B * T, C'] f32,
+// the video centres [B, C'] f32, the video-centre kernel sums v [B * T * P] f32 and the frame
+// importances [B * T] f32.
 struct VideoSelectionLayout {
     uint64_t scores;
     uint64_t indices;
     uint64_t frame_keeps;
+    uint64_t frame_offsets;
     uint64_t frame_indices;
+    uint64_t channel_means;
+    uint64_t channel_keys;
+    uint64_t channels;
+    uint64_t partials;
+    uint64_t features;
+    uint64_t frame_centres;
+    uint64_t video_centres;
+    uint64_t video_scores;
+    uint64_t importance;
     uint64_t total;
 };
+
+// Lanes of a 64-lane sum over `rows` rows that hold any: the others would add zeros.
+inline int64_t row_lanes(int64_t rows) { return rows < kRowLanes ? rows : kRowLanes; }
+
+// Floats of 64-lane partial sums VidCom2 needs at most: one pass over each item's C channels, or over
+// each frame's C' scored channels.
+inline int64_t vidcom2_partial_floats(const VideoSelectionPlan& p) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t over_channels = s.batch * row_lanes(s.frames * s.positions) * s.channels;
+    const int64_t over_frames = s.batch * s.frames * row_lanes(s.positions) * p.scored_channels;
+    return over_channels > over_frames ? over_channels : over_frames;
+}
 
 inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) {
     RegionCursor cursor;
@@ -168,9 +199,23 @@ inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) 
     const int64_t tokens = frames * p.similarity.positions;
     layout.scores = cursor.take(static_cast<uint64_t>(tokens) * sizeof(float));
     layout.indices = cursor.take(static_cast<uint64_t>(p.similarity.batch * p.retained) * sizeof(int32_t));
-    if (p.method == VideoMethod::kDyCoke) {
+    if (p.method != VideoMethod::kEvs) {
         layout.frame_keeps = cursor.take(static_cast<uint64_t>(frames) * sizeof(int32_t));
+        layout.frame_offsets = cursor.take(static_cast<uint64_t>(frames) * sizeof(int32_t));
         layout.frame_indices = cursor.take(static_cast<uint64_t>(tokens) * sizeof(int32_t));
+    }
+    if (p.method == VideoMethod::kVidCom2) {
+        const auto floats = [](int64_t count) { return static_cast<uint64_t>(count) * sizeof(float); };
+        const int64_t batch = p.similarity.batch, scored = p.scored_channels;
+        layout.channel_means = cursor.take(floats(batch * p.similarity.channels));
+        layout.channel_keys = cursor.take(floats(batch * p.similarity.channels));
+        layout.channels = cursor.take(static_cast<uint64_t>(batch * scored) * sizeof(int32_t));
+        layout.partials = cursor.take(floats(vidcom2_partial_floats(p)));
+        layout.features = cursor.take(floats(tokens * scored));
+        layout.frame_centres = cursor.take(floats(frames * scored));
+        layout.video_centres = cursor.take(floats(batch * scored));
+        layout.video_scores = cursor.take(floats(tokens));
+        layout.importance = cursor.take(floats(frames));
     }
     layout.total = cursor.total();
     return layout;
@@ -239,7 +284,7 @@ inline TopkPlan video_topk_plan(const VideoSelectionPlan& p, float* scores, cons
     return plan;
 }
 
-// DyCoke ranks each frame on its own, frame f keeping frame_keeps[f] (B * T items of P tokens), into
+// DyCoke and VidCom2 rank each frame on its own, frame f keeping frame_keeps[f] (B * T items of P tokens), into
 // frame_indices [B * T, P].
 inline TopkPlan frame_topk_plan(const VideoSelectionPlan& p, float* scores, int32_t* frame_keeps, int32_t* frame_indices) {
     const TemporalSimilarityPlan& s = p.similarity;
@@ -269,12 +314,29 @@ inline GatherPlan kept_rows_plan(const VideoSelectionPlan& p, const StridedTenso
     return plan;
 }
 
+// The channels VidCom2 scores: the C' lowest variances of each item (the highest negated ones), ties to
+// the lower channel, NaN last, in increasing channel order. keys [B, C] f32, channels [B, C'] i32.
+inline TopkPlan scored_channels_plan(const VideoSelectionPlan& p, float* keys, int32_t* channels) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    TopkPlan plan{};
+    plan.batch = s.batch;
+    plan.tokens = s.channels;
+    plan.k = p.scored_channels;
+    plan.device_ordinal = s.device_ordinal;
+    plan.scores = StridedTensor{keys, TK_DTYPE_F32, {s.channels, 1, 0, 0}};
+    plan.indices = StridedTensor{channels, TK_DTYPE_I32, {p.scored_channels, 1, 0, 0}};
+    return plan;
+}
+
 namespace cpu {
 void temporal_similarity(const TemporalSimilarityPlan& plan);
 // workspace: video_selection_layout(plan).total bytes, or NULL to allocate them.
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace);
 // workspace: framefusion_layout(plan).total bytes, or NULL to allocate them.
 void framefusion_merge(const FrameFusionPlan& plan, void* workspace);
+// VidCom2's scoring (cpu/vidcom2.cpp) in the workspace at base: the negated scores -(v + w) and each
+// frame's count and first output slot.
+void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelectionLayout& layout);
 }  // namespace cpu
 namespace cuda {
 void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream);
@@ -282,6 +344,8 @@ void temporal_similarity(const TemporalSimilarityPlan& plan, void* stream);
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* stream);
 // workspace: framefusion_layout(plan).total bytes, or NULL to allocate them stream-ordered.
 void framefusion_merge(const FrameFusionPlan& plan, void* workspace, void* stream);
+// VidCom2's scoring (cuda/vidcom2.cu), as the CPU's.
+void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelectionLayout& layout, void* stream);
 }  // namespace cuda
 
 }  // namespace tk

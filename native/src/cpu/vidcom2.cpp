@@ -1,0 +1,162 @@
+// VidCom2's scoring on the CPU (SPEC section 5, "VidCom2"): the channel statistics in 64 row lanes
+// (one task per item and lane, reading its rows whole), the scored channels by top-k, then one task
+// per frame normalising its tokens and summing them, and one per frame scoring them against the
+// centres. Each sum follows ops/vidcom2.hpp's and ops/lane_sum.hpp's orders, so the bits are CUDA's.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/dispatch.hpp"
+#include "core/parallel.hpp"
+#include "cpu/float16.hpp"
+#include "ops/attention.hpp"
+#include "ops/lane_sum.hpp"
+#include "ops/temporal.hpp"
+#include "ops/vidcom2.hpp"
+
+namespace tk::cpu {
+namespace {
+
+// sums[c] = the lanes of partials [lanes, count] added in order.
+void add_lanes(const float* partials, int64_t lanes, int64_t count, float* sums) {
+    std::fill(sums, sums + count, 0.0f);
+    for (int64_t l = 0; l < lanes; ++l)
+        for (int64_t c = 0; c < count; ++c) sums[c] += partials[l * count + c];
+}
+
+// Each item's channel means into means [B, C], then the negated population variances into keys [B, C]:
+// two passes of one task per (item, lane), lane l adding the rows l, l + 64, ... of the item.
+template <class T>
+void channel_statistics(const VideoSelectionPlan& p, float* partials, float* means, float* keys) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t tokens = s.frames * s.positions;
+    const auto count = static_cast<float>(tokens);
+    const int64_t lanes = row_lanes(tokens);
+    const T* x = static_cast<const T*>(s.x.data);
+    for (const bool deviations : {false, true}) {
+        parallel_for(s.batch * lanes, min_tasks_per_chunk(tokens / lanes * s.channels), [&](int64_t begin, int64_t end) {
+            for (int64_t task = begin; task < end; ++task) {
+                const int64_t b = task / lanes;
+                float* lane = partials + task * s.channels;
+                const float* mean = means + b * s.channels;
+                std::fill(lane, lane + s.channels, 0.0f);
+                for (int64_t n = task % lanes; n < tokens; n += kRowLanes) {
+                    const T* row = x + b * s.x.strides[0] + n / s.positions * s.x.strides[1] + n % s.positions * s.x.strides[2];
+                    if (deviations) {
+                        for (int64_t c = 0; c < s.channels; ++c) {
+                            const float d = to_float(row[c]) - mean[c];
+                            lane[c] += d * d;
+                        }
+                    } else {
+                        for (int64_t c = 0; c < s.channels; ++c) lane[c] += to_float(row[c]);
+                    }
+                }
+            }
+        });
+        for (int64_t b = 0; b < s.batch; ++b) {
+            float* sums = (deviations ? keys : means) + b * s.channels;
+            add_lanes(partials + b * lanes * s.channels, lanes, s.channels, sums);
+            for (int64_t c = 0; c < s.channels; ++c) sums[c] = deviations ? -(sums[c] / count) : sums[c] / count;
+        }
+    }
+}
+
+// Per frame: each token's scored channels normalised into features [B * T * P, C'], and the frame's
+// 64-lane sum of them into sums [B * T, C'].
+template <class T>
+void normalise_frames(const VideoSelectionPlan& p, const int32_t* channels, float* features, float* sums) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t scored = p.scored_channels;
+    const T* x = static_cast<const T*>(s.x.data);
+    parallel_for(s.batch * s.frames, min_tasks_per_chunk(s.positions * s.channels), [&](int64_t begin, int64_t end) {
+        std::vector<float> lanes(static_cast<size_t>(kRowLanes * scored));
+        for (int64_t frame = begin; frame < end; ++frame) {
+            const int64_t b = frame / s.frames, t = frame % s.frames;
+            const int32_t* chosen = channels + b * scored;
+            std::fill(lanes.begin(), lanes.end(), 0.0f);
+            for (int64_t i = 0; i < s.positions; ++i) {
+                const T* row = x + b * s.x.strides[0] + t * s.x.strides[1] + i * s.x.strides[2];
+                float* f = features + (frame * s.positions + i) * scored;
+                for (int64_t j = 0; j < scored; ++j) f[j] = to_float(row[chosen[j]]);
+                const float norm = std::max(std::sqrt(lane_sum(scored, [&](int64_t j) { return f[j] * f[j]; })), kVidCom2NormEps);
+                float* lane = lanes.data() + i % kRowLanes * scored;
+                for (int64_t j = 0; j < scored; ++j) {
+                    f[j] = f[j] / norm;
+                    lane[j] += f[j];
+                }
+            }
+            add_lanes(lanes.data(), kRowLanes, scored, sums + frame * scored);
+        }
+    });
+}
+
+// Per frame: each token's negated score -(v + w) into scores, and the frame's importance -S(v) / P.
+void score_frames(const VideoSelectionPlan& p, const float* features, const float* frame_centres, const float* video_centres,
+                  float* scores, float* importance) {
+    const TemporalSimilarityPlan& s = p.similarity;
+    const int64_t scored = p.scored_channels;
+    parallel_for(s.batch * s.frames, min_tasks_per_chunk(s.positions * scored), [&](int64_t begin, int64_t end) {
+        for (int64_t frame = begin; frame < end; ++frame) {
+            const float* frame_centre = frame_centres + frame * scored;
+            const float* video_centre = video_centres + frame / s.frames * scored;
+            float lanes[kRowLanes] = {};
+            for (int64_t i = 0; i < s.positions; ++i) {
+                const int64_t token = frame * s.positions + i;
+                const float* f = features + token * scored;
+                const float to_video = lane_sum(scored, [&](int64_t j) {
+                    const float d = f[j] - video_centre[j];
+                    return d * d;
+                });
+                const float to_frame = lane_sum(scored, [&](int64_t j) {
+                    const float d = f[j] - frame_centre[j];
+                    return d * d;
+                });
+                const float v = gaussian_kernel_sum(to_video);
+                scores[token] = -(v + gaussian_kernel_sum(to_frame));
+                lanes[i % kRowLanes] += v;
+            }
+            float sum = 0.0f;
+            for (float lane : lanes) sum += lane;
+            importance[frame] = -(sum / static_cast<float>(s.positions));
+        }
+    });
+}
+
+}  // namespace
+
+void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelectionLayout& layout) {
+    const TemporalSimilarityPlan& s = plan.similarity;
+    const int64_t scored = plan.scored_channels;
+    float* partials = at_offset<float>(base, layout.partials);
+    float* means = at_offset<float>(base, layout.channel_means);
+    float* keys = at_offset<float>(base, layout.channel_keys);
+    auto* channels = at_offset<int32_t>(base, layout.channels);
+    float* features = at_offset<float>(base, layout.features);
+    float* frame_centres = at_offset<float>(base, layout.frame_centres);
+    float* video_centres = at_offset<float>(base, layout.video_centres);
+    float* importance = at_offset<float>(base, layout.importance);
+
+    dispatch_float(s.x.dtype, [&](auto tag) { channel_statistics<storage_t<decltype(tag)>>(plan, partials, means, keys); });
+    topk(scored_channels_plan(plan, keys, channels));
+    dispatch_float(s.x.dtype, [&](auto tag) { normalise_frames<storage_t<decltype(tag)>>(plan, channels, features, frame_centres); });
+    // The video centre from the frame sums in frame order, then each frame's sum becomes its centre.
+    const auto tokens = static_cast<float>(s.frames * s.positions);
+    for (int64_t b = 0; b < s.batch; ++b) {
+        float* centre = video_centres + b * scored;
+        std::fill(centre, centre + scored, 0.0f);
+        for (int64_t t = 0; t < s.frames; ++t)
+            for (int64_t j = 0; j < scored; ++j) centre[j] += frame_centres[(b * s.frames + t) * scored + j];
+        for (int64_t j = 0; j < scored; ++j) centre[j] = centre[j] / tokens;
+    }
+    const auto positions = static_cast<float>(s.positions);
+    for (int64_t i = 0; i < s.batch * s.frames * scored; ++i) frame_centres[i] = frame_centres[i] / positions;
+
+    score_frames(plan, features, frame_centres, video_centres, at_offset<float>(base, layout.scores), importance);
+    auto* keeps = at_offset<int32_t>(base, layout.frame_keeps);
+    auto* offsets = at_offset<int32_t>(base, layout.frame_offsets);
+    for (int64_t b = 0; b < s.batch; ++b)
+        vidcom2_frame_budgets(importance + b * s.frames, s.frames, s.positions, plan.retained, plan.retention_ratio,
+                              plan.temperature, keeps + b * s.frames, offsets + b * s.frames);
+}
+
+}  // namespace tk::cpu
