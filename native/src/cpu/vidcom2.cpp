@@ -78,7 +78,7 @@ void normalise_frames(const VideoSelectionPlan& p, const int32_t* channels, floa
                 const T* row = x + b * s.x.strides[0] + t * s.x.strides[1] + i * s.x.strides[2];
                 float* f = features + (frame * s.positions + i) * scored;
                 for (int64_t j = 0; j < scored; ++j) f[j] = to_float(row[chosen[j]]);
-                const float norm = std::max(std::sqrt(lane_sum(scored, [&](int64_t j) { return f[j] * f[j]; })), kVidCom2NormEps);
+                const float norm = normalising_norm(lane_sum(scored, [&](int64_t j) { return f[j] * f[j]; }));
                 float* lane = lanes.data() + i % kRowLanes * scored;
                 for (int64_t j = 0; j < scored; ++j) {
                     f[j] = f[j] / norm;

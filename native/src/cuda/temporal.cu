@@ -4,8 +4,10 @@
 //                                lane 0 adds them in order (ops/temporal.hpp's finish_cosine), so the
 //                                bits equal the CPU's. Tokens go grid-stride in (b, t, p) order: the
 //                                reference frame's rows were read shortly before, and come from L2.
-//   frame_keeps_kernel           DyCoke's per-frame counts, the top-k's per-item k.
-//   frame_concat_kernel          DyCoke's per-frame kept positions laid one frame after another.
+//   dycoke_frames_kernel         DyCoke's per-frame counts (the top-k's per-item k) and first output
+//                                slots (VidCom2's come from cuda/vidcom2.cu).
+//   frame_concat_kernel          DyCoke's and VidCom2's per-frame kept positions laid one frame after
+//                                another.
 //   mask_clear_kernel,           the mask and grid coordinates from the kept positions.
 //   kept_outputs_kernel
 //   fuse_flags_kernel,           FrameFusion: which tokens merge (all that reach the threshold, or the
@@ -80,25 +82,26 @@ __global__ void __launch_bounds__(kSumLanes* kTokensPerBlock) temporal_similarit
     }
 }
 
-__global__ void frame_keeps_kernel(int32_t* keeps, int64_t batch_frames, int64_t frames, int64_t positions,
-                                   int64_t compared_keeps) {
+__global__ void dycoke_frames_kernel(int32_t* keeps, int32_t* offsets, int64_t batch_frames, int64_t frames, int64_t positions,
+                                     int64_t compared_keeps) {
     for (int64_t f = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; f < batch_frames;
-         f += static_cast<int64_t>(gridDim.x) * blockDim.x)
+         f += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % frames, positions, compared_keeps));
+        offsets[f] = static_cast<int32_t>(dycoke_frame_offset(f % frames, positions, compared_keeps));
+    }
 }
 
-// kept[b, offset(t) + j] = t * P + frame_indices[b * T + t, j] for the j < keeps(t) a frame keeps.
-__global__ void frame_concat_kernel(const int32_t* frame_indices, int64_t batch, int64_t frames, int64_t positions,
-                                    int64_t compared_keeps, int32_t* kept, int64_t kept_batch_stride, int64_t kept_stride) {
+// kept[b, offsets[f] + j] = t * P + frame_indices[f, j] for the j < keeps[f] frame f = b * T + t keeps.
+__global__ void frame_concat_kernel(const int32_t* frame_indices, const int32_t* keeps, const int32_t* offsets, int64_t batch,
+                                    int64_t frames, int64_t positions, int32_t* kept, int64_t kept_batch_stride, int64_t kept_stride) {
     const int64_t total = batch * frames * positions;
     for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total;
          e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
         const int64_t j = e % positions;
-        const int64_t t = e / positions % frames;
-        const int64_t b = e / (positions * frames);
-        if (j >= dycoke_frame_keeps(t, positions, compared_keeps)) continue;
-        const int64_t slot = dycoke_frame_offset(t, positions, compared_keeps) + j;
-        kept[b * kept_batch_stride + slot * kept_stride] = static_cast<int32_t>(t * positions + frame_indices[e]);
+        const int64_t f = e / positions;
+        if (j >= keeps[f]) continue;
+        const int64_t slot = offsets[f] + j;
+        kept[f / frames * kept_batch_stride + slot * kept_stride] = static_cast<int32_t>(f % frames * positions + frame_indices[e]);
     }
 }
 
@@ -292,7 +295,8 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
     void* base = scratch.data();
     float* scores = at_offset<float>(base, layout.scores);
 
-    score_tokens(s, scores, stream);
+    if (plan.method == VideoMethod::kVidCom2) vidcom2_scores(plan, base, layout, stream);
+    else score_tokens(s, scores, stream);
 
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
@@ -300,14 +304,17 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace, void* 
         topk(video_topk_plan(plan, scores, indices), nullptr, stream);  // no ranked order: needs no scratch
     } else {
         auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
+        auto* frame_offsets = at_offset<int32_t>(base, layout.frame_offsets);
         auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
         const int64_t batch_frames = s.batch * s.frames;
-        frame_keeps_kernel<<<grid_for(batch_frames, kElementThreads), kElementThreads, 0, stream>>>(
-            frame_keeps, batch_frames, s.frames, s.positions, plan.frame_keeps);
-        check(cudaGetLastError(), "frame_keeps_kernel launch");
+        if (plan.method == VideoMethod::kDyCoke) {
+            dycoke_frames_kernel<<<grid_for(batch_frames, kElementThreads), kElementThreads, 0, stream>>>(
+                frame_keeps, frame_offsets, batch_frames, s.frames, s.positions, plan.frame_keeps);
+            check(cudaGetLastError(), "dycoke_frames_kernel launch");
+        }
         topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices), nullptr, stream);
         frame_concat_kernel<<<grid_for(batch_frames * s.positions, kElementThreads), kElementThreads, 0, stream>>>(
-            frame_indices, s.batch, s.frames, s.positions, plan.frame_keeps, static_cast<int32_t*>(indices.data),
+            frame_indices, frame_keeps, frame_offsets, s.batch, s.frames, s.positions, static_cast<int32_t*>(indices.data),
             indices.strides[0], indices.strides[1]);
         check(cudaGetLastError(), "frame_concat_kernel launch");
     }

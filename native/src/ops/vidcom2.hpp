@@ -41,6 +41,12 @@ TK_HOST_DEVICE float portable_exp(float x) {
     return p * ldexpf(1.0f, half) * ldexpf(1.0f, e - half);
 }
 
+// F.normalize's divisor from a token's squared norm: max(|u|, 1e-12), NaN staying NaN.
+TK_HOST_DEVICE float normalising_norm(float squared_norm) {
+    const float norm = sqrtf(squared_norm);
+    return norm < kVidCom2NormEps ? kVidCom2NormEps : norm;
+}
+
 // VidCom2's multi-scale Gaussian kernel: exp(-d / (2a)) for a = 2^-3 .. 2^1, added in that order.
 TK_HOST_DEVICE float gaussian_kernel_sum(float squared_distance) {
     const float d = squared_distance;
