@@ -12,6 +12,14 @@ form: a Python loop over frame pairs with normalize + cosine_similarity, topk(la
 frame, indexing and torch.cat; with the three corrections docs/SPEC.md lists (each frame pruned by its
 own similarities, every frame kept or compared, each frame's kept tokens in increasing position), so
 that its output is the method's and comparable with ours.
+
+VidCom2's baseline is its released vidcom2_compression (xuyang-liu16/VidCom2,
+token_compressor/vidcom2/vidcom2.py: select_low_var_channels, compute_gaussian_scores, compute_scales,
+select_outlier_indices, the linear index map) in the same eager form, on float32 tokens as vLLM's port
+takes them, with one change docs/SPEC.md describes: the per-frame budgets, which the released code
+rounds frame by frame (its total drifts), are apportioned to the exact count K = max(T, int(T * P * r))
+by largest remainder, as a serving engine needs. The inputs give each channel its own scale (as a
+vision encoder's channels have), so that the lowest-variance half is one set in any summation order.
 """
 import math
 
@@ -54,6 +62,66 @@ def dycoke_ttm(frames_tokens, merging_ratio):
     return torch.cat(kept, dim=0)
 
 
+def vidcom2_exact_budgets(scales, positions, retained):
+    """Per-frame counts summing to retained: one per frame, then the highest slot priorities
+    ideal_t - j (j >= 1), ideal_t = scales_t * P rounded down to a multiple of 2^-20, ties to the lower
+    frame (a stable sort of the row-major [T, P - 1] priorities)."""
+    frames = scales.shape[0]
+    units = 1 << 20
+    ideal = torch.floor((scales * positions).float() * units).to(torch.int64)
+    slots = torch.arange(1, positions, device=scales.device, dtype=torch.int64)
+    priority = (ideal[:, None] - slots[None, :] * units).reshape(-1)
+    granted = torch.sort(priority, descending=True, stable=True).indices[:retained - frames]
+    return 1 + torch.bincount(torch.div(granted, positions - 1, rounding_mode="floor"), minlength=frames)
+
+
+def vidcom2_compression(frames_tokens, base_scale, channel_ratio=0.5, temperature=0.01):
+    """frames_tokens [T, P, C] of one video -> VidCom2's kept tokens [K, C], frame after frame."""
+    frames, positions, channels = frames_tokens.shape
+    flat = frames_tokens.reshape(frames * positions, channels).float()
+    # select_low_var_channels
+    variances = flat.var(dim=0, unbiased=False)
+    selected = flat[:, torch.topk(variances, k=max(1, int(channels * channel_ratio)), largest=False).indices]
+    # compute_gaussian_scores
+    normed = F.normalize(selected.view(frames, positions, -1), dim=-1)
+    video_centre = normed.mean(dim=(0, 1), keepdim=True)
+    frame_centre = normed.mean(dim=1, keepdim=True)
+
+    def multi_scale_gaussian(centre):
+        distance = ((normed - centre) ** 2).sum(dim=-1)
+        return sum(torch.exp(-distance / (2 * a)) for a in [2 ** k for k in range(-3, 2)])
+
+    video_score, frame_score = multi_scale_gaussian(video_centre), multi_scale_gaussian(frame_centre)
+    # compute_scales
+    importance = -video_score.mean(dim=-1)
+    probs = F.softmax((importance - importance.max()) / temperature, dim=0)
+    scales = (base_scale * (1 + probs - probs.mean())).clamp(max=1.0)
+    # select_outlier_indices, with the exact-count budgets
+    retained = max(frames, int(frames * positions * base_scale))
+    scores = video_score + frame_score
+    kept = []
+    for t, k in enumerate(vidcom2_exact_budgets(scales, positions, retained).tolist()):
+        kept.append(torch.topk(scores[t], k=k, largest=False, sorted=False).indices.sort().values + t * positions)
+    return flat[torch.cat(kept)].to(frames_tokens.dtype)
+
+
+def scene_tokens(shape, dtype, device, strided):
+    """[T, P, C] frames of one scene: a direction shared by every token, plus each position's own content, repeated in every frame with
+    noise, and a changing quarter of the tokens of each frame is replaced by new content (what moves);
+    each channel has its own scale, log-spaced over e^-2 .. e^2 in a fixed shuffled order, as a vision
+    encoder's channels have. The Gaussian scores then spread, and float32 rounding decides no choice."""
+    frames, positions, channels = shape
+    generator = torch.Generator().manual_seed(frames * positions + channels)
+    # A direction every token shares (encoders' features have one), so the centres lie near the sphere.
+    scene = 2.0 * torch.randn((1, 1, channels), generator=generator) + torch.randn((1, positions, channels), generator=generator)
+    tokens = scene + 0.3 * torch.randn((frames, positions, channels), generator=generator)
+    moving = torch.rand((frames, positions, 1), generator=generator) < 0.25
+    tokens = torch.where(moving, 2.0 * torch.randn((frames, positions, channels), generator=generator), tokens)
+    order = torch.randperm(channels, generator=generator)
+    tokens = (tokens * torch.exp(4.0 * (order.float() / channels - 0.5))).to(device)
+    return tokens.to(dtype) if not strided else _restride(tokens.to(dtype))
+
+
 def _square_grid(positions):
     side = math.isqrt(positions)
     return side, positions // side
@@ -79,6 +147,10 @@ def _prepare_dycoke(merging_ratio):
     return _prepare_method(lambda h, w: tk.dycoke_params(merging_ratio, h, w), "dycoke_retained_tokens", "prepare_dycoke")
 
 
+def _prepare_vidcom2(retention_ratio):
+    return _prepare_method(lambda h, w: tk.vidcom2_params(retention_ratio, h, w), "vidcom2_retained_tokens", "prepare_vidcom2")
+
+
 # 64 frames of SigLIP so400m-384's 27 x 27 x 1152 grid (LLaVA-Video's sampling before pooling); quick:
 # a 5 x 5 grid of 20 channels (not a multiple of the 16 lanes), 6 frames.
 EVS_FULL = (64, 27 * 27, 1152)
@@ -93,6 +165,9 @@ CASES = [
     Case("dycoke_ttm_r070", "DyCoke TTM, merging_ratio 0.7 (dycole_ttm's loop: normalize, cosine_similarity, topk, cat)",
          EVS_FULL, EVS_QUICK, lambda *a: (random_tokens(*a),),
          lambda tokens: dycoke_ttm(tokens, 0.7), _prepare_dycoke(0.7), True),
+    Case("vidcom2_r025", "VidCom2, base_scale 0.25 (vidcom2_compression: channel variances, Gaussian scores, softmax budgets, per-frame topk)",
+         EVS_FULL, EVS_QUICK, lambda *a: (scene_tokens(*a),),
+         lambda tokens: vidcom2_compression(tokens, 0.25), _prepare_vidcom2(0.25), False),
 ]
 
 

@@ -128,6 +128,16 @@ class TkDycokeParams(ctypes.Structure):
     ]
 
 
+class TkVidcom2Params(ctypes.Structure):
+    _fields_ = [
+        ("retention_ratio", ctypes.c_double),
+        ("channel_ratio", ctypes.c_double),
+        ("temperature", ctypes.c_double),
+        ("height", ctypes.c_int32),
+        ("width", ctypes.c_int32),
+    ]
+
+
 class TkFramefusionParams(ctypes.Structure):
     _fields_ = [
         ("similarity_threshold", ctypes.c_float),
@@ -139,7 +149,8 @@ class TkFramefusionParams(ctypes.Structure):
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
                  "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
-                 "tk_dycoke_params": TkDycokeParams, "tk_framefusion_params": TkFramefusionParams}
+                 "tk_dycoke_params": TkDycokeParams, "tk_vidcom2_params": TkVidcom2Params,
+                 "tk_framefusion_params": TkFramefusionParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -210,6 +221,11 @@ def _declare_functions(library):
     _declare(library, "tk_dycoke_workspace_size", status, [p(TkDycokeParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_dycoke_ttm", status,
              [p(TkDycokeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
+              ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_vidcom2_retained_tokens", status, [p(TkVidcom2Params), ctypes.c_int64, p(ctypes.c_int64)])
+    _declare(library, "tk_vidcom2_workspace_size", status, [p(TkVidcom2Params), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_vidcom2", status,
+             [p(TkVidcom2Params), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
               ctypes.c_uint64, ctypes.c_void_p])
 
 
@@ -414,6 +430,14 @@ class Library:
         return self._prepare_video_method(self.native.tk_dycoke_workspace_size, self.native.tk_dycoke_ttm, params, x,
                                           (out, indices, positions, mask))
 
+    def vidcom2_retained_tokens(self, params, frames):
+        return self._retained_tokens(self.native.tk_vidcom2_retained_tokens, params, frames)
+
+    def prepare_vidcom2(self, params, x, out=None, indices=None, positions=None, mask=None):
+        """tk_vidcom2 as prepare_evs prepares tk_evs."""
+        return self._prepare_video_method(self.native.tk_vidcom2_workspace_size, self.native.tk_vidcom2, params, x,
+                                          (out, indices, positions, mask))
+
     def prepare_framefusion(self, params, x, out, merge_count, out_size=None, source_map=None):
         """A zero-argument call of tk_framefusion_merge (x [B, T, P, C] -> out [B, T * P, C], the remaining
         tokens then zero rows, merge_count [B] i32; out_size and source_map [B, T * P] when given)."""
@@ -559,6 +583,16 @@ def evs_params(pruning_rate, height, width):
 def dycoke_params(merging_ratio, height, width):
     params = TkDycokeParams()
     params.merging_ratio = merging_ratio
+    params.height = height
+    params.width = width
+    return params
+
+
+def vidcom2_params(retention_ratio, height, width, channel_ratio=0.5, temperature=0.01):
+    params = TkVidcom2Params()
+    params.retention_ratio = retention_ratio
+    params.channel_ratio = channel_ratio
+    params.temperature = temperature
     params.height = height
     params.width = width
     return params
