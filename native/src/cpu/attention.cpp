@@ -443,40 +443,52 @@ struct RanksBefore {
     }
 };
 
+}  // namespace
+
+void choose_best(const float* score, int64_t length, int64_t count, int32_t* order) {
+    for (int64_t i = 0; i < length; ++i) order[i] = static_cast<int32_t>(i);
+    // Select the count best in O(length); only those are ordered, if at all.
+    if (count > 0 && count < length) std::nth_element(order, order + (count - 1), order + length, RanksBefore{score});
+}
+
+void sort_best_by_rank(const float* score, int64_t count, int32_t* order) {
+    std::sort(order, order + count, RanksBefore{score});
+}
+
+void sort_best_by_position(int64_t length, int64_t count, int32_t* order, std::vector<uint8_t>& marks) {
+    // A sort of the chosen, or, when they are many (EVS keeps half a video), a pass over the positions
+    // that marks them.
+    if (count * 16 < length) {
+        std::sort(order, order + count);
+        return;
+    }
+    marks.assign(static_cast<size_t>(length), 0);
+    for (int64_t r = 0; r < count; ++r) marks[static_cast<size_t>(order[r])] = 1;
+    int64_t next = 0;
+    for (int64_t i = 0; i < length; ++i)
+        if (marks[static_cast<size_t>(i)]) order[next++] = static_cast<int32_t>(i);
+}
+
+namespace {
+
 template <class T>
 void topk_typed(const TopkPlan& plan) {
     parallel_for(plan.batch, min_tasks_per_chunk(plan.tokens * 8), [&](int64_t begin, int64_t end) {
         std::vector<float> score(static_cast<size_t>(plan.tokens));
         std::vector<int32_t> order(static_cast<size_t>(plan.tokens));
-        std::vector<uint8_t> chosen;
+        std::vector<uint8_t> marks;
         for (int64_t b = begin; b < end; ++b) {
             const int64_t length = plan.lengths.data ? *element_at<const int32_t>(plan.lengths, b) : plan.tokens;
             const int64_t item_k = plan.item_k.data ? *element_at<const int32_t>(plan.item_k, b) : plan.k;
             const int64_t count = std::min(item_k, length);
-            for (int64_t i = 0; i < length; ++i) {
-                score[static_cast<size_t>(i)] = to_float(*element_at<const T>(plan.scores, b, i));
-                order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-            }
-            const RanksBefore ranks_before{score.data()};
-            // Select the count best in O(length), then order only those.
-            const auto first = order.begin();
-            if (count > 0 && count < length) std::nth_element(first, first + (count - 1), first + length, ranks_before);
+            for (int64_t i = 0; i < length; ++i) score[static_cast<size_t>(i)] = to_float(*element_at<const T>(plan.scores, b, i));
+            choose_best(score.data(), length, count, order.data());
             if (plan.ranked.data != nullptr) {
-                std::sort(first, first + count, ranks_before);
+                sort_best_by_rank(score.data(), count, order.data());
                 for (int64_t r = 0; r < plan.k; ++r)
                     *element_at<int32_t>(plan.ranked, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
             }
-            // Increasing position: a sort of the chosen, or, when they are many (EVS keeps half a video),
-            // a pass over the positions that marks them.
-            if (count * 16 < length) {
-                std::sort(first, first + count);
-            } else {
-                chosen.assign(static_cast<size_t>(length), 0);
-                for (int64_t r = 0; r < count; ++r) chosen[static_cast<size_t>(order[static_cast<size_t>(r)])] = 1;
-                int64_t next = 0;
-                for (int64_t i = 0; i < length; ++i)
-                    if (chosen[static_cast<size_t>(i)]) order[static_cast<size_t>(next++)] = static_cast<int32_t>(i);
-            }
+            sort_best_by_position(length, count, order.data(), marks);
             for (int64_t r = 0; r < plan.k; ++r)
                 *element_at<int32_t>(plan.indices, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
         }

@@ -3,8 +3,9 @@
 // was read a few rows earlier and is still in cache: the input comes from memory about once. Its sums
 // run on AVX-512 or AVX2 where the CPU has them (cpu/isa.hpp), one vector lane per lane of
 // ops/temporal.hpp's order with separate multiplies and adds, so every variant gives the portable
-// one's bits. The video methods (EVS, DyCoke) compose that pass with the top-k and gather ops
-// (cpu/attention.cpp) over their scratch.
+// one's bits. EVS composes that pass with the top-k and gather ops (cpu/attention.cpp) over its
+// scratch; VidCom2 scores in cpu/vidcom2.cpp, then ranks each frame with top-k; DyCoke runs frame by
+// frame, each task scoring, ranking and copying one frame while it is in cache.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -209,6 +210,42 @@ void score_tokens(const TemporalSimilarityPlan& s, float* scores) {
     temporal_similarity(scoring);
 }
 
+// DyCoke in one task per frame: the frame's cosines to its reference frame, its top-k, and its kept
+// rows copied while the frame is still in cache (a window start is copied whole), so that the input is
+// read about once. The scores, choices and rows are those of the similarity pass, top-k and gather.
+template <class T>
+void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const StridedTensor& indices) {
+    const TemporalSimilarityPlan& s = plan.similarity;
+    const CosineFn<T> cosine = cosine_variant<T>();
+    const T* x = static_cast<const T*>(s.x.data);
+    const size_t row_bytes = static_cast<size_t>(s.channels) * sizeof(T);
+    const auto row = [&](int64_t b, int64_t t, int64_t i) { return x + b * s.x.strides[0] + t * s.x.strides[1] + i * s.x.strides[2]; };
+    parallel_for(s.batch * s.frames, min_tasks_per_chunk(s.positions * s.channels), [&](int64_t begin, int64_t end) {
+        std::vector<int32_t> order(static_cast<size_t>(s.positions));
+        std::vector<uint8_t> marks;
+        for (int64_t f = begin; f < end; ++f) {
+            const int64_t b = f / s.frames, t = f % s.frames;
+            const int64_t r = reference_frame(s, t);
+            const int64_t keeps = dycoke_frame_keeps(t, s.positions, plan.frame_keeps);
+            const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
+            float* frame_scores = scores + f * s.positions;
+            for (int64_t i = 0; i < s.positions; ++i)
+                frame_scores[i] = temporal_score(s.score, r >= 0 ? cosine(row(b, t, i), row(b, r, i), s.channels)
+                                                                 : -std::numeric_limits<float>::infinity());
+            choose_best(frame_scores, s.positions, keeps, order.data());
+            sort_best_by_position(s.positions, keeps, order.data(), marks);
+            for (int64_t j = 0; j < keeps; ++j) {
+                const int64_t slot = offset + j;
+                static_cast<int32_t*>(indices.data)[b * indices.strides[0] + slot * indices.strides[1]] =
+                    static_cast<int32_t>(t * s.positions + order[static_cast<size_t>(j)]);
+                if (plan.out.data != nullptr)
+                    std::memcpy(static_cast<T*>(plan.out.data) + b * plan.out.strides[0] + slot * plan.out.strides[1],
+                                row(b, t, order[static_cast<size_t>(j)]), row_bytes);
+            }
+        }
+    });
+}
+
 }  // namespace
 
 void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
@@ -218,26 +255,23 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
     const HostScratch scratch(workspace, layout.total);
     void* base = scratch.base();
     float* scores = at_offset<float>(base, layout.scores);
-    // Higher is kept first; a frame with no reference scores +inf and is kept whole.
-    if (plan.method == VideoMethod::kVidCom2) vidcom2_scores(plan, base, layout);
-    else score_tokens(s, scores);
-
     StridedTensor indices = plan.indices;
     if (indices.data == nullptr) indices = StridedTensor{at_offset<int32_t>(base, layout.indices), TK_DTYPE_I32, {plan.retained, 1, 0, 0}};
     auto* kept = static_cast<int32_t*>(indices.data);
-    if (plan.method == VideoMethod::kEvs) {
+    // Higher is kept first; a frame with no reference scores +inf and is kept whole.
+    if (plan.method == VideoMethod::kDyCoke) {
+        dispatch_float(s.x.dtype, [&](auto tag) { dycoke_by_frame<storage_t<decltype(tag)>>(plan, scores, indices); });
+    } else if (plan.method == VideoMethod::kEvs) {
+        score_tokens(s, scores);
         // The K highest over the whole video, ties to the lower position: the stable descending order's first K.
         topk(video_topk_plan(plan, scores, indices));
     } else {
-        // Each frame on its own, keeping its count; then the frames' kept positions one after another.
+        // VidCom2: each frame on its own, keeping its budget; then the frames' kept positions one after
+        // another.
+        vidcom2_scores(plan, base, layout);
         auto* frame_keeps = at_offset<int32_t>(base, layout.frame_keeps);
         auto* frame_offsets = at_offset<int32_t>(base, layout.frame_offsets);
         auto* frame_indices = at_offset<int32_t>(base, layout.frame_indices);
-        if (plan.method == VideoMethod::kDyCoke)
-            for (int64_t f = 0; f < s.batch * s.frames; ++f) {
-                frame_keeps[f] = static_cast<int32_t>(dycoke_frame_keeps(f % s.frames, s.positions, plan.frame_keeps));
-                frame_offsets[f] = static_cast<int32_t>(dycoke_frame_offset(f % s.frames, s.positions, plan.frame_keeps));
-            }
         topk(frame_topk_plan(plan, scores, frame_keeps, frame_indices));
         for (int64_t f = 0; f < s.batch * s.frames; ++f) {
             const int64_t b = f / s.frames, t = f % s.frames;
@@ -247,7 +281,7 @@ void select_video_tokens(const VideoSelectionPlan& plan, void* workspace) {
         }
     }
 
-    if (plan.out.data != nullptr) gather(kept_rows_plan(plan, indices));
+    if (plan.out.data != nullptr && plan.method != VideoMethod::kDyCoke) gather(kept_rows_plan(plan, indices));
     const auto kept_at = [&](int64_t b, int64_t i) { return int64_t{kept[b * indices.strides[0] + i * indices.strides[1]]}; };
     if (plan.positions.data != nullptr) {
         auto* positions = static_cast<int32_t*>(plan.positions.data);

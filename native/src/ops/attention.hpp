@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ops/strided_tensor.hpp"
 #include "tokenkernels/tokenkernels.h"
@@ -74,6 +75,14 @@ void qk_importance(const ImportancePlan& plan);
 void topk(const TopkPlan& plan);
 void gather(const GatherPlan& plan);
 void visionzip_contextual(const ContextualPlan& plan);
+
+// Top-k's selection of one row, for ops that rank small groups inside their own tasks: the count best
+// of score[0, length) under the contract's order (higher first, NaN last, ties to the lower position)
+// into order[0, count) (order has length entries); then ranked best first, or in increasing position
+// (marks is scratch).
+void choose_best(const float* score, int64_t length, int64_t count, int32_t* order);
+void sort_best_by_rank(const float* score, int64_t count, int32_t* order);
+void sort_best_by_position(int64_t length, int64_t count, int32_t* order, std::vector<uint8_t>& marks);
 }  // namespace cpu
 
 namespace cuda {
