@@ -12,6 +12,8 @@ namespace TokenKernels.Benchmarks;
 /// into caller buffers against the raw <c>tk_evs</c> P/Invoke with its arguments prebuilt in native memory (the
 /// baseline), on a video so small (3 frames of a 2x2 grid x 8 channels, q = 0.5: 6 tokens kept) that the arithmetic is
 /// negligible. Both rows do the same native work; the goal is no measurable difference and 0 bytes allocated.
+/// <see cref="VideoPruning.VidCom2{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int}, double, double)"/>
+/// against <c>tk_vidcom2</c> the same way, on the same video at r = 0.5 (also 6 tokens kept).
 /// </summary>
 [MemoryDiagnoser]
 [CategoriesColumn]
@@ -19,9 +21,10 @@ namespace TokenKernels.Benchmarks;
 public unsafe class EvsOverheadBenchmarks
 {
     private const string EvsFloat32 = "Evs f32";
+    private const string VidCom2Float32 = "VidCom2 f32";
     private const int Frames = 3, Height = 2, Width = 2, Channels = 8;
     private const double PruningRate = 0.5;
-    private const long Retained = 6;  // max(4, int(12 * 0.5))
+    private const long Retained = 6;  // EVS: max(4, int(12 * 0.5)); VidCom2 at r = 0.5: max(3, int(12 * 0.5))
 
     private static readonly TensorShape VideoShape = new TensorShape(1, Frames, Height * Width, Channels);
     private static readonly TensorShape KeptShape = new TensorShape(1, Retained, Channels);
@@ -47,6 +50,11 @@ public unsafe class EvsOverheadBenchmarks
         _call->Params.PruningRate = PruningRate;
         _call->Params.Height = Height;
         _call->Params.Width = Width;
+        _call->VidCom2Params.RetentionRatio = PruningRate;
+        _call->VidCom2Params.ChannelRatio = VideoPruning.VidCom2DefaultChannelRatio;
+        _call->VidCom2Params.Temperature = VideoPruning.VidCom2DefaultTemperature;
+        _call->VidCom2Params.Height = Height;
+        _call->VidCom2Params.Width = Width;
         _call->Video = NativeTensors.ContiguousHostTensor(ArrayData(_video), NativeMethods.TK_DTYPE_F32, VideoShape);
         _call->Kept = NativeTensors.ContiguousHostTensor(ArrayData(_kept), NativeMethods.TK_DTYPE_F32, KeptShape);
         _call->Positions = NativeTensors.ContiguousHostTensor(ArrayData(_positions), NativeMethods.TK_DTYPE_I32, PositionsShape);
@@ -54,6 +62,10 @@ public unsafe class EvsOverheadBenchmarks
         if (NativeTkEvs() != NativeMethods.TK_STATUS_OK)
         {
             throw new InvalidOperationException("tk_evs: " + NativeStatus.DecodeUtf8(NativeMethods.tk_last_error()));
+        }
+        if (NativeTkVidCom2() != NativeMethods.TK_STATUS_OK)
+        {
+            throw new InvalidOperationException("tk_vidcom2: " + NativeStatus.DecodeUtf8(NativeMethods.tk_last_error()));
         }
     }
 
@@ -69,15 +81,25 @@ public unsafe class EvsOverheadBenchmarks
         => VideoPruning.Evs(new ReadOnlyHostTensor<float>(_video, VideoShape), Height, Width, PruningRate,
             output: new HostTensor<float>(_kept, KeptShape), positions: new HostTensor<int>(_positions, PositionsShape));
 
+    [Benchmark(Baseline = true), BenchmarkCategory(VidCom2Float32)]
+    public int NativeTkVidCom2()
+        => NativeMethods.tk_vidcom2(&_call->VidCom2Params, &_call->Video, &_call->Kept, null, &_call->Positions, null, null, 0, IntPtr.Zero);
+
+    [Benchmark, BenchmarkCategory(VidCom2Float32)]
+    public void VideoPruningVidCom2()
+        => VideoPruning.VidCom2(new ReadOnlyHostTensor<float>(_video, VideoShape), Height, Width, PruningRate,
+            output: new HostTensor<float>(_kept, KeptShape), positions: new HostTensor<int>(_positions, PositionsShape));
+
     private static void* ArrayData<T>(T[] array)
         where T : unmanaged
         => Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
 
-    /// <summary>The arguments of one tk_evs call, kept in native memory so the baseline passes them without pinning or copying.</summary>
+    /// <summary>The arguments of one tk_evs (or tk_vidcom2) call, kept in native memory so the baseline passes them without pinning or copying.</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct NativeEvsCall
     {
         public TkEvsParams Params;
+        public TkVidcom2Params VidCom2Params;
         public TkTensor Video;
         public TkTensor Kept;
         public TkTensor Positions;

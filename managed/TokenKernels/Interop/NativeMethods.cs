@@ -236,6 +236,15 @@ internal static unsafe class NativeMethods
     public static extern int tk_dycoke_ttm(TkDycokeParams* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_vidcom2_retained_tokens(TkVidcom2Params* @params, long frames, long* retained);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_vidcom2_workspace_size(TkVidcom2Params* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_vidcom2(TkVidcom2Params* @params, TkTensor* x, TkTensor* @out, TkTensor* indices, TkTensor* positions, TkTensor* mask, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_framefusion_workspace_size(TkFramefusionParams* @params, TkTensor* x, ulong* bytes);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

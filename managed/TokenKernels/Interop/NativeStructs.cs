@@ -93,6 +93,17 @@ internal struct TkDycokeParams
     public int Width;
 }
 
+/// <summary>Mirror of <c>tk_vidcom2_params</c>: the retention ratio, channel ratio, softmax temperature and the frame grid.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkVidcom2Params
+{
+    public double RetentionRatio;
+    public double ChannelRatio;
+    public double Temperature;
+    public int Height;
+    public int Width;
+}
+
 /// <summary>Mirror of <c>tk_framefusion_params</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct TkFramefusionParams

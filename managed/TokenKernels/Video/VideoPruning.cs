@@ -8,8 +8,9 @@ namespace TokenKernels;
 /// Temporal redundancy in video (docs/SPEC.md, section 5), on host memory or on a CUDA device: the cosine similarity of
 /// each token to the same position of a reference frame
 /// (<see cref="TemporalSimilarity{T}(ReadOnlyHostTensor{T}, HostTensor{float}, ReadOnlyHostTensor{int})"/>), and the
-/// video methods built on it, one call each: EVS (<see cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
-/// and DyCoke's temporal token merging (<see cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
+/// video methods built on it, one call each: EVS (<see cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>),
+/// DyCoke's temporal token merging (<see cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})"/>)
+/// and VidCom2 (<see cref="VidCom2{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int}, double, double)"/>)
 /// select tokens; FrameFusion (<see cref="FrameFusion{T}(ReadOnlyHostTensor{T}, HostTensor{T}, HostTensor{int}, float, int, HostTensor{float}, HostTensor{int})"/>)
 /// merges them into the previous frame.
 /// </summary>
@@ -102,7 +103,7 @@ public static unsafe class VideoPruning
     /// <exception cref="TokenKernelsException">An argument out of range (the message names it).</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static long EvsRetainedTokens(long frames, int height, int width, double pruningRate)
-        => RetainedTokens(Method.Evs, frames, height, width, pruningRate);
+        => RetainedTokens(new MethodArgs(Method.Evs, pruningRate, height, width), frames);
 
     /// <summary>
     /// EVS, Efficient Video Sampling, as vLLM, SGLang and TensorRT-LLM apply it to video embeddings (vLLM
@@ -133,7 +134,7 @@ public static unsafe class VideoPruning
         HostTensor<int> positions = default,
         HostTensor<int> mask = default)
         where T : unmanaged
-        => Select(Method.Evs, video, height, width, pruningRate, output, indices, positions, mask);
+        => Select(new MethodArgs(Method.Evs, pruningRate, height, width), video, output, indices, positions, mask);
 
     /// <summary>EVS into new arrays: the kept tokens, their positions and grid coordinates.</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>, frames one after another in memory.</param>
@@ -144,7 +145,7 @@ public static unsafe class VideoPruning
     /// <inheritdoc cref="Evs{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})" path="/exception"/>
     public static VideoSelectionResult<T> Evs<T>(ReadOnlyHostTensor<T> video, int height, int width, double pruningRate)
         where T : unmanaged
-        => Select(Method.Evs, video, height, width, pruningRate);
+        => Select(new MethodArgs(Method.Evs, pruningRate, height, width), video);
 
     /// <summary>Device scratch bytes the device EVS call needs (<c>tk_evs_workspace_size</c>): the scores and the kept positions.</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
@@ -156,7 +157,7 @@ public static unsafe class VideoPruning
     /// <exception cref="TokenKernelsException">The native library rejected the arguments.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static long GetEvsWorkspaceSize(DeviceTensor video, int height, int width, double pruningRate)
-        => WorkspaceSize(Method.Evs, video, height, width, pruningRate);
+        => WorkspaceSize(new MethodArgs(Method.Evs, pruningRate, height, width), video);
 
     /// <summary>
     /// EVS on the video's CUDA device, enqueued on <paramref name="stream"/>: the same outputs as the host call, with no
@@ -188,7 +189,7 @@ public static unsafe class VideoPruning
         CudaStream? stream = null,
         IntPtr workspace = default,
         long workspaceBytes = 0)
-        => Select(Method.Evs, video, height, width, pruningRate, output, indices, positions, mask, stream, workspace, workspaceBytes);
+        => Select(new MethodArgs(Method.Evs, pruningRate, height, width), video, output, indices, positions, mask, stream, workspace, workspaceBytes);
 
     // ---- DyCoke ----
 
@@ -206,7 +207,7 @@ public static unsafe class VideoPruning
     /// <exception cref="TokenKernelsException">An argument out of range (the message names it).</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static long DyCokeRetainedTokens(long frames, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
-        => RetainedTokens(Method.DyCoke, frames, height, width, mergingRatio);
+        => RetainedTokens(new MethodArgs(Method.DyCoke, mergingRatio, height, width), frames);
 
     /// <summary>
     /// DyCoke's temporal token merging, TTM (Tao et al., CVPR 2025; <c>KD-TAO/DyCoke</c>, <c>dycole_ttm</c>), in one fused
@@ -236,7 +237,7 @@ public static unsafe class VideoPruning
         HostTensor<int> positions = default,
         HostTensor<int> mask = default)
         where T : unmanaged
-        => Select(Method.DyCoke, video, height, width, mergingRatio, output, indices, positions, mask);
+        => Select(new MethodArgs(Method.DyCoke, mergingRatio, height, width), video, output, indices, positions, mask);
 
     /// <summary>DyCoke's TTM into new arrays: the kept tokens, their positions and grid coordinates.</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>, frames one after another in memory.</param>
@@ -247,7 +248,7 @@ public static unsafe class VideoPruning
     /// <inheritdoc cref="DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int})" path="/exception"/>
     public static VideoSelectionResult<T> DyCoke<T>(ReadOnlyHostTensor<T> video, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
         where T : unmanaged
-        => Select(Method.DyCoke, video, height, width, mergingRatio);
+        => Select(new MethodArgs(Method.DyCoke, mergingRatio, height, width), video);
 
     /// <summary>Device scratch bytes the device DyCoke call needs (<c>tk_dycoke_workspace_size</c>).</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
@@ -257,7 +258,7 @@ public static unsafe class VideoPruning
     /// <returns>Bytes of device memory.</returns>
     /// <inheritdoc cref="GetEvsWorkspaceSize" path="/exception"/>
     public static long GetDyCokeWorkspaceSize(DeviceTensor video, int height, int width, double mergingRatio = DyCokeDefaultMergingRatio)
-        => WorkspaceSize(Method.DyCoke, video, height, width, mergingRatio);
+        => WorkspaceSize(new MethodArgs(Method.DyCoke, mergingRatio, height, width), video);
 
     /// <summary>DyCoke's TTM on the video's CUDA device, enqueued on <paramref name="stream"/>, with no host synchronisation. Every output is optional (null).</summary>
     /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
@@ -284,7 +285,140 @@ public static unsafe class VideoPruning
         CudaStream? stream = null,
         IntPtr workspace = default,
         long workspaceBytes = 0)
-        => Select(Method.DyCoke, video, height, width, mergingRatio, output, indices, positions, mask, stream, workspace, workspaceBytes);
+        => Select(new MethodArgs(Method.DyCoke, mergingRatio, height, width), video, output, indices, positions, mask, stream, workspace, workspaceBytes);
+
+    // ---- VidCom2 ----
+
+    /// <summary>VidCom2's default <c>base_scale</c>: each video keeps a quarter of its tokens.</summary>
+    public const double VidCom2DefaultRetentionRatio = 0.25;
+
+    /// <summary>VidCom2's default channel ratio: the lower-variance half of the channels is scored.</summary>
+    public const double VidCom2DefaultChannelRatio = 0.5;
+
+    /// <summary>VidCom2's default frame-budget softmax temperature.</summary>
+    public const double VidCom2DefaultTemperature = 0.01;
+
+    /// <summary>
+    /// K, the tokens VidCom2 keeps of each video: max(T, floor(T * P * retentionRatio)) (<c>tk_vidcom2_retained_tokens</c>),
+    /// exact whatever the frame budgets.
+    /// </summary>
+    /// <param name="frames">T, at least 1.</param>
+    /// <param name="height">H of the frame grid, at least 1.</param>
+    /// <param name="width">W of the frame grid, at least 1.</param>
+    /// <param name="retentionRatio">r in (0, 1]: the fraction of tokens kept, VidCom2's <c>base_scale</c> (vLLM's <c>video_retention_ratio</c>).</param>
+    /// <exception cref="TokenKernelsException">An argument out of range (the message names it).</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static long VidCom2RetainedTokens(long frames, int height, int width, double retentionRatio = VidCom2DefaultRetentionRatio)
+        => RetainedTokens(VidCom2Args(retentionRatio, height, width, VidCom2DefaultChannelRatio, VidCom2DefaultTemperature), frames);
+
+    /// <summary>
+    /// VidCom2, Video Compression Commander (Liu et al., EMNLP 2025; <c>xuyang-liu16/VidCom2</c>, <c>vidcom2.py</c>,
+    /// <c>vidcom2_compression</c>; vLLM's <c>--video-retention-ratio</c>), in one fused call (<c>tk_vidcom2</c>): the
+    /// lowest-variance channels of each item are scored, each token, normalised, by its Gaussian similarity to the video's
+    /// centre and to its frame's; the frames least like the video get more of the budget (a softmax of frame
+    /// distinctiveness at <paramref name="temperature"/>), and each frame keeps its tokens least like both centres, frame
+    /// after frame, in increasing position. The one intentional difference from the published code: the frame budgets
+    /// are apportioned by largest remainder so that each item keeps exactly K = <see cref="VidCom2RetainedTokens"/> tokens,
+    /// at least one per frame (the code rounds each frame's budget on its own; docs/SPEC.md section 5). Allocates nothing managed.
+    /// </summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="retentionRatio">r in (0, 1]: the fraction of tokens kept, VidCom2's <c>base_scale</c> (<see cref="VidCom2DefaultRetentionRatio"/>).</param>
+    /// <param name="output">Optional <c>[B, K, C]</c>: receives the kept tokens (the video's frames must follow one another in memory). Absent when default.</param>
+    /// <param name="indices">Optional int32 <c>[B, K]</c>: their flat positions t * P + p, increasing.</param>
+    /// <param name="positions">Optional int32 <c>[B, K, 3]</c>: their grid coordinates (t, h, w).</param>
+    /// <param name="mask">Optional int32 <c>[B, T * P]</c>: 1 where a token is kept, else 0.</param>
+    /// <param name="channelRatio">In (0, 1]: the fraction of channels scored, the lowest-variance ones (<see cref="VidCom2DefaultChannelRatio"/>).</param>
+    /// <param name="temperature">Positive and finite: the frame-budget softmax temperature (<see cref="VidCom2DefaultTemperature"/>).</param>
+    /// <exception cref="ArgumentException">A wrong rank or element type.</exception>
+    /// <exception cref="TokenKernelsException">The native library rejected the arguments (a ratio outside (0, 1], a temperature not positive and finite, P other than H * W, an output shape, overlapping tensors); nothing was written.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static void VidCom2<T>(
+        ReadOnlyHostTensor<T> video,
+        int height,
+        int width,
+        double retentionRatio,
+        HostTensor<T> output,
+        HostTensor<int> indices = default,
+        HostTensor<int> positions = default,
+        HostTensor<int> mask = default,
+        double channelRatio = VidCom2DefaultChannelRatio,
+        double temperature = VidCom2DefaultTemperature)
+        where T : unmanaged
+        => Select(VidCom2Args(retentionRatio, height, width, channelRatio, temperature), video, output, indices, positions, mask);
+
+    /// <summary>VidCom2 into new arrays: the kept tokens, their positions and grid coordinates.</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c>, P = <paramref name="height"/> * <paramref name="width"/>, frames one after another in memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="retentionRatio">r in (0, 1]: the fraction of tokens kept, VidCom2's <c>base_scale</c>.</param>
+    /// <param name="channelRatio">In (0, 1]: the fraction of channels scored.</param>
+    /// <param name="temperature">Positive and finite: the frame-budget softmax temperature.</param>
+    /// <returns>The kept tokens <c>[B, K, C]</c>, indices <c>[B, K]</c> and positions <c>[B, K, 3]</c>.</returns>
+    /// <inheritdoc cref="VidCom2{T}(ReadOnlyHostTensor{T}, int, int, double, HostTensor{T}, HostTensor{int}, HostTensor{int}, HostTensor{int}, double, double)" path="/exception"/>
+    public static VideoSelectionResult<T> VidCom2<T>(
+        ReadOnlyHostTensor<T> video,
+        int height,
+        int width,
+        double retentionRatio = VidCom2DefaultRetentionRatio,
+        double channelRatio = VidCom2DefaultChannelRatio,
+        double temperature = VidCom2DefaultTemperature)
+        where T : unmanaged
+        => Select(VidCom2Args(retentionRatio, height, width, channelRatio, temperature), video);
+
+    /// <summary>Device scratch bytes the device VidCom2 call needs (<c>tk_vidcom2_workspace_size</c>).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="retentionRatio">r in (0, 1].</param>
+    /// <param name="channelRatio">In (0, 1]: the scratch holds the scored channels.</param>
+    /// <param name="temperature">Positive and finite.</param>
+    /// <returns>Bytes of device memory.</returns>
+    /// <inheritdoc cref="GetEvsWorkspaceSize" path="/exception"/>
+    public static long GetVidCom2WorkspaceSize(
+        DeviceTensor video,
+        int height,
+        int width,
+        double retentionRatio = VidCom2DefaultRetentionRatio,
+        double channelRatio = VidCom2DefaultChannelRatio,
+        double temperature = VidCom2DefaultTemperature)
+        => WorkspaceSize(VidCom2Args(retentionRatio, height, width, channelRatio, temperature), video);
+
+    /// <summary>VidCom2 on the video's CUDA device, enqueued on <paramref name="stream"/>, with no host synchronisation (K depends only on T, P and r). Every output is optional (null).</summary>
+    /// <param name="video">Tokens <c>[B, T, P, C]</c> in device memory.</param>
+    /// <param name="height">H of the frame grid.</param>
+    /// <param name="width">W of the frame grid.</param>
+    /// <param name="retentionRatio">r in (0, 1]: the fraction of tokens kept, VidCom2's <c>base_scale</c>.</param>
+    /// <param name="output">Optional <c>[B, K, C]</c> of the video's element type: the kept tokens.</param>
+    /// <param name="indices">Optional int32 <c>[B, K]</c>: their flat positions, increasing.</param>
+    /// <param name="positions">Optional int32 <c>[B, K, 3]</c>: their (t, h, w).</param>
+    /// <param name="mask">Optional int32 <c>[B, T * P]</c>: 1 where kept.</param>
+    /// <param name="channelRatio">In (0, 1]: the fraction of channels scored.</param>
+    /// <param name="temperature">Positive and finite: the frame-budget softmax temperature.</param>
+    /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
+    /// <param name="workspace">Device scratch of <see cref="GetVidCom2WorkspaceSize"/> bytes (with the same arguments), or zero to let the op allocate it stream-ordered.</param>
+    /// <param name="workspaceBytes">The size of <paramref name="workspace"/>; 0 with no workspace.</param>
+    /// <inheritdoc cref="Evs(DeviceTensor, int, int, double, DeviceTensor?, DeviceTensor?, DeviceTensor?, DeviceTensor?, CudaStream?, IntPtr, long)" path="/exception"/>
+    public static void VidCom2(
+        DeviceTensor video,
+        int height,
+        int width,
+        double retentionRatio,
+        DeviceTensor? output = null,
+        DeviceTensor? indices = null,
+        DeviceTensor? positions = null,
+        DeviceTensor? mask = null,
+        double channelRatio = VidCom2DefaultChannelRatio,
+        double temperature = VidCom2DefaultTemperature,
+        CudaStream? stream = null,
+        IntPtr workspace = default,
+        long workspaceBytes = 0)
+        => Select(VidCom2Args(retentionRatio, height, width, channelRatio, temperature), video, output, indices, positions, mask, stream,
+            workspace, workspaceBytes);
+
+    private static MethodArgs VidCom2Args(double retentionRatio, int height, int width, double channelRatio, double temperature)
+        => new MethodArgs(Method.VidCom2, retentionRatio, height, width, channelRatio, temperature);
 
     // ---- FrameFusion ----
 
@@ -427,53 +561,100 @@ public static unsafe class VideoPruning
     {
         Evs,
         DyCoke,
+        VidCom2,
     }
 
-    // Both methods' params are (rate, height, width); one native call per method.
-    private static int RetainedNative(Method method, double rate, int height, int width, long frames, long* retained)
+    // One video method's arguments: its rate (EVS's q, DyCoke's merging ratio, VidCom2's retention ratio), the frame
+    // grid, and VidCom2's channel ratio and temperature (unused by the others).
+    private readonly struct MethodArgs
     {
-        if (method == Method.Evs)
+        public readonly Method Method;
+        public readonly double Rate;
+        public readonly int Height;
+        public readonly int Width;
+        public readonly double ChannelRatio;
+        public readonly double Temperature;
+
+        public MethodArgs(Method method, double rate, int height, int width, double channelRatio = 0, double temperature = 0)
         {
-            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
-            return NativeMethods.tk_evs_retained_tokens(&evs, frames, retained);
+            Method = method;
+            Rate = rate;
+            Height = height;
+            Width = width;
+            ChannelRatio = channelRatio;
+            Temperature = temperature;
         }
-        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
-        return NativeMethods.tk_dycoke_retained_tokens(&dycoke, frames, retained);
+
+        public TkEvsParams Evs => new TkEvsParams { PruningRate = Rate, Height = Height, Width = Width };
+
+        public TkDycokeParams DyCoke => new TkDycokeParams { MergingRatio = Rate, Height = Height, Width = Width };
+
+        public TkVidcom2Params VidCom2 => new TkVidcom2Params
+        {
+            RetentionRatio = Rate, ChannelRatio = ChannelRatio, Temperature = Temperature, Height = Height, Width = Width,
+        };
     }
 
-    private static int WorkspaceNative(Method method, double rate, int height, int width, TkTensor* x, ulong* bytes)
+    // The one dispatch of each entry point over the methods.
+    private static int RetainedNative(in MethodArgs args, long frames, long* retained)
     {
-        if (method == Method.Evs)
+        switch (args.Method)
         {
-            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
-            return NativeMethods.tk_evs_workspace_size(&evs, x, bytes);
+            case Method.Evs:
+                TkEvsParams evs = args.Evs;
+                return NativeMethods.tk_evs_retained_tokens(&evs, frames, retained);
+            case Method.DyCoke:
+                TkDycokeParams dycoke = args.DyCoke;
+                return NativeMethods.tk_dycoke_retained_tokens(&dycoke, frames, retained);
+            default:
+                TkVidcom2Params vidcom2 = args.VidCom2;
+                return NativeMethods.tk_vidcom2_retained_tokens(&vidcom2, frames, retained);
         }
-        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
-        return NativeMethods.tk_dycoke_workspace_size(&dycoke, x, bytes);
     }
 
-    private static int SelectNative(Method method, double rate, int height, int width, TkTensor* x, TkTensor* output, TkTensor* indices,
-        TkTensor* positions, TkTensor* mask, void* workspace, ulong workspaceBytes, IntPtr stream)
+    private static int WorkspaceNative(in MethodArgs args, TkTensor* x, ulong* bytes)
     {
-        if (method == Method.Evs)
+        switch (args.Method)
         {
-            TkEvsParams evs = new TkEvsParams { PruningRate = rate, Height = height, Width = width };
-            return NativeMethods.tk_evs(&evs, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+            case Method.Evs:
+                TkEvsParams evs = args.Evs;
+                return NativeMethods.tk_evs_workspace_size(&evs, x, bytes);
+            case Method.DyCoke:
+                TkDycokeParams dycoke = args.DyCoke;
+                return NativeMethods.tk_dycoke_workspace_size(&dycoke, x, bytes);
+            default:
+                TkVidcom2Params vidcom2 = args.VidCom2;
+                return NativeMethods.tk_vidcom2_workspace_size(&vidcom2, x, bytes);
         }
-        TkDycokeParams dycoke = new TkDycokeParams { MergingRatio = rate, Height = height, Width = width };
-        return NativeMethods.tk_dycoke_ttm(&dycoke, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
     }
 
-    private static long RetainedTokens(Method method, long frames, int height, int width, double rate)
+    private static int SelectNative(in MethodArgs args, TkTensor* x, TkTensor* output, TkTensor* indices, TkTensor* positions,
+        TkTensor* mask, void* workspace, ulong workspaceBytes, IntPtr stream)
+    {
+        switch (args.Method)
+        {
+            case Method.Evs:
+                TkEvsParams evs = args.Evs;
+                return NativeMethods.tk_evs(&evs, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+            case Method.DyCoke:
+                TkDycokeParams dycoke = args.DyCoke;
+                return NativeMethods.tk_dycoke_ttm(&dycoke, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+            default:
+                TkVidcom2Params vidcom2 = args.VidCom2;
+                return NativeMethods.tk_vidcom2(&vidcom2, x, output, indices, positions, mask, workspace, workspaceBytes, stream);
+        }
+    }
+
+    private static long RetainedTokens(in MethodArgs args, long frames)
     {
         NativeLibraryLoader.EnsureLoaded();
         long retained;
-        NativeStatus.Check(RetainedNative(method, rate, height, width, frames, &retained));
+        NativeStatus.Check(RetainedNative(args, frames, &retained));
         return retained;
     }
 
-    private static void Select<T>(Method method, ReadOnlyHostTensor<T> video, int height, int width, double rate,
-        HostTensor<T> output, HostTensor<int> indices, HostTensor<int> positions, HostTensor<int> mask)
+    private static void Select<T>(in MethodArgs args, ReadOnlyHostTensor<T> video, HostTensor<T> output, HostTensor<int> indices,
+        HostTensor<int> positions, HostTensor<int> mask)
         where T : unmanaged
     {
         RequireVideo(video.Shape, video.DataType, nameof(video));
@@ -487,7 +668,7 @@ public static unsafe class VideoPruning
             TkTensor x = TensorLayout.Descriptor(xp, video.DataType, Cpu, 0, video.Shape, video.Strides);
             TkTensor o, i, p, m;
             NativeStatus.Check(SelectNative(
-                method, rate, height, width, &x,
+                args, &x,
                 OptionalHostDescriptor(op, output.DataType, output.Shape, output.Strides, &o),
                 OptionalHostDescriptor(ip, TensorDataType.Int32, indices.Shape, indices.Strides, &i),
                 OptionalHostDescriptor(pp, TensorDataType.Int32, positions.Shape, positions.Strides, &p),
@@ -496,11 +677,11 @@ public static unsafe class VideoPruning
         }
     }
 
-    private static VideoSelectionResult<T> Select<T>(Method method, ReadOnlyHostTensor<T> video, int height, int width, double rate)
+    private static VideoSelectionResult<T> Select<T>(in MethodArgs args, ReadOnlyHostTensor<T> video)
         where T : unmanaged
     {
         RequireVideo(video.Shape, video.DataType, nameof(video));
-        long retained = RetainedTokens(method, Math.Max(video.Shape[1], 1), height, width, rate);
+        long retained = RetainedTokens(args, Math.Max(video.Shape[1], 1));
         long batch = video.Shape[0];
         long channels = video.Shape[3];
         var tokensShape = new TensorShape(batch, retained, channels);
@@ -511,23 +692,23 @@ public static unsafe class VideoPruning
         var tokens = new T[tokensShape.ElementCount];
         var indices = new int[indicesShape.ElementCount];
         var positions = new int[positionsShape.ElementCount];
-        Select(method, video, height, width, rate, new HostTensor<T>(tokens, tokensShape), new HostTensor<int>(indices, indicesShape),
+        Select(args, video, new HostTensor<T>(tokens, tokensShape), new HostTensor<int>(indices, indicesShape),
             new HostTensor<int>(positions, positionsShape), default);
         return new VideoSelectionResult<T>(tokens, indices, positions, batch, retained, channels);
     }
 
-    private static long WorkspaceSize(Method method, DeviceTensor video, int height, int width, double rate)
+    private static long WorkspaceSize(in MethodArgs args, DeviceTensor video)
     {
         RequireVideo(video.Shape, video.DataType, nameof(video));
         NativeLibraryLoader.EnsureLoaded();
         TkTensor x = DeviceDescriptor(video);
         ulong bytes;
-        NativeStatus.Check(WorkspaceNative(method, rate, height, width, &x, &bytes));
+        NativeStatus.Check(WorkspaceNative(args, &x, &bytes));
         return checked((long)bytes);
     }
 
-    private static void Select(Method method, DeviceTensor video, int height, int width, double rate, DeviceTensor? output,
-        DeviceTensor? indices, DeviceTensor? positions, DeviceTensor? mask, CudaStream? stream, IntPtr workspace, long workspaceBytes)
+    private static void Select(in MethodArgs args, DeviceTensor video, DeviceTensor? output, DeviceTensor? indices,
+        DeviceTensor? positions, DeviceTensor? mask, CudaStream? stream, IntPtr workspace, long workspaceBytes)
     {
         RequireVideo(video.Shape, video.DataType, nameof(video));
         RequireWorkspace(workspace, workspaceBytes);
@@ -535,7 +716,7 @@ public static unsafe class VideoPruning
         TkTensor x = DeviceDescriptor(video);
         TkTensor o, i, p, m;
         NativeStatus.Check(SelectNative(
-            method, rate, height, width, &x,
+            args, &x,
             OptionalDeviceDescriptor(output, video, nameof(output), nameof(video), &o),
             OptionalDeviceDescriptor(indices, video, nameof(indices), nameof(video), &i),
             OptionalDeviceDescriptor(positions, video, nameof(positions), nameof(video), &p),

@@ -2,7 +2,8 @@ namespace TokenKernels;
 
 /// <summary>
 /// What the allocating video method calls return (<see cref="VideoPruning.Evs{T}(ReadOnlyHostTensor{T}, int, int, double)"/>,
-/// <see cref="VideoPruning.DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double)"/>): the kept tokens, their original
+/// <see cref="VideoPruning.DyCoke{T}(ReadOnlyHostTensor{T}, int, int, double)"/>,
+/// <see cref="VideoPruning.VidCom2{T}(ReadOnlyHostTensor{T}, int, int, double, double, double)"/>): the kept tokens, their original
 /// positions and their grid coordinates, each item keeping exactly <see cref="Retained"/> tokens.
 /// </summary>
 /// <typeparam name="T">The element type of the tokens.</typeparam>
@@ -28,7 +29,8 @@ public sealed class VideoSelectionResult<T>
     /// <summary>Their grid coordinates (t, h, w), <c>[B, K, 3]</c>: what an mRoPE model's position ids are built from.</summary>
     public int[] Positions { get; }
 
-    /// <summary>K, the tokens each item keeps (<see cref="VideoPruning.EvsRetainedTokens"/>, <see cref="VideoPruning.DyCokeRetainedTokens"/>).</summary>
+    /// <summary>K, the tokens each item keeps (<see cref="VideoPruning.EvsRetainedTokens"/>, <see cref="VideoPruning.DyCokeRetainedTokens"/>,
+    /// <see cref="VideoPruning.VidCom2RetainedTokens"/>).</summary>
     public long Retained { get; }
 
     /// <summary><c>[B, K, C]</c>.</summary>

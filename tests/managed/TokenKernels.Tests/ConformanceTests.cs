@@ -26,6 +26,7 @@ public class ConformanceTests
         [typeof(TkMergeParams)] = "tk_merge_params",
         [typeof(TkEvsParams)] = "tk_evs_params",
         [typeof(TkDycokeParams)] = "tk_dycoke_params",
+        [typeof(TkVidcom2Params)] = "tk_vidcom2_params",
         [typeof(TkFramefusionParams)] = "tk_framefusion_params",
     };
 
