@@ -625,8 +625,9 @@ void fuzz_library_info(Choices& c, Call& call) {
         }
         case 1: {
             static const char* const kStructs[] = {"tk_tensor", "tk_pool_params", "tk_merge_params", "tk_importance_params",
-                                                   "tk_topk_params", "tk_diversity_params", "tk_nope", "", nullptr};
-            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "nope", ""};
+                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_nope", "",
+                                                   nullptr};
+            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature", "nope", ""};
             const char* name = c.pick(kStructs);
             const char* field = c.pick(kFields);
             uint64_t* value = call.scalar<uint64_t>(1, Role::kOutput);
@@ -911,32 +912,65 @@ void fuzz_temporal(Choices& c, Call& call) {
         call.run("tk_temporal_similarity", {x, reference, out}, [&] { return tk_temporal_similarity(x, reference, out, nullptr); });
         return;
     }
-    // EVS or DyCoke: the same arguments but the rate (EVS's q, DyCoke's merging_ratio).
-    const bool dycoke = c.one_in(2);
+    // EVS, DyCoke or VidCom2: the same arguments but the rate (EVS's q, DyCoke's merging_ratio,
+    // VidCom2's retention_ratio) and VidCom2's channel ratio and temperature.
+    const int method = static_cast<int>(c.range(0, 2));
     const double rate = c.one_in(12) ? c.pick({-0.25, 1.0, 1.5, std::nan(""), HUGE_VAL}) : static_cast<double>(c.range(0, 1000)) / 1000.0;
+    const double channel_ratio =
+        c.one_in(12) ? c.pick({0.0, -0.5, 1.01, std::nan(""), HUGE_VAL}) : static_cast<double>(c.range(1, 1000)) / 1000.0;
+    const double temperature =
+        c.one_in(8) ? c.pick({0.0, -1.0, 1e39, std::nan(""), HUGE_VAL, 1e-30, 1e30}) : static_cast<double>(c.range(1, 1000)) / 100.0;
     const int32_t grid_height = around(c, 1, height), grid_width = around(c, 1, width);
     const tk_evs_params evs{rate, grid_height, grid_width};
     const tk_dycoke_params dycoke_params{rate, grid_height, grid_width};
+    const tk_vidcom2_params vidcom2_params{rate, channel_ratio, temperature, grid_height, grid_width};
     const bool null_params = c.one_in(50);
     const tk_evs_params* evs_ptr = null_params ? nullptr : &evs;
     const tk_dycoke_params* dycoke_ptr = null_params ? nullptr : &dycoke_params;
+    const tk_vidcom2_params* vidcom2_ptr = null_params ? nullptr : &vidcom2_params;
     int64_t* retained = call.scalar<int64_t>(1, Role::kOutput);
     const int64_t asked = c.one_in(16) ? c.pick({int64_t{0}, int64_t{-1}, int64_t{1} << 40}) : frames;
-    const tk_status counted = dycoke ? call.run("tk_dycoke_retained_tokens", {}, [&] { return tk_dycoke_retained_tokens(dycoke_ptr, asked, retained); })
-                                     : call.run("tk_evs_retained_tokens", {}, [&] { return tk_evs_retained_tokens(evs_ptr, asked, retained); });
+    tk_status counted = TK_STATUS_OK;
+    switch (method) {
+        case 0: counted = call.run("tk_evs_retained_tokens", {}, [&] { return tk_evs_retained_tokens(evs_ptr, asked, retained); }); break;
+        case 1:
+            counted = call.run("tk_dycoke_retained_tokens", {}, [&] { return tk_dycoke_retained_tokens(dycoke_ptr, asked, retained); });
+            break;
+        default:
+            counted = call.run("tk_vidcom2_retained_tokens", {}, [&] { return tk_vidcom2_retained_tokens(vidcom2_ptr, asked, retained); });
+            break;
+    }
     const int64_t k = counted == TK_STATUS_OK && !c.one_in(16) ? *retained : c.range(0, 12);
     const tk_tensor* out = call.maybe({batch, k, channels}, x != nullptr ? x->dtype : TK_DTYPE_F32, Role::kOutput);
     const tk_tensor* kept = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
     const tk_tensor* grid = call.maybe({batch, k, 3}, TK_DTYPE_I32, Role::kOutput);
     const tk_tensor* mask = call.maybe({batch, frames * positions}, TK_DTYPE_I32, Role::kOutput);
     uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
-    const tk_status queried = dycoke ? call.run("tk_dycoke_workspace_size", {x}, [&] { return tk_dycoke_workspace_size(dycoke_ptr, x, bytes); })
-                                     : call.run("tk_evs_workspace_size", {x}, [&] { return tk_evs_workspace_size(evs_ptr, x, bytes); });
+    tk_status queried = TK_STATUS_OK;
+    switch (method) {
+        case 0: queried = call.run("tk_evs_workspace_size", {x}, [&] { return tk_evs_workspace_size(evs_ptr, x, bytes); }); break;
+        case 1:
+            queried = call.run("tk_dycoke_workspace_size", {x}, [&] { return tk_dycoke_workspace_size(dycoke_ptr, x, bytes); });
+            break;
+        default:
+            queried = call.run("tk_vidcom2_workspace_size", {x}, [&] { return tk_vidcom2_workspace_size(vidcom2_ptr, x, bytes); });
+            break;
+    }
     const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
-    if (dycoke)
-        call.run("tk_dycoke_ttm", {x, out, kept, grid, mask}, [&] { return tk_dycoke_ttm(dycoke_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
-    else
-        call.run("tk_evs", {x, out, kept, grid, mask}, [&] { return tk_evs(evs_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+    switch (method) {
+        case 0:
+            call.run("tk_evs", {x, out, kept, grid, mask},
+                     [&] { return tk_evs(evs_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+            break;
+        case 1:
+            call.run("tk_dycoke_ttm", {x, out, kept, grid, mask},
+                     [&] { return tk_dycoke_ttm(dycoke_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+            break;
+        default:
+            call.run("tk_vidcom2", {x, out, kept, grid, mask},
+                     [&] { return tk_vidcom2(vidcom2_ptr, x, out, kept, grid, mask, w.data, w.bytes, nullptr); });
+            break;
+    }
 }
 
 Arena* arena = nullptr;

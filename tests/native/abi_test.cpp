@@ -84,6 +84,12 @@ TEST(Abi, StructLayoutMatchesThisCompiler) {
         {"tk_merge_params", "protect_second", offsetof(tk_merge_params, protect_second)},
         {"tk_merge_params", "mode", offsetof(tk_merge_params, mode)},
         {"tk_merge_params", "order", offsetof(tk_merge_params, order)},
+        {"tk_vidcom2_params", nullptr, sizeof(tk_vidcom2_params)},
+        {"tk_vidcom2_params", "retention_ratio", offsetof(tk_vidcom2_params, retention_ratio)},
+        {"tk_vidcom2_params", "channel_ratio", offsetof(tk_vidcom2_params, channel_ratio)},
+        {"tk_vidcom2_params", "temperature", offsetof(tk_vidcom2_params, temperature)},
+        {"tk_vidcom2_params", "height", offsetof(tk_vidcom2_params, height)},
+        {"tk_vidcom2_params", "width", offsetof(tk_vidcom2_params, width)},
     };
     for (const LayoutEntry& e : entries) {
         uint64_t value = ~uint64_t{0};
@@ -94,6 +100,7 @@ TEST(Abi, StructLayoutMatchesThisCompiler) {
     EXPECT_EQ(sizeof(tk_tensor), 8u + 4 * 4 + 2 * 8 * TK_MAX_RANK);
     EXPECT_EQ(sizeof(tk_pool_params), 40u);
     EXPECT_EQ(sizeof(tk_merge_params), 28u);  // seven 4-byte fields, no padding
+    EXPECT_EQ(sizeof(tk_vidcom2_params), 32u);  // three doubles, two int32, no padding
 }
 
 TEST(Abi, StructLayoutRejectsUnknownNames) {

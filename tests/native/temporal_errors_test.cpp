@@ -1,6 +1,6 @@
 // Every class of invalid temporal-redundancy argument (SPEC section 5, "Errors"): the status, a
 // message naming the argument, and no byte written to any tensor, for tk_temporal_similarity, the
-// video methods (tk_evs, tk_dycoke_ttm, tk_framefusion_merge) and their queries.
+// video methods (tk_evs, tk_dycoke_ttm, tk_vidcom2, tk_framefusion_merge) and their queries.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,6 +89,9 @@ struct EvsCall {
     // DyCoke on the same call: merging_ratio 0.5 keeps 6 + 3 + 3 = 12 tokens of 3 frames of 6.
     bool dycoke = false;
     tk_dycoke_params dycoke_params{0.5, 2, 3};
+    // VidCom2 on the same call: retention_ratio 0.5 keeps max(3, int(18 * 0.5)) = 9, EVS's outputs.
+    bool vidcom2 = false;
+    tk_vidcom2_params vidcom2_params{0.5, 0.5, 0.01, 2, 3};
     tk_tensor x{}, out{}, indices{}, positions{}, mask{};
     bool null_params = false, null_x = false;
     uint64_t workspace_bytes = 0;
@@ -123,6 +126,9 @@ struct EvsCall {
     }
     tk_status run() const {
         void* w = workspace.empty() ? nullptr : workspace.data();
+        if (vidcom2)
+            return tk_vidcom2(null_params ? nullptr : &vidcom2_params, null_x ? nullptr : &x, &out, &indices, &positions, &mask, w,
+                              workspace_bytes, nullptr);
         if (dycoke)
             return tk_dycoke_ttm(null_params ? nullptr : &dycoke_params, null_x ? nullptr : &x, &out, &indices, &positions,
                                  &mask, w, workspace_bytes, nullptr);
@@ -177,6 +183,45 @@ std::vector<EvsInvalidCase> evs_cases() {
              c.use_dycoke();
              c.workspace.assign(100, 0);
              c.workspace_bytes = 100;
+         },
+         "workspace"},
+        {"VidCom2NullParams", [](EvsCall& c) { c.vidcom2 = true; c.null_params = true; }, "params"},
+        {"VidCom2NullX", [](EvsCall& c) { c.vidcom2 = true; c.null_x = true; }, "x"},
+        {"VidCom2RetentionZero", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.retention_ratio = 0.0; }, "params->retention_ratio"},
+        {"VidCom2RetentionNegative", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.retention_ratio = -0.1; }, "params->retention_ratio"},
+        {"VidCom2RetentionAboveOne", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.retention_ratio = 1.5; }, "params->retention_ratio"},
+        {"VidCom2RetentionNan", [nan](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.retention_ratio = nan; }, "params->retention_ratio"},
+        {"VidCom2ChannelRatioZero", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.channel_ratio = 0.0; }, "params->channel_ratio"},
+        {"VidCom2ChannelRatioAboveOne", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.channel_ratio = 1.01; }, "params->channel_ratio"},
+        {"VidCom2ChannelRatioNan", [nan](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.channel_ratio = nan; }, "params->channel_ratio"},
+        {"VidCom2TemperatureZero", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = 0.0; }, "params->temperature"},
+        {"VidCom2TemperatureNegative", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = -1.0; }, "params->temperature"},
+        {"VidCom2TemperatureInfinite",
+         [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = std::numeric_limits<double>::infinity(); }, "params->temperature"},
+        {"VidCom2TemperatureNan", [nan](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = nan; }, "params->temperature"},
+        // Finite as a double, +inf as the float32 the op computes in.
+        {"VidCom2TemperaturePastFloat", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = 1e39; }, "params->temperature"},
+        // Positive as a double, 0 as the float32 the op divides by.
+        {"VidCom2TemperatureBelowFloat", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.temperature = 1e-50; }, "params->temperature"},
+        {"VidCom2HeightZero", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.height = 0; }, "params->height"},
+        {"VidCom2WidthZero", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.width = 0; }, "params->width"},
+        {"VidCom2GridNotP", [](EvsCall& c) { c.vidcom2 = true; c.vidcom2_params.width = 4; }, "x.shape[2]"},
+        {"VidCom2NoFrames", [](EvsCall& c) { c.vidcom2 = true; c.x.shape[1] = 0; }, "x.shape[1]"},
+        {"VidCom2NoChannels",
+         [](EvsCall& c) {
+             c.vidcom2 = true;
+             c.x.shape[3] = 0;
+             c.out.shape[2] = 0;
+         },
+         "x.shape[3]"},
+        {"VidCom2OutSizedForDyCoke", [](EvsCall& c) { c.vidcom2 = true; c.out.shape[1] = 12; }, "out.shape[1]"},
+        {"VidCom2MaskPerFrame", [](EvsCall& c) { c.vidcom2 = true; c.mask.shape[1] = 6; }, "mask.shape[1]"},
+        {"VidCom2PositionsOverIndices", [](EvsCall& c) { c.vidcom2 = true; c.positions.data = c.indices.data; }, "positions"},
+        {"VidCom2WorkspaceTooSmall",
+         [](EvsCall& c) {
+             c.vidcom2 = true;
+             c.workspace.assign(200, 0);
+             c.workspace_bytes = 200;
          },
          "workspace"},
     };
@@ -276,6 +321,35 @@ TEST(EvsInvalidQueries, NameTheirArgument) {
     expect_rejected(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, nullptr), "bytes");
     ASSERT_EQ(tk_dycoke_workspace_size(&call.dycoke_params, &call.x, &bytes), TK_STATUS_OK) << tk_last_error();
     EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 12 * 4 + 2 * 3 * 4 + 2 * 18 * 4});
+
+    const tk_vidcom2_params vidcom2{0.25, 0.5, 0.01, 14, 14};
+    expect_rejected(tk_vidcom2_retained_tokens(nullptr, 16, &retained), "params");
+    expect_rejected(tk_vidcom2_retained_tokens(&vidcom2, 0, &retained), "frames");
+    expect_rejected(tk_vidcom2_retained_tokens(&vidcom2, -1, &retained), "frames");
+    expect_rejected(tk_vidcom2_retained_tokens(&vidcom2, int64_t{1} << 40, &retained), "frames");
+    expect_rejected(tk_vidcom2_retained_tokens(&vidcom2, 16, nullptr), "retained");
+    const tk_vidcom2_params no_height{0.25, 0.5, 0.01, 0, 14};
+    expect_rejected(tk_vidcom2_retained_tokens(&no_height, 16, &retained), "params->height");
+    const tk_vidcom2_params cold{0.25, 0.5, 0.0, 14, 14};
+    expect_rejected(tk_vidcom2_retained_tokens(&cold, 16, &retained), "params->temperature");
+    const tk_vidcom2_params no_channels{0.25, 0.0, 0.01, 14, 14};
+    expect_rejected(tk_vidcom2_retained_tokens(&no_channels, 16, &retained), "params->channel_ratio");
+    const tk_vidcom2_params none_kept{0.0, 0.5, 0.01, 14, 14};
+    expect_rejected(tk_vidcom2_retained_tokens(&none_kept, 16, &retained), "params->retention_ratio");
+    EXPECT_EQ(retained, 4 * 196 + 12 * 58) << "a rejected query wrote its result";
+    ASSERT_EQ(tk_vidcom2_retained_tokens(&vidcom2, 16, &retained), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(retained, 784);
+    EvsCall video;
+    expect_rejected(tk_vidcom2_workspace_size(&video.vidcom2_params, &video.x, nullptr), "bytes");
+    expect_rejected(tk_vidcom2_workspace_size(nullptr, &video.x, &bytes), "params");
+    expect_rejected(tk_vidcom2_workspace_size(&video.vidcom2_params, nullptr, &bytes), "x");
+    tk_tensor no_channel_video = video.x;
+    no_channel_video.shape[3] = 0;
+    expect_rejected(tk_vidcom2_workspace_size(&video.vidcom2_params, &no_channel_video, &bytes), "x.shape[3]");
+    ASSERT_EQ(tk_vidcom2_workspace_size(&video.vidcom2_params, &video.x, &bytes), TK_STATUS_OK) << tk_last_error();
+    // DyCoke's scratch (scores, kept positions, frame counts, frame ranks) for K = 9, then the normalised
+    // C' = 2 scored channels of the 2 x 18 tokens.
+    EXPECT_GE(bytes, uint64_t{2 * 18 * 4 + 2 * 9 * 4 + 2 * 3 * 4 + 2 * 18 * 4 + 2 * 18 * 2 * 4});
 
     const FrameFusionCall fusion;
     expect_rejected(tk_framefusion_workspace_size(&fusion.params, &fusion.x, nullptr), "bytes");

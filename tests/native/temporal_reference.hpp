@@ -39,6 +39,32 @@ SelectionReference reference_evs(const HostTensor& x, double pruning_rate);
 // compared frame keeps its int((1 - merging_ratio) * P) tokens of lowest cosine (value), stable order.
 SelectionReference reference_dycoke(const HostTensor& x, double merging_ratio);
 
+// VidCom2 (SPEC section 5, "VidCom2"), step by step in float64: the C' = max(1, int(C * channel_ratio))
+// lowest-variance channels (population variance, ties to the lower channel, NaN last), each token's
+// normalised selection f, the frame and video centres, the score g(|f - c|^2) + g(|f - c_t|^2) with
+// g(d) = sum over a = 2^-3 .. 2^1 of exp(-d / (2a)), the frame budgets from the softmax of -mean(v) at the
+// temperature, apportioned exactly (every frame 1, then the K - T highest slot priorities ideal_t - j,
+// ties to the lower frame). What a float32 implementation may decide otherwise on a near-tie is
+// returned with the choice: the ideal counts and the gap between the last slot granted and the first
+// refused, the scores, and the relative variance gap at the edge of the channel choice.
+struct VidCom2Reference {
+    int64_t retained;                                 // K = max(T, int(T * P * retention_ratio))
+    int64_t scored_channels;                          // C'
+    std::vector<std::vector<int64_t>> channels;       // [B][C']: the scored channels, increasing
+    std::vector<double> channel_gap;                  // [B]: (v[C'] - v[C' - 1]) / v[C'] in variance order (+inf when C' = C)
+    std::vector<std::vector<double>> ideal;           // [B][T]: scale_t * P
+    std::vector<std::vector<int64_t>> frame_keeps;    // [B][T]: k_t, summing to K
+    std::vector<double> budget_margin;                // [B]: the (K - T)-th highest slot priority minus the next (+inf if none)
+    std::vector<std::vector<double>> score;           // [B][T * P]: v + w (lower is kept first)
+};
+VidCom2Reference reference_vidcom2(const HostTensor& x, double retention_ratio, double channel_ratio, double temperature);
+
+// The tokens VidCom2 keeps with the frame counts frame_keeps [B][T] (the reference's or another
+// implementation's): each frame's k_t lowest scores, ties to the lower position, NaN last; value is the
+// score and boundary the score of the frame's last kept token.
+SelectionReference vidcom2_selection(const VidCom2Reference& ref, int64_t positions,
+                                     const std::vector<std::vector<int64_t>>& frame_keeps);
+
 // FrameFusion's merging of one video: merged[t, p] when the float32 cosine (the contract's bits, from
 // reference_temporal_similarity_f32) reaches the threshold, and with a cap (>= 0) only the cap highest
 // (ties to the lower position); each run of merged tokens joins the token before it at its position.

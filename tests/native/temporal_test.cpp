@@ -1,4 +1,4 @@
-// Temporal redundancy (SPEC section 5): tk_temporal_similarity, tk_evs and tk_dycoke_ttm against the
+// Temporal redundancy (SPEC section 5): tk_temporal_similarity, tk_evs, tk_dycoke_ttm and tk_vidcom2 against the
 // float64 reference on random inputs of awkward sizes, every float dtype and strided layouts; CUDA against
 // the CPU, bit for bit, where a device is present.
 #include <gtest/gtest.h>
@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -129,32 +130,56 @@ TEST(TemporalSimilarity, ZeroAndNanTokens) {
 
 // ---- The video methods: EVS and DyCoke ---------------------------------------------------------------
 
-// One method's C calls, with its rate (EVS's pruning_rate q, DyCoke's merging_ratio) and grid.
+// One method's C calls, with its rate (EVS's pruning_rate q, DyCoke's merging_ratio, VidCom2's
+// retention_ratio) and grid; VidCom2 also takes its channel ratio and temperature from here.
 struct VideoMethod {
+    enum Kind { kEvsMethod, kDyCokeMethod, kVidCom2Method };
     const char* name;
-    bool dycoke;
+    Kind kind;
+    double channel_ratio = 0.5;  // VidCom2's defaults
+    double temperature = 0.01;
 
+    // VidCom2 with other settings.
+    VideoMethod with(double channels, double temp) const {
+        VideoMethod m = *this;
+        m.channel_ratio = channels;
+        m.temperature = temp;
+        return m;
+    }
     int64_t retained(const VideoCase& c, double rate) const {
         int64_t k = -1;
-        const tk_status status = dycoke ? tk_dycoke_retained_tokens(&dycoke_params(c, rate), c.frames, &k)
-                                        : tk_evs_retained_tokens(&evs_params(c, rate), c.frames, &k);
+        tk_status status = TK_STATUS_OK;
+        switch (kind) {
+            case kEvsMethod: status = tk_evs_retained_tokens(&evs_params(c, rate), c.frames, &k); break;
+            case kDyCokeMethod: status = tk_dycoke_retained_tokens(&dycoke_params(c, rate), c.frames, &k); break;
+            case kVidCom2Method: status = tk_vidcom2_retained_tokens(&vidcom2_params(c, rate), c.frames, &k); break;
+        }
         EXPECT_EQ(status, TK_STATUS_OK) << tk_last_error();
         return k;
     }
     uint64_t workspace_bytes(const VideoCase& c, double rate, const tk_tensor& x) const {
         uint64_t bytes = 0;
-        const tk_status status = dycoke ? tk_dycoke_workspace_size(&dycoke_params(c, rate), &x, &bytes)
-                                        : tk_evs_workspace_size(&evs_params(c, rate), &x, &bytes);
+        tk_status status = TK_STATUS_OK;
+        switch (kind) {
+            case kEvsMethod: status = tk_evs_workspace_size(&evs_params(c, rate), &x, &bytes); break;
+            case kDyCokeMethod: status = tk_dycoke_workspace_size(&dycoke_params(c, rate), &x, &bytes); break;
+            case kVidCom2Method: status = tk_vidcom2_workspace_size(&vidcom2_params(c, rate), &x, &bytes); break;
+        }
         EXPECT_EQ(status, TK_STATUS_OK) << tk_last_error();
         return bytes;
     }
     tk_status run(const VideoCase& c, double rate, const tk_tensor& x, const tk_tensor* out, const tk_tensor* indices,
                   const tk_tensor* positions, const tk_tensor* mask, void* workspace, uint64_t bytes, tk_stream stream) const {
-        return dycoke ? tk_dycoke_ttm(&dycoke_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream)
-                      : tk_evs(&evs_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream);
+        switch (kind) {
+            case kEvsMethod: return tk_evs(&evs_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream);
+            case kDyCokeMethod:
+                return tk_dycoke_ttm(&dycoke_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream);
+            default: return tk_vidcom2(&vidcom2_params(c, rate), &x, out, indices, positions, mask, workspace, bytes, stream);
+        }
     }
+    // EVS and DyCoke (VidCom2 has its own reference, reference_vidcom2).
     SelectionReference reference(const HostTensor& x, double rate) const {
-        return dycoke ? reference_dycoke(x, rate) : reference_evs(x, rate);
+        return kind == kDyCokeMethod ? reference_dycoke(x, rate) : reference_evs(x, rate);
     }
 
 private:
@@ -168,19 +193,32 @@ private:
         p = tk_dycoke_params{ratio, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)};
         return p;
     }
+    const tk_vidcom2_params& vidcom2_params(const VideoCase& c, double r) const {
+        static thread_local tk_vidcom2_params p;
+        p = tk_vidcom2_params{r, channel_ratio, temperature, static_cast<int32_t>(c.height), static_cast<int32_t>(c.width)};
+        return p;
+    }
 };
 
-const VideoMethod kEvs{"evs", false};
-const VideoMethod kDyCoke{"dycoke", true};
+const VideoMethod kEvs{"evs", VideoMethod::kEvsMethod};
+const VideoMethod kDyCoke{"dycoke", VideoMethod::kDyCokeMethod};
+const VideoMethod kVidCom2{"vidcom2", VideoMethod::kVidCom2Method};
+// The methods with a SelectionReference (the reference tests); every method (the others).
 const VideoMethod kMethods[] = {kEvs, kDyCoke};
+const VideoMethod kAllMethods[] = {kEvs, kDyCoke, kVidCom2};
 // EVS's q and DyCoke's merging_ratio (0.7 is its default); 0 keeps everything, DyCoke's 1 keeps the
-// window starts alone.
+// window starts alone. VidCom2's retention_ratio: its default 0.25, 1 keeps everything, 0.001 one token
+// per frame.
 const double kEvsRates[] = {0.0, 0.3, 0.5, 0.75, 0.999};
 const double kDyCokeRatios[] = {0.0, 0.3, 0.7, 0.95, 1.0};
+const double kVidCom2Ratios[] = {0.25, 1.0, 0.001, 0.6};
 
 std::vector<double> rates_of(const VideoMethod& m) {
-    return m.dycoke ? std::vector<double>(std::begin(kDyCokeRatios), std::end(kDyCokeRatios))
-                    : std::vector<double>(std::begin(kEvsRates), std::end(kEvsRates));
+    switch (m.kind) {
+        case VideoMethod::kEvsMethod: return std::vector<double>(std::begin(kEvsRates), std::end(kEvsRates));
+        case VideoMethod::kDyCokeMethod: return std::vector<double>(std::begin(kDyCokeRatios), std::end(kDyCokeRatios));
+        default: return std::vector<double>(std::begin(kVidCom2Ratios), std::end(kVidCom2Ratios));
+    }
 }
 
 struct VideoOutputs {
@@ -318,7 +356,7 @@ TEST(VideoMethods, TiesGoToTheLowerPositionAndNanRanksLast) {
 TEST(VideoMethods, ThreadCountChangesNoBit) {
     const VideoCase c{2, 13, 4, 7, 40};
     const HostTensor x = make_video(c, TK_DTYPE_BF16, Layout{}, "video_threads");
-    for (const VideoMethod& m : kMethods) {
+    for (const VideoMethod& m : kAllMethods) {
         std::vector<std::vector<uint8_t>> results;
         for (int32_t threads : {1, 2, 5}) {
             const ScopedNumThreads scoped(threads);
@@ -334,7 +372,7 @@ TEST(VideoMethods, OutputsAreOptional) {
     const VideoCase c{2, 6, 3, 4, 21};
     const HostTensor x = make_video(c, TK_DTYPE_F16, Layout{}, "optional");
     const tk_tensor x_desc = video_desc(x.desc());
-    for (const VideoMethod& m : kMethods) {
+    for (const VideoMethod& m : kAllMethods) {
         const int64_t retained = m.retained(c, 0.4);
         VideoOutputs all(c, TK_DTYPE_F16, retained);
         ASSERT_EQ(run_host(m, c, 0.4, x, all, false), TK_STATUS_OK) << tk_last_error();
@@ -348,6 +386,295 @@ TEST(VideoMethods, OutputsAreOptional) {
         EXPECT_TRUE(alone.positions.values() == all.positions.values()) << m.name;
         EXPECT_TRUE(alone.mask.values() == all.mask.values()) << m.name;
         ASSERT_EQ(m.run(c, 0.4, x_desc, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    }
+}
+
+// ---- VidCom2 -------------------------------------------------------------------------------------------
+
+// make_video with each channel scaled by its own factor 1 + 0.04 * rank (rank a permutation of the
+// channels): the variances spread out, so float32 and float64 choose the same lowest-variance channels,
+// and those are not simply the first ones.
+HostTensor make_vidcom2_video(const VideoCase& c, tk_dtype dtype, const Layout& layout, const std::string& name) {
+    HostTensor x = make_video(c, dtype, layout, name);
+    for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t t = 0; t < c.frames; ++t)
+            for (int64_t h = 0; h < c.height; ++h)
+                for (int64_t w = 0; w < c.width; ++w)
+                    for (int64_t ch = 0; ch < c.channels; ++ch) {
+                        const double scale = 1.0 + 0.04 * static_cast<double>((ch * 7919) % c.channels);
+                        x.set(b, t, h, w, ch, static_cast<float>(x.get(b, t, h, w, ch) * scale));
+                    }
+    return x;
+}
+
+// How far apart two slot priorities (in tokens) must be in the float64 reference for float32 to be
+// bound to order them alike: the softmax at temperature tau turns an error e in a frame's importance
+// (a mean of float32 kernel sums, e about 1e-6) into a relative error about e / tau in its share.
+double budget_tolerance(const VideoCase& c, double retention_ratio, double temperature) {
+    return 4e-6 * retention_ratio * static_cast<double>(c.height * c.width) * (1.0 + 1.0 / temperature) + 1e-4;
+}
+
+// Each item's kept tokens per frame, from the indices.
+std::vector<std::vector<int64_t>> kept_per_frame(const VideoCase& c, const HostArray& indices, int64_t retained) {
+    const int64_t positions = c.height * c.width;
+    std::vector<std::vector<int64_t>> counts;
+    for (int64_t b = 0; b < c.batch; ++b) {
+        std::vector<int64_t> k(static_cast<size_t>(c.frames), 0);
+        for (int64_t i = 0; i < retained; ++i) {
+            const auto token = static_cast<int64_t>(indices.get(b, i));
+            if (token >= 0 && token < c.frames * positions) ++k[static_cast<size_t>(token / positions)];
+        }
+        counts.push_back(std::move(k));
+    }
+    return counts;
+}
+
+// Our choice against the float64 reference: each frame's count is the reference's unless the reference's
+// deciding slot priorities are a near-tie (then within one of it), each between 1 and P, summing to K;
+// each frame's kept set is the reference's for our count (up to near-ties at its boundary score); out,
+// positions and mask follow the indices.
+void expect_vidcom2(const VidCom2Reference& ref, const VideoCase& c, double retention_ratio, double temperature,
+                    const HostTensor& x, const VideoOutputs& o, const std::string& label) {
+    const int64_t positions = c.height * c.width;
+    const std::vector<std::vector<int64_t>> counts = kept_per_frame(c, o.indices, ref.retained);
+    const double tolerance = budget_tolerance(c, retention_ratio, temperature);
+    for (int64_t b = 0; b < c.batch; ++b) {
+        ASSERT_GT(ref.channel_gap[static_cast<size_t>(b)], 1e-4) << label << ": the test input leaves the channel choice to rounding";
+        const std::vector<int64_t>& got = counts[static_cast<size_t>(b)];
+        const std::vector<int64_t>& want = ref.frame_keeps[static_cast<size_t>(b)];
+        int64_t total = 0;
+        for (int64_t t = 0; t < c.frames; ++t) {
+            const int64_t k = got[static_cast<size_t>(t)];
+            ASSERT_GE(k, 1) << label << ": item " << b << " frame " << t;
+            ASSERT_LE(k, positions) << label << ": item " << b << " frame " << t;
+            total += k;
+            if (ref.budget_margin[static_cast<size_t>(b)] > tolerance)
+                ASSERT_EQ(k, want[static_cast<size_t>(t)]) << label << ": item " << b << " frame " << t << " (ideal "
+                                                            << ref.ideal[static_cast<size_t>(b)][static_cast<size_t>(t)] << ", margin "
+                                                            << ref.budget_margin[static_cast<size_t>(b)] << ")";
+            else
+                ASSERT_LE(std::abs(k - want[static_cast<size_t>(t)]), 1) << label << ": item " << b << " frame " << t;
+        }
+        ASSERT_EQ(total, ref.retained) << label << ": item " << b;
+    }
+    expect_selection(vidcom2_selection(ref, positions, counts), c, x, o, label);
+}
+
+// Runs VidCom2 with every output and checks it against the reference; nothing is written outside them.
+void run_and_expect_vidcom2(const VideoCase& c, tk_dtype dtype, const HostTensor& x, double retention_ratio, double channel_ratio,
+                            double temperature, bool with_workspace, const std::string& label) {
+    const VideoMethod m = kVidCom2.with(channel_ratio, temperature);
+    const VidCom2Reference ref = reference_vidcom2(x, retention_ratio, channel_ratio, temperature);
+    ASSERT_EQ(m.retained(c, retention_ratio), ref.retained) << label;
+    VideoOutputs o(c, dtype, ref.retained);
+    const VideoOutputs before = o;
+    ASSERT_EQ(run_host(m, c, retention_ratio, x, o, with_workspace), TK_STATUS_OK) << label << ": " << tk_last_error();
+    expect_vidcom2(ref, c, retention_ratio, temperature, x, o, label);
+    EXPECT_EQ(first_changed_gap(before.out, o.out), "") << label;
+    EXPECT_EQ(first_changed_gap(before.indices, o.indices), "") << label;
+    EXPECT_EQ(first_changed_gap(before.positions, o.positions), "") << label;
+    EXPECT_EQ(first_changed_gap(before.mask, o.mask), "") << label;
+}
+
+struct VidCom2Setting {
+    double retention_ratio, channel_ratio, temperature;
+};
+const VidCom2Setting kVidCom2Settings[] = {
+    {0.25, 0.5, 0.01},    // VidCom2's defaults
+    {1.0, 0.5, 0.01},     // every token kept
+    {0.001, 0.5, 0.01},   // K = T: one token per frame
+    {0.6, 1.0, 1.0},      // every channel, a soft softmax
+    {0.4, 0.1, 0.1},      // one channel in ten (C' at least 1)
+    {0.15, 0.75, 100.0},  // near-equal shares
+};
+
+std::string setting_label(const VidCom2Setting& s) {
+    return "_r" + std::to_string(s.retention_ratio) + "_ch" + std::to_string(s.channel_ratio) + "_temp" + std::to_string(s.temperature);
+}
+
+TEST(VidCom2, MatchesReferenceForEveryDtypeLayoutAndSetting) {
+    const Layout layouts[] = {Layout{}, Layout{5, 0, 1, false, 1}};
+    for (const std::vector<VideoCase>& cases : {std::vector<VideoCase>(std::begin(kCases), std::end(kCases)),
+                                                std::vector<VideoCase>(std::begin(kWindowCases), std::end(kWindowCases))})
+        for (const VideoCase& c : cases)
+            for (tk_dtype dtype : kDtypes)
+                for (size_t l = 0; l < std::size(layouts); ++l)
+                    for (const VidCom2Setting& s : kVidCom2Settings) {
+                        const std::string label = "vidcom2_" + case_label(c, dtype) + "_layout" + std::to_string(l) + setting_label(s);
+                        SCOPED_TRACE(label);
+                        const HostTensor x = make_vidcom2_video(c, dtype, layouts[l], label);
+                        run_and_expect_vidcom2(c, dtype, x, s.retention_ratio, s.channel_ratio, s.temperature, l == 1, label);
+                        if (HasFatalFailure()) return;
+                    }
+}
+
+TEST(VidCom2, RetainedCountsAreThePublishedFormula) {
+    // K = max(T, int(T * P * r)) in double: LLaVA-Video's 16 frames of 14 x 14 at the default 0.25, at
+    // least one token per frame, r = 1 keeps everything.
+    EXPECT_EQ(kVidCom2.retained({1, 16, 14, 14, 1}, 0.25), 784);
+    EXPECT_EQ(kVidCom2.retained({1, 32, 27, 27, 1}, 0.25), 5832);
+    EXPECT_EQ(kVidCom2.retained({1, 8, 1, 1, 1}, 0.25), 8);
+    EXPECT_EQ(kVidCom2.retained({1, 5, 3, 3, 1}, 0.001), 5);
+    EXPECT_EQ(kVidCom2.retained({1, 1, 3, 5, 1}, 1.0), 15);
+    EXPECT_EQ(kVidCom2.retained({2, 7, 3, 1, 4}, 1.0), 21);
+    // Python's int() of the double product: 100 * 0.29 = 28.999999999999996, 48 * 0.1 = 4.800000000000001.
+    EXPECT_EQ(kVidCom2.retained({1, 4, 5, 5, 1}, 0.29), 28);
+    EXPECT_EQ(kVidCom2.retained({1, 3, 4, 4, 1}, 0.1), 4);
+    // The other settings do not change K.
+    EXPECT_EQ(kVidCom2.with(1.0, 5.0).retained({1, 16, 14, 14, 1}, 0.25), 784);
+}
+
+TEST(VidCom2, EveryFrameKeepsOneToAllAndTheTotalIsExact) {
+    // Random videos, shapes and settings (temperatures from 1e-30 to 1e30), with frames scaled and
+    // flipped so that the shares differ: each frame keeps between 1 and P tokens, K in all.
+    std::mt19937_64 g(seed_from_name("vidcom2_apportionment"));
+    const double temperatures[] = {1e-30, 1e-3, 0.01, 0.3, 1.0, 1e30};
+    for (int trial = 0; trial < 150; ++trial) {
+        const VideoCase c{1 + static_cast<int64_t>(g() % 2), 1 + static_cast<int64_t>(g() % 12), 1 + static_cast<int64_t>(g() % 6),
+                          1 + static_cast<int64_t>(g() % 7), 1 + static_cast<int64_t>(g() % 40)};
+        const double r = trial % 10 == 0 ? 1.0 : static_cast<double>(1 + g() % 1000) / 1000.0;
+        const double channels = static_cast<double>(1 + g() % 100) / 100.0;
+        const double temperature = temperatures[g() % std::size(temperatures)];
+        const std::string label = "apportionment_" + std::to_string(trial) + "_" + case_label(c, TK_DTYPE_F32) + "_r" +
+                                  std::to_string(r) + "_ch" + std::to_string(channels) + "_temp" + std::to_string(temperature);
+        SCOPED_TRACE(label);
+        HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, label);
+        for (int64_t b = 0; b < c.batch; ++b)
+            for (int64_t t = 0; t < c.frames; ++t) {
+                const double factor = (g() % 2 ? -1.0 : 1.0) * static_cast<double>(1 + g() % 5);
+                const double shift = static_cast<double>(g() % 3);
+                for (int64_t h = 0; h < c.height; ++h)
+                    for (int64_t w = 0; w < c.width; ++w)
+                        for (int64_t ch = 0; ch < c.channels; ++ch)
+                            x.set(b, t, h, w, ch, static_cast<float>(x.get(b, t, h, w, ch) * factor + shift));
+            }
+        const VideoMethod m = kVidCom2.with(channels, temperature);
+        const int64_t retained = m.retained(c, r);
+        const int64_t positions = c.height * c.width;
+        ASSERT_EQ(retained, std::max<int64_t>(c.frames, static_cast<int64_t>(static_cast<double>(c.frames * positions) * r)));
+        VideoOutputs o(c, TK_DTYPE_F32, retained);
+        ASSERT_EQ(run_host(m, c, r, x, o, trial % 2 == 0), TK_STATUS_OK) << tk_last_error();
+        const std::vector<std::vector<int64_t>> counts = kept_per_frame(c, o.indices, retained);
+        for (int64_t b = 0; b < c.batch; ++b) {
+            int64_t total = 0, kept_in_mask = 0;
+            for (int64_t t = 0; t < c.frames; ++t) {
+                const int64_t k = counts[static_cast<size_t>(b)][static_cast<size_t>(t)];
+                EXPECT_GE(k, 1) << "item " << b << " frame " << t;
+                EXPECT_LE(k, positions) << "item " << b << " frame " << t;
+                total += k;
+            }
+            EXPECT_EQ(total, retained) << "item " << b;
+            for (int64_t i = 1; i < retained; ++i) EXPECT_LT(o.indices.get(b, i - 1), o.indices.get(b, i)) << "item " << b;
+            for (int64_t i = 0; i < c.frames * positions; ++i) kept_in_mask += static_cast<int64_t>(o.mask.get(b, i));
+            EXPECT_EQ(kept_in_mask, retained) << "item " << b;
+        }
+        if (HasFailure()) return;
+    }
+}
+
+// A video of T frames of P tokens: every token near the vector a (noise 0.05 * U[-1.5, 2.5)), but the
+// tokens of frame `distinct` near -a, so that frame is far from the video's centre. |a_c| = 1 + 0.05 *
+// rank: every channel's variance (about a_c^2 times a constant) stands apart from the next one's.
+HostTensor make_one_distinct_frame(const VideoCase& c, int64_t distinct, const std::string& name) {
+    HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, name);
+    for (int64_t t = 0; t < c.frames; ++t)
+        for (int64_t h = 0; h < c.height; ++h)
+            for (int64_t w = 0; w < c.width; ++w)
+                for (int64_t ch = 0; ch < c.channels; ++ch) {
+                    const double a = (ch % 2 == 0 ? 1.0 : -1.0) * (1.0 + 0.05 * static_cast<double>((ch * 7919) % c.channels));
+                    x.set(0, t, h, w, ch, static_cast<float>((t == distinct ? -a : a) + 0.05 * x.get(0, t, h, w, ch)));
+                }
+    return x;
+}
+
+TEST(VidCom2, TheFrameLeastLikeTheVideoGetsMoreTokens) {
+    // VidCom2's point: frame 2 is unlike the rest, its share p_2 is near 1 at temperature 0.01, so its
+    // ideal count is about 0.25 * 16 * (2 - 1/5) = 7.2 against 3.2 for the others.
+    const VideoCase c{1, 5, 4, 4, 24};
+    const HostTensor x = make_one_distinct_frame(c, 2, "vidcom2_distinct");
+    run_and_expect_vidcom2(c, TK_DTYPE_F32, x, 0.25, 0.5, 0.01, false, "distinct");
+    VideoOutputs o(c, TK_DTYPE_F32, kVidCom2.retained(c, 0.25));
+    ASSERT_EQ(run_host(kVidCom2, c, 0.25, x, o, false), TK_STATUS_OK) << tk_last_error();
+    const std::vector<int64_t> k = kept_per_frame(c, o.indices, 20)[0];
+    EXPECT_GE(k[2], 7);
+    for (int64_t t : {0, 1, 3, 4}) EXPECT_GT(k[2], k[static_cast<size_t>(t)] + 2) << "frame " << t;
+}
+
+TEST(VidCom2, AFrameHeldAtAllItsTokensGivesItsExcessToTheOthers) {
+    // r = 0.7, T = 4, P = 9: K = 25. Frame 1 is unlike the rest: its scale min(0.7 * 1.75, 1) = 1 keeps all
+    // 9 tokens; the others' ideal counts 9 * 0.7 * 0.75 = 4.725 add up to 14.2, yet they keep the other
+    // 16 (5, 5 and 6, the sixth to a frame of the largest remainder) so that the total stays K.
+    const VideoCase c{1, 4, 3, 3, 20};
+    const HostTensor x = make_one_distinct_frame(c, 1, "vidcom2_clamped");
+    run_and_expect_vidcom2(c, TK_DTYPE_F32, x, 0.7, 0.5, 0.01, true, "clamped");
+    VideoOutputs o(c, TK_DTYPE_F32, 25);
+    ASSERT_EQ(kVidCom2.retained(c, 0.7), 25);
+    ASSERT_EQ(run_host(kVidCom2, c, 0.7, x, o, false), TK_STATUS_OK) << tk_last_error();
+    const std::vector<int64_t> k = kept_per_frame(c, o.indices, 25)[0];
+    EXPECT_EQ(k[1], 9);
+    std::vector<int64_t> others = {k[0], k[2], k[3]};
+    std::sort(others.begin(), others.end());
+    EXPECT_EQ(others, (std::vector<int64_t>{5, 5, 6}));
+}
+
+TEST(VidCom2, RetentionOneKeepsEveryToken) {
+    const VideoCase c{2, 5, 3, 4, 13};
+    const HostTensor x = make_vidcom2_video(c, TK_DTYPE_BF16, Layout{}, "vidcom2_all");
+    VideoOutputs o(c, TK_DTYPE_BF16, 60);
+    ASSERT_EQ(run_host(kVidCom2, c, 1.0, x, o, false), TK_STATUS_OK) << tk_last_error();
+    for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t i = 0; i < 60; ++i) {
+            ASSERT_EQ(o.indices.get(b, i), i);
+            ASSERT_EQ(o.mask.get(b, i), 1);
+            for (int64_t ch = 0; ch < c.channels; ++ch) ASSERT_EQ(o.out.get(b, i, ch), x.get(b, i / 12, i % 12 / 4, i % 4, ch));
+        }
+}
+
+TEST(VidCom2, TiesGoToTheLowerPositionAndFrame) {
+    // Every token the same vector: every frame has the same share (ideal 0.4 * 6 = 2.4) and every token
+    // of a frame the same score. K = int(24 * 0.4) = 9: one per frame, the four slots of priority 1.4,
+    // then the first of priority 0.4 to frame 0; each frame keeps its first positions.
+    const VideoCase c{1, 4, 2, 3, 19};
+    HostTensor x = make_video(c, TK_DTYPE_F32, Layout{}, "vidcom2_ties");
+    for (int64_t t = 0; t < c.frames; ++t)
+        for (int64_t h = 0; h < c.height; ++h)
+            for (int64_t w = 0; w < c.width; ++w)
+                for (int64_t ch = 0; ch < c.channels; ++ch) x.set(0, t, h, w, ch, static_cast<float>(x.get(0, 0, 0, 0, ch)));
+    VideoOutputs o(c, TK_DTYPE_F32, 9);
+    ASSERT_EQ(kVidCom2.retained(c, 0.4), 9);
+    ASSERT_EQ(run_host(kVidCom2, c, 0.4, x, o, false), TK_STATUS_OK) << tk_last_error();
+    const std::vector<int64_t> want = {0, 1, 2, 6, 7, 12, 13, 18, 19};
+    for (int64_t k = 0; k < 9; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "slot " << k;
+}
+
+TEST(VidCom2, NanRanksLast) {
+    // A NaN in one channel makes that channel's variance NaN: it ranks after every number and is not
+    // scored (C' = 9 of 19), so nothing else changes: the choice is the reference's.
+    const VideoCase c{1, 4, 2, 3, 19};
+    {
+        HostTensor x = make_vidcom2_video(c, TK_DTYPE_F32, Layout{}, "vidcom2_nan_channel");
+        const VidCom2Reference clean = reference_vidcom2(x, 0.5, 0.5, 0.01);
+        const int64_t channel = clean.channels[0][0];  // a channel it would score
+        x.set(0, 1, 0, 2, channel, std::numeric_limits<float>::quiet_NaN());
+        const VidCom2Reference ref = reference_vidcom2(x, 0.5, 0.5, 0.01);
+        EXPECT_TRUE(std::find(ref.channels[0].begin(), ref.channels[0].end(), channel) == ref.channels[0].end());
+        run_and_expect_vidcom2(c, TK_DTYPE_F32, x, 0.5, 0.5, 0.01, false, "nan_channel");
+    }
+    {
+        // Every channel scored: the NaN reaches the token's features, both centres, every score and every
+        // share. Each frame's ideal count counts as 0, so the slots (priority -j) go to the lower frames
+        // first: K = int(24 * 0.6) = 14 is 4 + 4 + 3 + 3, and NaN scores tie, so each frame keeps its
+        // first positions.
+        HostTensor x = make_vidcom2_video(c, TK_DTYPE_F32, Layout{}, "vidcom2_nan_token");
+        x.set(0, 2, 1, 1, 5, std::numeric_limits<float>::quiet_NaN());
+        const VideoMethod every_channel = kVidCom2.with(1.0, 0.01);
+        VideoOutputs o(c, TK_DTYPE_F32, 14);
+        ASSERT_EQ(every_channel.retained(c, 0.6), 14);
+        ASSERT_EQ(run_host(every_channel, c, 0.6, x, o, false), TK_STATUS_OK) << tk_last_error();
+        const std::vector<int64_t> want = {0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 18, 19, 20};
+        for (int64_t k = 0; k < 14; ++k) EXPECT_EQ(o.indices.get(0, k), want[static_cast<size_t>(k)]) << "slot " << k;
+        const VidCom2Reference ref = reference_vidcom2(x, 0.6, 1.0, 0.01);
+        EXPECT_EQ(ref.frame_keeps[0], (std::vector<int64_t>{4, 4, 3, 3}));
     }
 }
 
@@ -507,6 +834,39 @@ protected:
         ASSERT_EQ(tk_cuda_memcpy_async(bytes.data(), device.get(), bytes.size(), stream_), TK_STATUS_OK) << tk_last_error();
     }
     void sync() { ASSERT_EQ(tk_cuda_stream_synchronize(stream_), TK_STATUS_OK) << tk_last_error(); }
+
+    // A video method on the device equals the same call on the CPU, every output bit for bit; with the
+    // queried workspace or none (the op then allocates it on the stream).
+    void expect_equal_to_the_cpu(const VideoMethod& m, const VideoCase& c, double rate, const HostTensor& x, bool given) {
+        const int64_t retained = m.retained(c, rate);
+        VideoOutputs cpu(c, x.dtype(), retained);
+        VideoOutputs gpu = cpu;
+        ASSERT_EQ(run_host(m, c, rate, x, cpu, false), TK_STATUS_OK) << tk_last_error();
+        DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), id(gpu.indices.bytes().size()), pd(gpu.positions.bytes().size()),
+            md(gpu.mask.bytes().size());
+        upload(xd, x.bytes());
+        upload(od, gpu.out.bytes());
+        upload(id, gpu.indices.bytes());
+        upload(pd, gpu.positions.bytes());
+        upload(md, gpu.mask.bytes());
+        const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
+        const tk_tensor out = gpu.out.device_desc(od.get(), 0), indices = gpu.indices.device_desc(id.get(), 0),
+                        positions = gpu.positions.device_desc(pd.get(), 0), mask = gpu.mask.device_desc(md.get(), 0);
+        const uint64_t bytes = m.workspace_bytes(c, rate, x_desc);
+        DeviceBuffer workspace(given ? bytes : 0);
+        ASSERT_EQ(m.run(c, rate, x_desc, &out, &indices, &positions, &mask, given ? workspace.get() : nullptr, given ? bytes : 0, stream_),
+                  TK_STATUS_OK)
+            << tk_last_error();
+        download(gpu.out.bytes(), od);
+        download(gpu.indices.bytes(), id);
+        download(gpu.positions.bytes(), pd);
+        download(gpu.mask.bytes(), md);
+        sync();
+        EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes()) << m.name << ": the CUDA indices differ from the CPU's";
+        EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes()) << m.name;
+        EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes()) << m.name;
+        EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes()) << m.name;
+    }
     tk_stream stream_ = nullptr;
 };
 
@@ -541,46 +901,49 @@ TEST_F(TemporalCuda, SimilarityEqualsTheCpuBitForBit) {
 
 TEST_F(TemporalCuda, VideoMethodsEqualTheCpu) {
     int64_t index = 0;
-    for (const VideoMethod& m : kMethods)
+    for (const VideoMethod& m : kAllMethods)
         for (const VideoCase& c : kCases)
             for (tk_dtype dtype : kDtypes)
                 for (double rate : rates_of(m)) {
                     if (!runs_at_scale(index++, 7)) continue;
                     const std::string label = std::string(m.name) + "_" + case_label(c, dtype) + "_rate" + std::to_string(rate);
                     SCOPED_TRACE(label);
-                    const HostTensor x = make_video(c, dtype, Layout{}, label);
-                    const int64_t retained = m.retained(c, rate);
-                    VideoOutputs cpu(c, dtype, retained);
-                    VideoOutputs gpu = cpu;
-                    ASSERT_EQ(run_host(m, c, rate, x, cpu, false), TK_STATUS_OK) << tk_last_error();
-                    DeviceBuffer xd(x.bytes().size()), od(gpu.out.bytes().size()), id(gpu.indices.bytes().size()),
-                        pd(gpu.positions.bytes().size()), md(gpu.mask.bytes().size());
-                    upload(xd, x.bytes());
-                    upload(od, gpu.out.bytes());
-                    upload(id, gpu.indices.bytes());
-                    upload(pd, gpu.positions.bytes());
-                    upload(md, gpu.mask.bytes());
-                    const tk_tensor x_desc = video_desc(x.device_desc(xd.get(), 0));
-                    const tk_tensor out = gpu.out.device_desc(od.get(), 0), indices = gpu.indices.device_desc(id.get(), 0),
-                                    positions = gpu.positions.device_desc(pd.get(), 0), mask = gpu.mask.device_desc(md.get(), 0);
                     // Without a workspace on even cases, with the queried one on odd ones.
-                    const uint64_t bytes = m.workspace_bytes(c, rate, x_desc);
-                    const bool given = index % 2 == 1;
-                    DeviceBuffer workspace(given ? bytes : 0);
-                    ASSERT_EQ(m.run(c, rate, x_desc, &out, &indices, &positions, &mask, given ? workspace.get() : nullptr,
-                                    given ? bytes : 0, stream_),
-                              TK_STATUS_OK)
-                        << tk_last_error();
-                    download(gpu.out.bytes(), od);
-                    download(gpu.indices.bytes(), id);
-                    download(gpu.positions.bytes(), pd);
-                    download(gpu.mask.bytes(), md);
-                    sync();
-                    EXPECT_TRUE(gpu.out.bytes() == cpu.out.bytes());
-                    EXPECT_TRUE(gpu.indices.bytes() == cpu.indices.bytes());
-                    EXPECT_TRUE(gpu.positions.bytes() == cpu.positions.bytes());
-                    EXPECT_TRUE(gpu.mask.bytes() == cpu.mask.bytes());
+                    expect_equal_to_the_cpu(m, c, rate, make_video(c, dtype, Layout{}, label), index % 2 == 1);
                 }
+}
+
+TEST_F(TemporalCuda, VidCom2EqualsTheCpuForEverySetting) {
+    // Indices, out, positions and mask bit for bit: the scores and frame budgets are the same float32
+    // bits on both backends (SPEC section 5, "VidCom2"), so ties break alike too. A padded, misaligned
+    // layout, the settings of the CPU test, the constant video, where every score ties, and NaN.
+    int64_t index = 0;
+    const Layout layout{5, 0, 1, false, 1};
+    for (const std::vector<VideoCase>& cases : {std::vector<VideoCase>(std::begin(kCases), std::end(kCases)),
+                                                std::vector<VideoCase>(std::begin(kWindowCases), std::end(kWindowCases))})
+        for (const VideoCase& c : cases)
+            for (tk_dtype dtype : kDtypes)
+                for (const VidCom2Setting& s : kVidCom2Settings) {
+                    if (!runs_at_scale(index++, 7)) continue;
+                    const std::string label = "vidcom2_" + case_label(c, dtype) + setting_label(s);
+                    SCOPED_TRACE(label);
+                    const VideoMethod m = kVidCom2.with(s.channel_ratio, s.temperature);
+                    expect_equal_to_the_cpu(m, c, s.retention_ratio, make_vidcom2_video(c, dtype, layout, label), index % 2 == 1);
+                }
+    const VideoCase c{2, 6, 3, 5, 40};
+    HostTensor constant = make_video(c, TK_DTYPE_BF16, Layout{}, "vidcom2_constant");
+    for (int64_t b = 0; b < c.batch; ++b)
+        for (int64_t t = 0; t < c.frames; ++t)
+            for (int64_t h = 0; h < c.height; ++h)
+                for (int64_t w = 0; w < c.width; ++w)
+                    for (int64_t ch = 0; ch < c.channels; ++ch) constant.set(b, t, h, w, ch, static_cast<float>(constant.get(b, 0, 0, 0, ch)));
+    expect_equal_to_the_cpu(kVidCom2, c, 0.3, constant, false);
+    // A NaN: in a channel that is then not scored (its variance ranks last), and with every channel
+    // scored, where it reaches every score and share (the norm's clamp must keep the NaN, as the CPU's).
+    HostTensor nan_video = make_vidcom2_video(c, TK_DTYPE_F32, Layout{}, "vidcom2_cuda_nan");
+    nan_video.set(1, 2, 1, 3, 7, std::numeric_limits<float>::quiet_NaN());
+    expect_equal_to_the_cpu(kVidCom2, c, 0.3, nan_video, true);
+    expect_equal_to_the_cpu(kVidCom2.with(1.0, 0.01), c, 0.3, nan_video, false);
 }
 
 TEST_F(TemporalCuda, FrameFusionEqualsTheCpu) {

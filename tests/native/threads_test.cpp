@@ -81,11 +81,14 @@ struct Workload {
     HostArray max_sum_order{TK_DTYPE_I32, {2, 96}};
 
     // The video methods on the frames as [2, 8, 729, 72]: EVS at q = 0.5 keeps max(729, 2916) = 2916,
-    // DyCoke at 0.7 keeps 2 x 729 + 6 x 218 = 2766, FrameFusion keeps capacity for all 5832.
+    // DyCoke at 0.7 keeps 2 x 729 + 6 x 218 = 2766, VidCom2 at its default 0.25 keeps max(8, 1458) = 1458,
+    // FrameFusion keeps capacity for all 5832.
     HostArray similarity{TK_DTYPE_F32, {2, 8, 729}};
     HostArray evs_tokens{TK_DTYPE_F32, {2, 2916, 72}};
     HostArray evs_positions{TK_DTYPE_I32, {2, 2916, 3}};
     HostArray dycoke_tokens{TK_DTYPE_F32, {2, 2766, 72}};
+    HostArray vidcom2_tokens{TK_DTYPE_F32, {2, 1458, 72}};
+    HostArray vidcom2_mask{TK_DTYPE_I32, {2, 5832}};
     HostArray fused{TK_DTYPE_F32, {2, 5832, 72}};
     HostArray fused_map{TK_DTYPE_I32, {2, 5832}};
     HostArray fused_count{TK_DTYPE_I32, {2}};
@@ -113,6 +116,7 @@ struct Workload {
         const tk_diversity_params max_sum{96, TK_DISTANCE_L2, TK_FIRST_MOST_ISOLATED, TK_DIVERSITY_MAX_SUM};
         const tk_evs_params evs{0.5, 27, 27};
         const tk_dycoke_params dycoke{0.7, 27, 27};
+        const tk_vidcom2_params vidcom2{0.25, 0.5, 0.01, 27, 27};
         const tk_framefusion_params framefusion{0.6f, -1};
 
         const tk_tensor fr = frames.desc(), wp = window_pooled.desc(), ap = adaptive_pooled.desc(),
@@ -127,7 +131,8 @@ struct Workload {
                         fm = feature_metric.desc(), ga = gathered.desc(), cx = contextual.desc();
         const tk_tensor tk = tokens.desc(), mmo = max_min_order.desc(), mms = max_min_sorted.desc(), mso = max_sum_order.desc();
         const tk_tensor video = tkt::video_desc(frames.desc()), si = similarity.desc(), et = evs_tokens.desc(),
-                        ep = evs_positions.desc(), dt = dycoke_tokens.desc(), fu = fused.desc(), fmap = fused_map.desc(),
+                        ep = evs_positions.desc(), dt = dycoke_tokens.desc(), vt = vidcom2_tokens.desc(),
+                        vm = vidcom2_mask.desc(), fu = fused.desc(), fmap = fused_map.desc(),
                         fc = fused_count.desc();
 
         const std::pair<const char*, std::function<tk_status()>> calls[] = {
@@ -156,6 +161,7 @@ struct Workload {
             {"tk_temporal_similarity", [&] { return tk_temporal_similarity(&video, nullptr, &si, nullptr); }},
             {"tk_evs", [&] { return tk_evs(&evs, &video, &et, nullptr, &ep, nullptr, nullptr, 0, nullptr); }},
             {"tk_dycoke_ttm", [&] { return tk_dycoke_ttm(&dycoke, &video, &dt, nullptr, nullptr, nullptr, nullptr, 0, nullptr); }},
+            {"tk_vidcom2", [&] { return tk_vidcom2(&vidcom2, &video, &vt, nullptr, nullptr, &vm, nullptr, 0, nullptr); }},
             {"tk_framefusion_merge",
              [&] { return tk_framefusion_merge(&framefusion, &video, &fu, nullptr, &fmap, &fc, nullptr, 0, nullptr); }},
         };
@@ -206,6 +212,8 @@ private:
                 {"EVS tokens", &evs_tokens.bytes()},
                 {"EVS positions", &evs_positions.bytes()},
                 {"DyCoke tokens", &dycoke_tokens.bytes()},
+                {"VidCom2 tokens", &vidcom2_tokens.bytes()},
+                {"VidCom2 mask", &vidcom2_mask.bytes()},
                 {"FrameFusion tokens", &fused.bytes()},
                 {"FrameFusion map", &fused_map.bytes()},
                 {"FrameFusion count", &fused_count.bytes()}};

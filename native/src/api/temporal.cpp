@@ -93,8 +93,10 @@ VideoParams require_params(const tk_vidcom2_params* params) {
             [&] { return double_text(r); });
     require(channels > 0.0 && channels <= 1.0, "params->channel_ratio",
             "a ratio in (0, 1] (the fraction of channels scored)", [&] { return double_text(channels); });
-    require(temperature > 0.0 && temperature <= std::numeric_limits<float>::max(), "params->temperature",
-            "a positive, finite float32 softmax temperature", [&] { return double_text(temperature); });
+    // The op divides by temperature as a float32: it must stay positive and finite there too (1e-50
+    // would round to 0, 1e39 to +inf). The cast is range-checked first.
+    require(temperature > 0.0 && temperature <= std::numeric_limits<float>::max() && static_cast<float>(temperature) > 0.0f,
+            "params->temperature", "a positive, finite float32 softmax temperature", [&] { return double_text(temperature); });
     return {tk::VideoMethod::kVidCom2, r, params->height, params->width, channels, temperature};
 }
 
