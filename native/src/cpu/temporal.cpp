@@ -1,6 +1,6 @@
-// CPU backend of temporal redundancy (SPEC section 5). The similarity pass is parallel over items and
-// blocks of positions, each task walking the frames in order, so the frame a token is compared with
-// was read a few rows earlier and is still in cache: the input comes from memory about once. Its sums
+// CPU backend of temporal redundancy (SPEC section 5). The similarity pass runs one task per frame, in
+// frame order, so the frame a token is compared with was mostly read just before and is still in
+// cache: the input comes from memory about once. Its sums
 // run on AVX-512 or AVX2 where the CPU has them (cpu/isa.hpp), one vector lane per lane of
 // ops/temporal.hpp's order with separate multiplies and adds, so every variant gives the portable
 // one's bits. EVS composes that pass with the top-k and gather ops (cpu/attention.cpp) over its
@@ -151,29 +151,28 @@ CosineFn<T> cosine_variant() {
     return cosine_portable<T>;
 }
 
+// One frame's scores, out[i * out_stride] for each position i: its token against the same position of
+// the frame's reference frame.
+template <class T>
+void score_frame(const TemporalSimilarityPlan& p, CosineFn<T> cosine, int64_t b, int64_t t, float* out, int64_t out_stride) {
+    const int64_t r = reference_frame(p, t);
+    const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0];
+    for (int64_t i = 0; i < p.positions; ++i) {
+        float value = -std::numeric_limits<float>::infinity();  // no reference: most dissimilar
+        if (r >= 0) value = cosine(x + t * p.x.strides[1] + i * p.x.strides[2], x + r * p.x.strides[1] + i * p.x.strides[2], p.channels);
+        out[i * out_stride] = temporal_score(p.score, value);
+    }
+}
+
+// One task per frame, in frame order: a thread's previous frame, usually the reference, is in cache.
 template <class T>
 void temporal_similarity_typed(const TemporalSimilarityPlan& p) {
     const CosineFn<T> cosine = cosine_variant<T>();
-    const int64_t blocks = (p.positions + kPositionBlock - 1) / kPositionBlock;
-    const T* x = static_cast<const T*>(p.x.data);
     float* out = static_cast<float*>(p.out.data);
-    parallel_for(p.batch * blocks, min_tasks_per_chunk(p.frames * kPositionBlock * p.channels), [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; ++task) {
-            const int64_t b = task / blocks;
-            const int64_t p0 = task % blocks * kPositionBlock;
-            const int64_t p1 = std::min(p0 + kPositionBlock, p.positions);
-            for (int64_t t = 0; t < p.frames; ++t) {
-                const int64_t r = reference_frame(p, t);
-                for (int64_t i = p0; i < p1; ++i) {
-                    float value = -std::numeric_limits<float>::infinity();  // no reference: most dissimilar
-                    if (r >= 0) {
-                        const T* row = x + b * p.x.strides[0] + t * p.x.strides[1] + i * p.x.strides[2];
-                        const T* ref = x + b * p.x.strides[0] + r * p.x.strides[1] + i * p.x.strides[2];
-                        value = cosine(row, ref, p.channels);
-                    }
-                    out[b * p.out.strides[0] + t * p.out.strides[1] + i * p.out.strides[2]] = temporal_score(p.score, value);
-                }
-            }
+    parallel_for(p.batch * p.frames, min_tasks_per_chunk(p.positions * p.channels), [&](int64_t begin, int64_t end) {
+        for (int64_t f = begin; f < end; ++f) {
+            const int64_t b = f / p.frames, t = f % p.frames;
+            score_frame(p, cosine, b, t, out + b * p.out.strides[0] + t * p.out.strides[1], p.out.strides[2]);
         }
     });
 }
@@ -225,13 +224,10 @@ void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const Stride
         std::vector<uint8_t> marks;
         for (int64_t f = begin; f < end; ++f) {
             const int64_t b = f / s.frames, t = f % s.frames;
-            const int64_t r = reference_frame(s, t);
             const int64_t keeps = dycoke_frame_keeps(t, s.positions, plan.frame_keeps);
             const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
             float* frame_scores = scores + f * s.positions;
-            for (int64_t i = 0; i < s.positions; ++i)
-                frame_scores[i] = temporal_score(s.score, r >= 0 ? cosine(row(b, t, i), row(b, r, i), s.channels)
-                                                                 : -std::numeric_limits<float>::infinity());
+            score_frame(s, cosine, b, t, frame_scores, 1);
             choose_best(frame_scores, s.positions, keeps, order.data());
             sort_best_by_position(s.positions, keeps, order.data(), marks);
             for (int64_t j = 0; j < keeps; ++j) {
