@@ -127,36 +127,27 @@ void score_frames(const VideoSelectionPlan& p, const float* features, const floa
 void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelectionLayout& layout) {
     const TemporalSimilarityPlan& s = plan.similarity;
     const int64_t scored = plan.scored_channels;
-    float* partials = at_offset<float>(base, layout.partials);
-    float* means = at_offset<float>(base, layout.channel_means);
-    float* keys = at_offset<float>(base, layout.channel_keys);
-    auto* channels = at_offset<int32_t>(base, layout.channels);
-    float* features = at_offset<float>(base, layout.features);
-    float* frame_centres = at_offset<float>(base, layout.frame_centres);
-    float* video_centres = at_offset<float>(base, layout.video_centres);
-    float* importance = at_offset<float>(base, layout.importance);
+    const VidCom2Scratch w = vidcom2_scratch(base, layout);
 
-    dispatch_float(s.x.dtype, [&](auto tag) { channel_statistics<storage_t<decltype(tag)>>(plan, partials, means, keys); });
-    topk(scored_channels_plan(plan, keys, channels));
-    dispatch_float(s.x.dtype, [&](auto tag) { normalise_frames<storage_t<decltype(tag)>>(plan, channels, features, frame_centres); });
+    dispatch_float(s.x.dtype, [&](auto tag) { channel_statistics<storage_t<decltype(tag)>>(plan, w.partials, w.channel_means, w.channel_keys); });
+    topk(scored_channels_plan(plan, w.channel_keys, w.channels));
+    dispatch_float(s.x.dtype, [&](auto tag) { normalise_frames<storage_t<decltype(tag)>>(plan, w.channels, w.features, w.frame_centres); });
     // The video centre from the frame sums in frame order, then each frame's sum becomes its centre.
     const auto tokens = static_cast<float>(s.frames * s.positions);
     for (int64_t b = 0; b < s.batch; ++b) {
-        float* centre = video_centres + b * scored;
+        float* centre = w.video_centres + b * scored;
         std::fill(centre, centre + scored, 0.0f);
         for (int64_t t = 0; t < s.frames; ++t)
-            for (int64_t j = 0; j < scored; ++j) centre[j] += frame_centres[(b * s.frames + t) * scored + j];
+            for (int64_t j = 0; j < scored; ++j) centre[j] += w.frame_centres[(b * s.frames + t) * scored + j];
         for (int64_t j = 0; j < scored; ++j) centre[j] = centre[j] / tokens;
     }
     const auto positions = static_cast<float>(s.positions);
-    for (int64_t i = 0; i < s.batch * s.frames * scored; ++i) frame_centres[i] = frame_centres[i] / positions;
+    for (int64_t i = 0; i < s.batch * s.frames * scored; ++i) w.frame_centres[i] = w.frame_centres[i] / positions;
 
-    score_frames(plan, features, frame_centres, video_centres, at_offset<float>(base, layout.scores), importance);
-    auto* keeps = at_offset<int32_t>(base, layout.frame_keeps);
-    auto* offsets = at_offset<int32_t>(base, layout.frame_offsets);
+    score_frames(plan, w.features, w.frame_centres, w.video_centres, w.scores, w.importance);
     for (int64_t b = 0; b < s.batch; ++b)
-        vidcom2_frame_budgets(importance + b * s.frames, s.frames, s.positions, plan.retained, plan.retention_ratio,
-                              plan.temperature, keeps + b * s.frames, offsets + b * s.frames);
+        vidcom2_frame_budgets(w.importance + b * s.frames, s.frames, s.positions, plan.retained, plan.retention_ratio,
+                              plan.temperature, w.frame_keeps + b * s.frames, w.frame_offsets + b * s.frames);
 }
 
 }  // namespace tk::cpu

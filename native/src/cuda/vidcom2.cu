@@ -212,54 +212,46 @@ void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelec
     const int64_t tokens = s.frames * s.positions;
     const int64_t scored = plan.scored_channels;
     const int64_t batch_frames = s.batch * s.frames;
-    float* partials = at_offset<float>(base, layout.partials);
-    float* means = at_offset<float>(base, layout.channel_means);
-    float* keys = at_offset<float>(base, layout.channel_keys);
-    auto* channels = at_offset<int32_t>(base, layout.channels);
-    float* features = at_offset<float>(base, layout.features);
-    float* frame_centres = at_offset<float>(base, layout.frame_centres);
-    float* video_centres = at_offset<float>(base, layout.video_centres);
-    float* video_scores = at_offset<float>(base, layout.video_scores);
-    float* importance = at_offset<float>(base, layout.importance);
+    const VidCom2Scratch w = vidcom2_scratch(base, layout);
 
     dispatch_float(s.x.dtype, [&](auto tag) {
         using T = typename StorageOf<decltype(tag)::value>::type;
         const int64_t lanes = row_lanes(tokens);
         const int64_t partial_count = s.batch * lanes * s.channels;
-        for (float* target : {means, keys}) {
-            const bool deviations = target == keys;
+        for (float* target : {w.channel_means, w.channel_keys}) {
+            const bool deviations = target == w.channel_keys;
             channel_partials_kernel<T><<<grid_for(partial_count, kElementThreads), kElementThreads, 0, stream>>>(
-                s, deviations ? means : nullptr, partials, lanes);
+                s, deviations ? w.channel_means : nullptr, w.partials, lanes);
             check(cudaGetLastError(), "channel_partials_kernel launch");
             channel_finish_kernel<<<grid_for(s.batch * s.channels, kElementThreads), kElementThreads, 0, stream>>>(
-                partials, s.batch, lanes, s.channels, static_cast<float>(tokens), deviations, target);
+                w.partials, s.batch, lanes, s.channels, static_cast<float>(tokens), deviations, target);
             check(cudaGetLastError(), "channel_finish_kernel launch");
         }
-        topk(scored_channels_plan(plan, keys, channels), nullptr, stream);  // no ranked order: needs no scratch
+        topk(scored_channels_plan(plan, w.channel_keys, w.channels), nullptr, stream);  // no ranked order: needs no scratch
         normalise_kernel<T><<<grid_for(s.batch * tokens, kTokensPerBlock), dim3(kSumLanes, kTokensPerBlock), 0, stream>>>(
-            s, scored, channels, features);
+            s, scored, w.channels, w.features);
         check(cudaGetLastError(), "normalise_kernel launch");
     });
 
     const int64_t lanes = row_lanes(s.positions);
     frame_partials_kernel<<<grid_for(batch_frames * lanes * scored, kElementThreads), kElementThreads, 0, stream>>>(
-        features, batch_frames, s.positions, scored, lanes, partials);
+        w.features, batch_frames, s.positions, scored, lanes, w.partials);
     check(cudaGetLastError(), "frame_partials_kernel launch");
     frame_finish_kernel<<<grid_for(batch_frames * scored, kElementThreads), kElementThreads, 0, stream>>>(
-        partials, batch_frames, lanes, scored, frame_centres);
+        w.partials, batch_frames, lanes, scored, w.frame_centres);
     check(cudaGetLastError(), "frame_finish_kernel launch");
     centres_kernel<<<grid_for(s.batch * scored, kElementThreads), kElementThreads, 0, stream>>>(
-        frame_centres, video_centres, s.batch, s.frames, scored, static_cast<float>(tokens), static_cast<float>(s.positions));
+        w.frame_centres, w.video_centres, s.batch, s.frames, scored, static_cast<float>(tokens), static_cast<float>(s.positions));
     check(cudaGetLastError(), "centres_kernel launch");
     score_kernel<<<grid_for(s.batch * tokens, kTokensPerBlock), dim3(kSumLanes, kTokensPerBlock), 0, stream>>>(
-        features, frame_centres, video_centres, s.batch, s.frames, s.positions, scored, at_offset<float>(base, layout.scores),
-        video_scores);
+        w.features, w.frame_centres, w.video_centres, s.batch, s.frames, s.positions, scored, w.scores,
+        w.video_scores);
     check(cudaGetLastError(), "score_kernel launch");
-    importance_kernel<<<static_cast<unsigned>(batch_frames), kRowLanes, 0, stream>>>(video_scores, s.positions, importance);
+    importance_kernel<<<static_cast<unsigned>(batch_frames), kRowLanes, 0, stream>>>(w.video_scores, s.positions, w.importance);
     check(cudaGetLastError(), "importance_kernel launch");
     budgets_kernel<<<grid_for(s.batch, kElementThreads), kElementThreads, 0, stream>>>(
-        importance, s.batch, s.frames, s.positions, plan.retained, plan.retention_ratio, plan.temperature,
-        at_offset<int32_t>(base, layout.frame_keeps), at_offset<int32_t>(base, layout.frame_offsets));
+        w.importance, s.batch, s.frames, s.positions, plan.retained, plan.retention_ratio, plan.temperature,
+        w.frame_keeps, w.frame_offsets);
     check(cudaGetLastError(), "budgets_kernel launch");
 }
 

@@ -314,6 +314,31 @@ inline GatherPlan kept_rows_plan(const VideoSelectionPlan& p, const StridedTenso
     return plan;
 }
 
+// VidCom2's regions of the workspace at base (video_selection_layout).
+struct VidCom2Scratch {
+    float* scores;
+    float* partials;
+    float* channel_means;
+    float* channel_keys;
+    int32_t* channels;
+    float* features;
+    float* frame_centres;
+    float* video_centres;
+    float* video_scores;
+    float* importance;
+    int32_t* frame_keeps;
+    int32_t* frame_offsets;
+};
+
+inline VidCom2Scratch vidcom2_scratch(void* base, const VideoSelectionLayout& l) {
+    return {at_offset<float>(base, l.scores),          at_offset<float>(base, l.partials),
+            at_offset<float>(base, l.channel_means),   at_offset<float>(base, l.channel_keys),
+            at_offset<int32_t>(base, l.channels),      at_offset<float>(base, l.features),
+            at_offset<float>(base, l.frame_centres),   at_offset<float>(base, l.video_centres),
+            at_offset<float>(base, l.video_scores),    at_offset<float>(base, l.importance),
+            at_offset<int32_t>(base, l.frame_keeps),   at_offset<int32_t>(base, l.frame_offsets)};
+}
+
 // The channels VidCom2 scores: the C' lowest variances of each item (the highest negated ones), ties to
 // the lower channel, NaN last, in increasing channel order. keys [B, C] f32, channels [B, C'] i32.
 inline TopkPlan scored_channels_plan(const VideoSelectionPlan& p, float* keys, int32_t* channels) {
