@@ -1,5 +1,5 @@
-// VidCom2's scoring on the CPU (SPEC section 5, "VidCom2"): the channel statistics in 64 row lanes
-// (one task per item and lane, reading its rows whole), the scored channels by top-k, then one task
+// VidCom2's scoring on the CPU (SPEC section 5, "VidCom2"): the channel variances in one pass of 64
+// row lanes (one task per item and lane, reading its rows whole), the scored channels by top-k, then one task
 // per frame normalising its tokens and summing them, and one per frame scoring them against the
 // centres. Each sum follows ops/vidcom2.hpp's and ops/lane_sum.hpp's orders, so the bits are CUDA's.
 #include <algorithm>
@@ -24,40 +24,46 @@ void add_lanes(const float* partials, int64_t lanes, int64_t count, float* sums)
         for (int64_t c = 0; c < count; ++c) sums[c] += partials[l * count + c];
 }
 
-// Each item's channel means into means [B, C], then the negated population variances into keys [B, C]:
-// two passes of one task per (item, lane), lane l adding the rows l, l + 64, ... of the item.
+// Each item's negated channel variances into keys [B, C], from one pass of one task per (item, lane),
+// lane l adding the rows l, l + 64, ... of the item shifted by its first row: d and d^2 into the lane's
+// two partial rows [2, C]; then the lanes in order, S1 into sums [B, C] and S2 into keys.
 template <class T>
-void channel_statistics(const VideoSelectionPlan& p, float* partials, float* means, float* keys) {
+void channel_statistics(const VideoSelectionPlan& p, float* partials, float* sums, float* keys) {
     const TemporalSimilarityPlan& s = p.similarity;
     const int64_t tokens = s.frames * s.positions;
-    const auto count = static_cast<float>(tokens);
     const int64_t lanes = row_lanes(tokens);
     const T* x = static_cast<const T*>(s.x.data);
-    for (const bool deviations : {false, true}) {
-        parallel_for(s.batch * lanes, min_tasks_per_chunk(tokens / lanes * s.channels), [&](int64_t begin, int64_t end) {
-            for (int64_t task = begin; task < end; ++task) {
-                const int64_t b = task / lanes;
-                float* lane = partials + task * s.channels;
-                const float* mean = means + b * s.channels;
-                std::fill(lane, lane + s.channels, 0.0f);
-                for (int64_t n = task % lanes; n < tokens; n += kRowLanes) {
-                    const T* row = x + b * s.x.strides[0] + n / s.positions * s.x.strides[1] + n % s.positions * s.x.strides[2];
-                    if (deviations) {
-                        for (int64_t c = 0; c < s.channels; ++c) {
-                            const float d = to_float(row[c]) - mean[c];
-                            lane[c] += d * d;
-                        }
-                    } else {
-                        for (int64_t c = 0; c < s.channels; ++c) lane[c] += to_float(row[c]);
-                    }
+    parallel_for(s.batch * lanes, min_tasks_per_chunk(tokens / lanes * s.channels), [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / lanes;
+            float* lane_sums = partials + task * 2 * s.channels;
+            float* lane_squares = lane_sums + s.channels;
+            std::fill(lane_sums, lane_sums + 2 * s.channels, 0.0f);
+            const T* first = x + b * s.x.strides[0];
+            for (int64_t n = task % lanes; n < tokens; n += kRowLanes) {
+                const T* row = first + n / s.positions * s.x.strides[1] + n % s.positions * s.x.strides[2];
+                for (int64_t c = 0; c < s.channels; ++c) {
+                    const float d = to_float(row[c]) - to_float(first[c]);
+                    lane_sums[c] += d;
+                    lane_squares[c] += d * d;
                 }
             }
-        });
-        for (int64_t b = 0; b < s.batch; ++b) {
-            float* sums = (deviations ? keys : means) + b * s.channels;
-            add_lanes(partials + b * lanes * s.channels, lanes, s.channels, sums);
-            for (int64_t c = 0; c < s.channels; ++c) sums[c] = deviations ? -(sums[c] / count) : sums[c] / count;
         }
+    });
+    const auto count = static_cast<float>(tokens);
+    for (int64_t b = 0; b < s.batch; ++b) {
+        float* s1 = sums + b * s.channels;
+        float* s2 = keys + b * s.channels;
+        std::fill(s1, s1 + s.channels, 0.0f);
+        std::fill(s2, s2 + s.channels, 0.0f);
+        for (int64_t l = 0; l < lanes; ++l) {
+            const float* lane_sums = partials + (b * lanes + l) * 2 * s.channels;
+            for (int64_t c = 0; c < s.channels; ++c) {
+                s1[c] += lane_sums[c];
+                s2[c] += lane_sums[s.channels + c];
+            }
+        }
+        for (int64_t c = 0; c < s.channels; ++c) s2[c] = negated_variance(s1[c], s2[c], count);
     }
 }
 
@@ -129,7 +135,7 @@ void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelec
     const int64_t scored = plan.scored_channels;
     const VidCom2Scratch w = vidcom2_scratch(base, layout);
 
-    dispatch_float(s.x.dtype, [&](auto tag) { channel_statistics<storage_t<decltype(tag)>>(plan, w.partials, w.channel_means, w.channel_keys); });
+    dispatch_float(s.x.dtype, [&](auto tag) { channel_statistics<storage_t<decltype(tag)>>(plan, w.partials, w.channel_sums, w.channel_keys); });
     topk(scored_channels_plan(plan, w.channel_keys, w.channels));
     dispatch_float(s.x.dtype, [&](auto tag) { normalise_frames<storage_t<decltype(tag)>>(plan, w.channels, w.features, w.frame_centres); });
     // The video centre from the frame sums in frame order, then each frame's sum becomes its centre.

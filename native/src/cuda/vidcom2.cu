@@ -1,8 +1,8 @@
 // VidCom2's scoring on CUDA (SPEC section 5, "VidCom2"), the CPU's arithmetic in the same orders:
-//   channel_partials_kernel   one thread per (item, lane, channel): lane l's sum over the rows
-//                             l, l + 64, ... of x (or of the squared deviations from the mean);
-//   channel_finish_kernel     the lanes added in order: the means, or the negated variances that the
-//                             top-k ranks to choose the scored channels;
+//   channel_partials_kernel   one thread per (item, lane, channel): lane l's sums of d and d^2 over
+//                             the rows l, l + 64, ..., d the row's value less the item's first row's;
+//   channel_finish_kernel     the lanes added in order, then the negated variances that the top-k
+//                             ranks to choose the scored channels;
 //   normalise_kernel          16 threads per token: the scored channels' squared norm in lane_sum's
 //                             lanes, then each channel over the clamped norm;
 //   frame_partials_kernel,    each frame's 64-lane sums of its normalised tokens;
@@ -42,37 +42,41 @@ unsigned grid_for(int64_t items, int64_t per_block) {
     for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < (total); \
          e += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
+// partials[b, lane, 0 | 1, c]: lane's sums of d and d^2 over its rows, d = x[n, c] - x[0, c].
 template <class T>
-__global__ void channel_partials_kernel(const TemporalSimilarityPlan s, const float* means, float* partials, int64_t lanes) {
+__global__ void channel_partials_kernel(const TemporalSimilarityPlan s, float* partials, int64_t lanes) {
     const int64_t tokens = s.frames * s.positions;
-    const T* x = static_cast<const T*>(s.x.data);
     TK_GRID_STRIDE(e, s.batch * lanes * s.channels) {
         const int64_t c = e % s.channels;
         const int64_t lane = e / s.channels % lanes;
         const int64_t b = e / (s.channels * lanes);
-        const float mean = means != nullptr ? means[b * s.channels + c] : 0.0f;
-        float sum = 0.0f;
+        const T* first = static_cast<const T*>(s.x.data) + b * s.x.strides[0];
+        const float shift = to_float(first[c]);
+        float sum = 0.0f, squares = 0.0f;
         for (int64_t n = lane; n < tokens; n += kRowLanes) {
-            const float value = to_float(x[b * s.x.strides[0] + n / s.positions * s.x.strides[1] + n % s.positions * s.x.strides[2] + c]);
-            if (means != nullptr) {
-                const float d = value - mean;
-                sum += d * d;
-            } else {
-                sum += value;
-            }
+            const float d = to_float(first[n / s.positions * s.x.strides[1] + n % s.positions * s.x.strides[2] + c]) - shift;
+            sum += d;
+            squares += d * d;
         }
-        partials[e] = sum;
+        float* out = partials + ((b * lanes + lane) * 2) * s.channels + c;
+        out[0] = sum;
+        out[s.channels] = squares;
     }
 }
 
-// out[b, c] = S / N (the means) or -(S / N) (the negated variances).
+// keys[b, c]: the lanes added in order, then the negated variance the top-k ranks to choose the scored
+// channels.
 __global__ void channel_finish_kernel(const float* partials, int64_t batch, int64_t lanes, int64_t channels, float count,
-                                      bool negate, float* out) {
+                                      float* keys) {
     TK_GRID_STRIDE(e, batch * channels) {
         const int64_t b = e / channels, c = e % channels;
-        float sum = 0.0f;
-        for (int64_t l = 0; l < lanes; ++l) sum += partials[(b * lanes + l) * channels + c];
-        out[e] = negate ? -(sum / count) : sum / count;
+        float sum = 0.0f, squares = 0.0f;
+        for (int64_t l = 0; l < lanes; ++l) {
+            const float* lane = partials + ((b * lanes + l) * 2) * channels + c;
+            sum += lane[0];
+            squares += lane[channels];
+        }
+        keys[e] = negated_variance(sum, squares, count);
     }
 }
 
@@ -217,16 +221,12 @@ void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelec
     dispatch_float(s.x.dtype, [&](auto tag) {
         using T = typename StorageOf<decltype(tag)::value>::type;
         const int64_t lanes = row_lanes(tokens);
-        const int64_t partial_count = s.batch * lanes * s.channels;
-        for (float* target : {w.channel_means, w.channel_keys}) {
-            const bool deviations = target == w.channel_keys;
-            channel_partials_kernel<T><<<grid_for(partial_count, kElementThreads), kElementThreads, 0, stream>>>(
-                s, deviations ? w.channel_means : nullptr, w.partials, lanes);
-            check(cudaGetLastError(), "channel_partials_kernel launch");
-            channel_finish_kernel<<<grid_for(s.batch * s.channels, kElementThreads), kElementThreads, 0, stream>>>(
-                w.partials, s.batch, lanes, s.channels, static_cast<float>(tokens), deviations, target);
-            check(cudaGetLastError(), "channel_finish_kernel launch");
-        }
+        channel_partials_kernel<T><<<grid_for(s.batch * lanes * s.channels, kElementThreads), kElementThreads, 0, stream>>>(
+            s, w.partials, lanes);
+        check(cudaGetLastError(), "channel_partials_kernel launch");
+        channel_finish_kernel<<<grid_for(s.batch * s.channels, kElementThreads), kElementThreads, 0, stream>>>(
+            w.partials, s.batch, lanes, s.channels, static_cast<float>(tokens), w.channel_keys);
+        check(cudaGetLastError(), "channel_finish_kernel launch");
         topk(scored_channels_plan(plan, w.channel_keys, w.channels), nullptr, stream);  // no ranked order: needs no scratch
         normalise_kernel<T><<<grid_for(s.batch * tokens, kTokensPerBlock), dim3(kSumLanes, kTokensPerBlock), 0, stream>>>(
             s, scored, w.channels, w.features);

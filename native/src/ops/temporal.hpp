@@ -157,9 +157,9 @@ inline int64_t dycoke_retained_tokens(int64_t frames, int64_t positions, double 
 // The video methods' scratch, the same on both backends: the scores [B, T * P] f32 and the kept
 // positions [B, K] i32 (used when the caller gives no indices); DyCoke and VidCom2 also rank each frame
 // on its own: per-frame counts and first output slots [B * T] i32 and per-frame kept positions
-// [B * T, P] i32. VidCom2 scores with: the channel means [B, C] f32, the negated variances [B, C] f32,
-// the scored channels [B, C'] i32, the 64-lane partial sums (of channels, or of each frame's C'
-// channels), the normalised tokens [B * T * P, C'] f32, the frame sums then centres [B * T, C'] f32,
+// [B * T, P] i32. VidCom2 scores with: the channels' shifted sums [B, C] f32, the negated variances [B, C] f32,
+// the scored channels [B, C'] i32, the 64-lane partial sums (two per channel, or one per frame and
+// scored channel), the normalised tokens [B * T * P, C'] f32, the frame sums then centres [B * T, C'] f32,
 // the video centres [B, C'] f32, the video-centre kernel sums v [B * T * P] f32 and the frame
 // importances [B * T] f32.
 struct VideoSelectionLayout {
@@ -168,7 +168,7 @@ struct VideoSelectionLayout {
     uint64_t frame_keeps;
     uint64_t frame_offsets;
     uint64_t frame_indices;
-    uint64_t channel_means;
+    uint64_t channel_sums;
     uint64_t channel_keys;
     uint64_t channels;
     uint64_t partials;
@@ -183,11 +183,11 @@ struct VideoSelectionLayout {
 // Lanes of a 64-lane sum over `rows` rows that hold any: the others would add zeros.
 inline int64_t row_lanes(int64_t rows) { return rows < kRowLanes ? rows : kRowLanes; }
 
-// Floats of 64-lane partial sums VidCom2 needs at most: one pass over each item's C channels, or over
-// each frame's C' scored channels.
+// Floats of 64-lane partial sums VidCom2 needs at most: the pass over each item's C channels (two sums
+// each), or over each frame's C' scored channels.
 inline int64_t vidcom2_partial_floats(const VideoSelectionPlan& p) {
     const TemporalSimilarityPlan& s = p.similarity;
-    const int64_t over_channels = s.batch * row_lanes(s.frames * s.positions) * s.channels;
+    const int64_t over_channels = s.batch * row_lanes(s.frames * s.positions) * 2 * s.channels;
     const int64_t over_frames = s.batch * s.frames * row_lanes(s.positions) * p.scored_channels;
     return over_channels > over_frames ? over_channels : over_frames;
 }
@@ -207,7 +207,7 @@ inline VideoSelectionLayout video_selection_layout(const VideoSelectionPlan& p) 
     if (p.method == VideoMethod::kVidCom2) {
         const auto floats = [](int64_t count) { return static_cast<uint64_t>(count) * sizeof(float); };
         const int64_t batch = p.similarity.batch, scored = p.scored_channels;
-        layout.channel_means = cursor.take(floats(batch * p.similarity.channels));
+        layout.channel_sums = cursor.take(floats(batch * p.similarity.channels));
         layout.channel_keys = cursor.take(floats(batch * p.similarity.channels));
         layout.channels = cursor.take(static_cast<uint64_t>(batch * scored) * sizeof(int32_t));
         layout.partials = cursor.take(floats(vidcom2_partial_floats(p)));
@@ -318,7 +318,7 @@ inline GatherPlan kept_rows_plan(const VideoSelectionPlan& p, const StridedTenso
 struct VidCom2Scratch {
     float* scores;
     float* partials;
-    float* channel_means;
+    float* channel_sums;
     float* channel_keys;
     int32_t* channels;
     float* features;
@@ -332,7 +332,7 @@ struct VidCom2Scratch {
 
 inline VidCom2Scratch vidcom2_scratch(void* base, const VideoSelectionLayout& l) {
     return {at_offset<float>(base, l.scores),          at_offset<float>(base, l.partials),
-            at_offset<float>(base, l.channel_means),   at_offset<float>(base, l.channel_keys),
+            at_offset<float>(base, l.channel_sums),    at_offset<float>(base, l.channel_keys),
             at_offset<int32_t>(base, l.channels),      at_offset<float>(base, l.features),
             at_offset<float>(base, l.frame_centres),   at_offset<float>(base, l.video_centres),
             at_offset<float>(base, l.video_scores),    at_offset<float>(base, l.importance),

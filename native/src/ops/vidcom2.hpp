@@ -47,6 +47,12 @@ TK_HOST_DEVICE float normalising_norm(float squared_norm) {
     return norm < kVidCom2NormEps ? kVidCom2NormEps : norm;
 }
 
+// A channel's negated population variance from its sums over N tokens shifted by the first token:
+// -((S2 - S1 * (S1 / N)) / N).
+TK_HOST_DEVICE float negated_variance(float shifted_sum, float shifted_squares, float count) {
+    return -((shifted_squares - shifted_sum * (shifted_sum / count)) / count);
+}
+
 // VidCom2's multi-scale Gaussian kernel: exp(-d / (2a)) for a = 2^-3 .. 2^1, added in that order.
 TK_HOST_DEVICE float gaussian_kernel_sum(float squared_distance) {
     const float d = squared_distance;
