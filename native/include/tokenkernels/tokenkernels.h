@@ -532,7 +532,7 @@ TK_API tk_status tk_dycoke_ttm(const tk_dycoke_params* params, const tk_tensor* 
 typedef struct tk_vidcom2_params {
     double retention_ratio; /* r in (0, 1]: the fraction of tokens kept; VidCom2's base_scale (default 0.25) */
     double channel_ratio;   /* in (0, 1]: the fraction of channels scored, the lowest-variance ones; VidCom2's 0.5 */
-    double temperature;     /* positive and finite as a float32: the frame-budget softmax temperature; VidCom2's 0.01 */
+    double temperature;     /* in (0, FLT_MAX], not 0 as a float32: the frame-budget softmax temperature; VidCom2's 0.01 */
     int32_t height;         /* H, W of the frame grid, each >= 1; P = H * W */
     int32_t width;
 } tk_vidcom2_params;

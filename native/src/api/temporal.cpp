@@ -132,7 +132,8 @@ tk::VideoSelectionPlan make_selection_plan(const VideoParams& params, const tk_t
         plan.similarity.score = tk::TemporalScore::kNegativeCosine;
         plan.frame_keeps = tk::dycoke_frame_keeps_of(grid, params.rate);
     } else {
-        require(x.shape[3] >= 1, "x.shape[3]", "at least 1 channel (C) to score", number(x.shape[3]));
+        require(x.shape[3] >= 1 && x.shape[3] <= std::numeric_limits<int32_t>::max(), "x.shape[3]",
+                "1 to 2147483647 channels (C; the scored ones are i32 indices)", number(x.shape[3]));
         plan.scored_channels = tk::vidcom2_scored_channels(x.shape[3], params.channel_ratio);
         plan.retention_ratio = static_cast<float>(params.rate);
         plan.temperature = static_cast<float>(params.temperature);

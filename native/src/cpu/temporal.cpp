@@ -1,6 +1,6 @@
-// CPU backend of temporal redundancy (SPEC section 5). The similarity pass runs one task per frame, in
-// frame order, so the frame a token is compared with was mostly read just before and is still in
-// cache: the input comes from memory about once. Its sums
+// CPU backend of temporal redundancy (SPEC section 5). The similarity pass runs its tasks in frame order
+// (a frame each, or blocks of one when the frames are few), so the frame a token is compared with was
+// mostly read just before and is still in cache: the input comes from memory about once. Its sums
 // run on AVX-512 or AVX2 where the CPU has them (cpu/isa.hpp), one vector lane per lane of
 // ops/temporal.hpp's order with separate multiplies and adds, so every variant gives the portable
 // one's bits. EVS composes that pass with the top-k and gather ops (cpu/attention.cpp) over its
@@ -151,28 +151,35 @@ CosineFn<T> cosine_variant() {
     return cosine_portable<T>;
 }
 
-// One frame's scores, out[i * out_stride] for each position i: its token against the same position of
-// the frame's reference frame.
+// Positions [begin, end) of one frame's scores, out[i * out_stride] for each: its token against the same
+// position of the frame's reference frame.
 template <class T>
-void score_frame(const TemporalSimilarityPlan& p, CosineFn<T> cosine, int64_t b, int64_t t, float* out, int64_t out_stride) {
+void score_frame(const TemporalSimilarityPlan& p, CosineFn<T> cosine, int64_t b, int64_t t, int64_t begin, int64_t end, float* out,
+                 int64_t out_stride) {
     const int64_t r = reference_frame(p, t);
     const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0];
-    for (int64_t i = 0; i < p.positions; ++i) {
+    for (int64_t i = begin; i < end; ++i) {
         float value = -std::numeric_limits<float>::infinity();  // no reference: most dissimilar
         if (r >= 0) value = cosine(x + t * p.x.strides[1] + i * p.x.strides[2], x + r * p.x.strides[1] + i * p.x.strides[2], p.channels);
         out[i * out_stride] = temporal_score(p.score, value);
     }
 }
 
-// One task per frame, in frame order: a thread's previous frame, usually the reference, is in cache.
+// Tasks in frame order, so a thread's previous frame, usually the reference, is in cache: a frame each,
+// or a frame split into equal blocks of positions where the frames are fewer than the threads can share.
 template <class T>
 void temporal_similarity_typed(const TemporalSimilarityPlan& p) {
     const CosineFn<T> cosine = cosine_variant<T>();
     float* out = static_cast<float*>(p.out.data);
-    parallel_for(p.batch * p.frames, min_tasks_per_chunk(p.positions * p.channels), [&](int64_t begin, int64_t end) {
-        for (int64_t f = begin; f < end; ++f) {
+    const int64_t frames = p.batch * p.frames;
+    const int64_t splits = std::min<int64_t>(p.positions, (4 * int64_t{num_threads()} + frames - 1) / frames);
+    const int64_t block = (p.positions + splits - 1) / splits;
+    parallel_for(frames * splits, min_tasks_per_chunk(block * p.channels), [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t f = task / splits, i0 = task % splits * block;
             const int64_t b = f / p.frames, t = f % p.frames;
-            score_frame(p, cosine, b, t, out + b * p.out.strides[0] + t * p.out.strides[1], p.out.strides[2]);
+            score_frame(p, cosine, b, t, std::min(i0, p.positions), std::min(i0 + block, p.positions),
+                        out + b * p.out.strides[0] + t * p.out.strides[1], p.out.strides[2]);
         }
     });
 }
@@ -227,7 +234,7 @@ void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const Stride
             const int64_t keeps = dycoke_frame_keeps(t, s.positions, plan.frame_keeps);
             const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
             float* frame_scores = scores + f * s.positions;
-            score_frame(s, cosine, b, t, frame_scores, 1);
+            score_frame(s, cosine, b, t, 0, s.positions, frame_scores, 1);
             choose_best(frame_scores, s.positions, keeps, order.data());
             sort_best_by_position(s.positions, keeps, order.data(), marks);
             for (int64_t j = 0; j < keeps; ++j) {

@@ -187,18 +187,22 @@ __global__ void __launch_bounds__(kSumLanes* kTokensPerBlock)
     }
 }
 
-// One block of kRowLanes threads per frame: importance[frame] = -(S(v) / P).
-__global__ void __launch_bounds__(kRowLanes) importance_kernel(const float* video_scores, int64_t positions, float* importance) {
+// A block of kRowLanes threads per frame, grid-stride: importance[frame] = -(S(v) / P).
+__global__ void __launch_bounds__(kRowLanes)
+    importance_kernel(const float* video_scores, int64_t frames, int64_t positions, float* importance) {
     __shared__ float lanes[kRowLanes];
-    const int64_t frame = blockIdx.x;
-    float sum = 0.0f;
-    for (int64_t i = threadIdx.x; i < positions; i += kRowLanes) sum += video_scores[frame * positions + i];
-    lanes[threadIdx.x] = sum;
-    __syncthreads();
-    if (threadIdx.x != 0) return;
-    float total = 0.0f;
-    for (int l = 0; l < kRowLanes; ++l) total += lanes[l];
-    importance[frame] = -(total / static_cast<float>(positions));
+    for (int64_t frame = blockIdx.x; frame < frames; frame += gridDim.x) {
+        float sum = 0.0f;
+        for (int64_t i = threadIdx.x; i < positions; i += kRowLanes) sum += video_scores[frame * positions + i];
+        lanes[threadIdx.x] = sum;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float total = 0.0f;
+            for (int l = 0; l < kRowLanes; ++l) total += lanes[l];
+            importance[frame] = -(total / static_cast<float>(positions));
+        }
+        __syncthreads();  // thread 0 has read the lanes before the next frame overwrites them
+    }
 }
 
 __global__ void budgets_kernel(float* importance, int64_t batch, int64_t frames, int64_t positions, int64_t retained,
@@ -247,7 +251,7 @@ void vidcom2_scores(const VideoSelectionPlan& plan, void* base, const VideoSelec
         w.features, w.frame_centres, w.video_centres, s.batch, s.frames, s.positions, scored, w.scores,
         w.video_scores);
     check(cudaGetLastError(), "score_kernel launch");
-    importance_kernel<<<static_cast<unsigned>(batch_frames), kRowLanes, 0, stream>>>(w.video_scores, s.positions, w.importance);
+    importance_kernel<<<grid_for(batch_frames, 1), kRowLanes, 0, stream>>>(w.video_scores, batch_frames, s.positions, w.importance);
     check(cudaGetLastError(), "importance_kernel launch");
     budgets_kernel<<<grid_for(s.batch, kElementThreads), kElementThreads, 0, stream>>>(
         w.importance, s.batch, s.frames, s.positions, plan.retained, plan.retention_ratio, plan.temperature,
