@@ -13,6 +13,7 @@
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/streaming_copy.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/attention.hpp"
 #include "ops/lane_sum.hpp"
@@ -634,6 +635,7 @@ void topk(const TopkPlan& plan) {
 void gather(const GatherPlan& plan) {
     const size_t row_bytes = static_cast<size_t>(plan.channels * tk_dtype_size(plan.x.dtype));
     const int64_t element_size = tk_dtype_size(plan.x.dtype);
+    const bool streaming = static_cast<uint64_t>(plan.batch * plan.k) * row_bytes >= kStreamingOutputBytes;
     parallel_for(plan.batch * plan.k, min_tasks_per_chunk(plan.channels), [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / plan.k;
@@ -645,8 +647,9 @@ void gather(const GatherPlan& plan) {
                 continue;
             }
             const char* x = static_cast<const char*>(plan.x.data) + (b * plan.x.strides[0] + token * plan.x.strides[1]) * element_size;
-            std::memcpy(out, x, row_bytes);
+            copy_bytes(out, x, row_bytes, streaming);
         }
+        if (streaming) streaming_fence();
     });
 }
 

@@ -16,6 +16,7 @@
 #include "core/parallel.hpp"
 #include "cpu/float16.hpp"
 #include "cpu/isa.hpp"
+#include "cpu/streaming_copy.hpp"
 #include "ops/attention.hpp"
 #include "ops/temporal.hpp"
 
@@ -225,6 +226,7 @@ void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const Stride
     const CosineFn<T> cosine = cosine_variant<T>();
     const T* x = static_cast<const T*>(s.x.data);
     const size_t row_bytes = static_cast<size_t>(s.channels) * sizeof(T);
+    const bool streaming = static_cast<uint64_t>(s.batch * plan.retained) * row_bytes >= kStreamingOutputBytes;
     const auto row = [&](int64_t b, int64_t t, int64_t i) { return x + b * s.x.strides[0] + t * s.x.strides[1] + i * s.x.strides[2]; };
     parallel_for(s.batch * s.frames, min_tasks_per_chunk(s.positions * s.channels), [&](int64_t begin, int64_t end) {
         std::vector<int32_t> order(static_cast<size_t>(s.positions));
@@ -242,10 +244,11 @@ void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const Stride
                 static_cast<int32_t*>(indices.data)[b * indices.strides[0] + slot * indices.strides[1]] =
                     static_cast<int32_t>(t * s.positions + order[static_cast<size_t>(j)]);
                 if (plan.out.data != nullptr)
-                    std::memcpy(static_cast<T*>(plan.out.data) + b * plan.out.strides[0] + slot * plan.out.strides[1],
-                                row(b, t, order[static_cast<size_t>(j)]), row_bytes);
+                    copy_bytes(static_cast<T*>(plan.out.data) + b * plan.out.strides[0] + slot * plan.out.strides[1],
+                               row(b, t, order[static_cast<size_t>(j)]), row_bytes, streaming);
             }
         }
+        if (streaming) streaming_fence();
     });
 }
 
