@@ -723,6 +723,34 @@ TEST(Gather, PaddingRowIsAllZeroBytes) {
     for (size_t byte = 8; byte < 16; ++byte) EXPECT_EQ(out.bytes()[byte], 0xff) << "byte " << byte;
 }
 
+// An output past the library's streaming threshold (32 MiB) is written with non-temporal stores where the
+// CPU has them: rows whose size is no multiple of the vector, into an output starting off a vector
+// boundary, land exactly (what the smaller cases above never reach), and nothing past the output is
+// touched.
+TEST(Gather, LargeOutputsCopyExactly) {
+    const int64_t tokens = 9001, channels = 1001, k = 8500;  // 8500 rows of 4004 bytes: 34 MB
+    std::vector<float> x(static_cast<size_t>(tokens * channels));
+    for (size_t e = 0; e < x.size(); ++e) x[e] = static_cast<float>(e % 65521) * 0.5f - 7.0f;
+    std::vector<int32_t> indices(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i) indices[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919 + 13) % tokens);
+    indices[5] = -1;  // padding: a zero row
+    std::vector<float> storage(static_cast<size_t>(k * channels + 2), 123.0f);
+    float* out = storage.data() + 1;  // 4 bytes past the vector's start: off every vector boundary
+    const tk_tensor xd{x.data(), TK_DTYPE_F32, TK_DEVICE_CPU, 0, 3, {1, tokens, channels}, {tokens * channels, channels, 1}};
+    const tk_tensor id{indices.data(), TK_DTYPE_I32, TK_DEVICE_CPU, 0, 2, {1, k}, {k, 1}};
+    const tk_tensor od{out, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 3, {1, k, channels}, {k * channels, channels, 1}};
+    ASSERT_TRUE(ok(tk_gather(&xd, &id, &od, nullptr)));
+    for (int64_t i = 0; i < k; ++i) {
+        const int32_t token = indices[static_cast<size_t>(i)];
+        for (int64_t c = 0; c < channels; ++c) {
+            const float want = token < 0 ? 0.0f : x[static_cast<size_t>(token * channels + c)];
+            ASSERT_EQ(out[i * channels + c], want) << "row " << i << " channel " << c;
+        }
+    }
+    EXPECT_EQ(storage.front(), 123.0f);
+    EXPECT_EQ(storage.back(), 123.0f);
+}
+
 // ---- VisionZip contextual tokens ---------------------------------------------------------------
 
 struct ContextualCase {

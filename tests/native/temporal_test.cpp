@@ -368,6 +368,38 @@ TEST(VideoMethods, ThreadCountChangesNoBit) {
     }
 }
 
+// DyCoke's CPU path copies each frame's kept rows itself; past the streaming threshold (32 MiB of output)
+// with non-temporal stores where the CPU has them. Rows of 4,400 bytes (no multiple of a vector) into an
+// output off every vector boundary: each row is its token's, the positions are the indices-only call's,
+// and nothing past the output is touched.
+TEST(VideoMethods, DyCokeLargeOutputsCopyExactly) {
+    const int64_t frames = 12, positions = 1000, channels = 1100;  // 3 whole frames + 9 of 700 tokens: 41 MB
+    const tk_dycoke_params params{0.3, 25, 40};
+    int64_t retained = 0;
+    ASSERT_EQ(tk_dycoke_retained_tokens(&params, frames, &retained), TK_STATUS_OK) << tk_last_error();
+    ASSERT_EQ(retained, 3 * 1000 + 9 * 700);
+    std::vector<float> x(static_cast<size_t>(frames * positions * channels));
+    std::mt19937 g(20261205);
+    std::normal_distribution<float> normal;
+    for (float& v : x) v = normal(g);
+    const tk_tensor xd{x.data(), TK_DTYPE_F32, TK_DEVICE_CPU, 0, 4, {1, frames, positions, channels},
+                       {frames * positions * channels, positions * channels, channels, 1}};
+    std::vector<int32_t> alone(static_cast<size_t>(retained)), indices(static_cast<size_t>(retained));
+    const tk_tensor alone_d{alone.data(), TK_DTYPE_I32, TK_DEVICE_CPU, 0, 2, {1, retained}, {retained, 1}};
+    ASSERT_EQ(tk_dycoke_ttm(&params, &xd, nullptr, &alone_d, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    std::vector<float> storage(static_cast<size_t>(retained * channels + 2), 123.0f);
+    float* out = storage.data() + 1;
+    const tk_tensor out_d{out, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 3, {1, retained, channels}, {retained * channels, channels, 1}};
+    const tk_tensor indices_d{indices.data(), TK_DTYPE_I32, TK_DEVICE_CPU, 0, 2, {1, retained}, {retained, 1}};
+    ASSERT_EQ(tk_dycoke_ttm(&params, &xd, &out_d, &indices_d, nullptr, nullptr, nullptr, 0, nullptr), TK_STATUS_OK) << tk_last_error();
+    EXPECT_TRUE(indices == alone);
+    for (int64_t k = 0; k < retained; ++k)
+        ASSERT_EQ(std::memcmp(out + k * channels, x.data() + static_cast<int64_t>(indices[static_cast<size_t>(k)]) * channels,
+                              static_cast<size_t>(channels) * sizeof(float)), 0) << "row " << k;
+    EXPECT_EQ(storage.front(), 123.0f);
+    EXPECT_EQ(storage.back(), 123.0f);
+}
+
 TEST(VideoMethods, OutputsAreOptional) {
     const VideoCase c{2, 6, 3, 4, 21};
     const HostTensor x = make_video(c, TK_DTYPE_F16, Layout{}, "optional");
