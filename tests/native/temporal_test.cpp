@@ -831,6 +831,30 @@ TEST(FrameFusion, RepeatedFramesMergeIntoTheFirstAndUnmergeBack) {
         }
 }
 
+// Videos with no tokens (T = 0 or P = 0; the fuzzer found the empty-frame case dividing by zero): the ops
+// succeed, FrameFusion counts no merge, and the similarity writes nothing.
+TEST(FrameFusion, EmptyVideosMergeNothing) {
+    for (const auto& shape : {std::vector<int64_t>{2, 0, 3, 4}, std::vector<int64_t>{2, 3, 0, 4}}) {
+        const int64_t batch = shape[0], tokens = shape[1] * shape[2], channels = shape[3];
+        SCOPED_TRACE("T = " + std::to_string(shape[1]) + ", P = " + std::to_string(shape[2]));
+        float x_storage[1] = {0.0f}, out_storage[1] = {0.0f}, size_storage[1] = {0.0f};
+        int32_t map_storage[1] = {0}, counts[2] = {-7, -7};
+        const tk_tensor x{x_storage, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 4, {batch, shape[1], shape[2], channels},
+                          {tokens * channels, shape[2] * channels, channels, 1}};
+        const tk_tensor out{out_storage, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 3, {batch, tokens, channels}, {tokens * channels, channels, 1}};
+        const tk_tensor out_size{size_storage, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 2, {batch, tokens}, {tokens, 1}};
+        const tk_tensor source_map{map_storage, TK_DTYPE_I32, TK_DEVICE_CPU, 0, 2, {batch, tokens}, {tokens, 1}};
+        const tk_tensor merge_count{counts, TK_DTYPE_I32, TK_DEVICE_CPU, 0, 1, {batch}, {1}};
+        const tk_framefusion_params params{0.6f, -1};
+        ASSERT_EQ(tk_framefusion_merge(&params, &x, &out, &out_size, &source_map, &merge_count, nullptr, 0, nullptr), TK_STATUS_OK)
+            << tk_last_error();
+        EXPECT_EQ(counts[0], 0);
+        EXPECT_EQ(counts[1], 0);
+        const tk_tensor similarity{out_storage, TK_DTYPE_F32, TK_DEVICE_CPU, 0, 3, {batch, shape[1], shape[2]}, {tokens, shape[2], 1}};
+        ASSERT_EQ(tk_temporal_similarity(&x, nullptr, &similarity, nullptr), TK_STATUS_OK) << tk_last_error();
+    }
+}
+
 TEST(FrameFusion, ThreadCountChangesNoBit) {
     const VideoCase c{2, 9, 5, 4, 37};
     const HostTensor x = make_repeating_video(c, TK_DTYPE_BF16, Layout{}, "framefusion_threads");

@@ -173,6 +173,7 @@ void temporal_similarity_typed(const TemporalSimilarityPlan& p) {
     const CosineFn<T> cosine = cosine_variant<T>();
     float* out = static_cast<float*>(p.out.data);
     const int64_t frames = p.batch * p.frames;
+    if (frames * p.positions == 0) return;  // FrameFusion passes empty videos on
     const int64_t splits = std::min<int64_t>(p.positions, (4 * int64_t{num_threads()} + frames - 1) / frames);
     const int64_t block = (p.positions + splits - 1) / splits;
     parallel_for(frames * splits, min_tasks_per_chunk(block * p.channels), [&](int64_t begin, int64_t end) {
