@@ -250,7 +250,9 @@ std::vector<InvalidCase<TopkCall>> topk_cases() {
         {"WorkspaceOverlapsScores", [](C& c) { c.workspace = c.scores.data; c.workspace_bytes = 8; }, "disjoint from scores"},
         {"WorkspaceOverlapsItemK", [](C& c) { c.workspace = c.item_k.data; c.workspace_bytes = 4; }, "disjoint from item_k"},
         {"WorkspaceOverlapsRanked",
-         [](C& c) { c.workspace = static_cast<int32_t*>(c.ranked.data) + 7; c.workspace_bytes = 64; }, "disjoint from ranked"},
+         // ranked's last element: a longer workspace would reach past ranked into whatever the heap put
+         // next (indices, in some runs), and the message would name that instead.
+         [](C& c) { c.workspace = static_cast<int32_t*>(c.ranked.data) + 7; c.workspace_bytes = 4; }, "disjoint from ranked"},
         // Element offsets fit int64, their bytes do not (4 x 2^62), or reach past the address space
         // (4 x 2^61); once both returned OK or crashed.
         {"ScoresStrideBytesOverflow", [](C& c) { c.scores.strides[0] = int64_t{1} << 62; }, "scores.strides"},
