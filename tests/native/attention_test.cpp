@@ -626,6 +626,30 @@ TEST(Topk, FewOfManyDistinctScores) {
     }
 }
 
+TEST(Topk, SignedZerosTieAndNeighbouringFloatsRankExactly) {
+    // Scores that differ only in their last bits, in sign of zero, or below the normal range: the
+    // selection must order them as floats compare (+0 == -0), ties to the lower position.
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const int64_t tokens = 20011;
+    const double base[] = {0.0, -0.0, 1.0, -1.0, 1e-40, -1e-40, 3.5, kInf, -kInf, kNan};
+    std::uniform_int_distribution<int> pick(0, 9), step(0, 3);
+    for (tk_dtype dtype : kFloatDtypes)
+        for (int64_t k : {int64_t{1}, tokens / 3, tokens / 2, tokens - 1}) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " k=" + std::to_string(k));
+            TopkBuffers t = topk_buffers(dtype, 2, tokens, k, false, false, true, ArrayLayout(), g);
+            for (int64_t b = 0; b < 2; ++b)
+                for (int64_t n = 0; n < tokens; ++n) {
+                    float value = static_cast<float>(base[pick(g)]);
+                    for (int s = step(g); s > 0 && std::isfinite(value) && value != 0.0f; --s) value = std::nextafter(value, 10.0f);
+                    t.scores.set(b, n, 0, value);
+                }
+            ASSERT_TRUE(run_topk(k, t));
+            const TopkResult want = reference_topk(2, tokens, k, t.scores.values(), {}, {});
+            EXPECT_EQ(as_int32(t.indices), want.indices);
+            EXPECT_EQ(as_int32(t.ranked), want.ranked);
+        }
+}
+
 TEST(Topk, HandWorkedOrderPinsReferenceAndLibrary) {
     // NaN below -inf, ties and NaN against NaN to the lower position.
     const std::vector<double> scores = {1.0, kNan, -kInf, 1.0, 3.0, kNan, -kInf};

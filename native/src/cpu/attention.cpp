@@ -446,28 +446,61 @@ struct RanksBefore {
 
 }  // namespace
 
-void choose_best(const float* score, int64_t length, int64_t count, int32_t* order) {
-    for (int64_t i = 0; i < length; ++i) order[i] = static_cast<int32_t>(i);
-    // Select the count best in O(length); only those are ordered, if at all.
-    if (count > 0 && count < length) std::nth_element(order, order + (count - 1), order + length, RanksBefore{score});
+namespace {
+
+// A score as an unsigned key in the contract's order, greater ranking first: -0 and +0 alike, NaN
+// below -inf.
+uint32_t rank_key(float score) {
+    if (is_nan(score)) return 0;
+    if (score == 0.0f) score = 0.0f;
+    uint32_t bits = 0;
+    std::memcpy(&bits, &score, sizeof bits);
+    return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+}  // namespace
+
+void choose_best_in_position_order(const float* score, int64_t length, int64_t count, int32_t* order, std::vector<uint32_t>& keys) {
+    if (count >= length) {
+        for (int64_t i = 0; i < length; ++i) order[i] = static_cast<int32_t>(i);
+        return;
+    }
+    if (count <= 0) return;
+    keys.resize(static_cast<size_t>(length));
+    uint32_t* key = keys.data();
+    for (int64_t i = 0; i < length; ++i) key[i] = rank_key(score[i]);
+    // The count-th greatest key, digit by digit from the top (11, 11 and 10 bits): a histogram of the
+    // keys that share the digits found so far, walked from its greatest digit. Every key above it is
+    // chosen, and as many equal to it, lowest positions first, as complete the count.
+    constexpr int kDigitBits[3] = {11, 11, 10};
+    uint32_t threshold = 0;
+    int64_t wanted = count;  // among the keys that share the threshold's digits so far
+    int shift = 32;
+    for (int digit = 0; digit < 3; ++digit) {
+        const uint32_t prefix_mask = shift == 32 ? 0u : ~0u << shift;
+        shift -= kDigitBits[digit];
+        const uint32_t digit_mask = (1u << kDigitBits[digit]) - 1u;
+        uint32_t histogram[1u << 11] = {};
+        for (int64_t i = 0; i < length; ++i)
+            if ((key[i] & prefix_mask) == threshold) ++histogram[(key[i] >> shift) & digit_mask];
+        uint32_t d = digit_mask;
+        while (static_cast<int64_t>(histogram[d]) < wanted) wanted -= histogram[d--];
+        threshold |= d << shift;
+    }
+    // Without branches: which scores pass is as random as the scores (order[next] is written ahead
+    // of being kept; next <= i).
+    int64_t next = 0;
+    for (int64_t i = 0; i < length; ++i) {
+        const bool tie = key[i] == threshold;
+        const bool take = key[i] > threshold || (tie && wanted > 0);
+        wanted -= tie & take;
+        order[next] = static_cast<int32_t>(i);
+        next += take;
+    }
 }
 
 void sort_best_by_rank(const float* score, int64_t count, int32_t* order) {
     std::sort(order, order + count, RanksBefore{score});
-}
-
-void sort_best_by_position(int64_t length, int64_t count, int32_t* order, std::vector<uint8_t>& marks) {
-    // A sort of the chosen, or, when they are many (EVS keeps half a video), a pass over the positions
-    // that marks them.
-    if (count * 16 < length) {
-        std::sort(order, order + count);
-        return;
-    }
-    marks.assign(static_cast<size_t>(length), 0);
-    for (int64_t r = 0; r < count; ++r) marks[static_cast<size_t>(order[r])] = 1;
-    int64_t next = 0;
-    for (int64_t i = 0; i < length; ++i)
-        if (marks[static_cast<size_t>(i)]) order[next++] = static_cast<int32_t>(i);
 }
 
 namespace {
@@ -477,21 +510,20 @@ void topk_typed(const TopkPlan& plan) {
     parallel_for(plan.batch, min_tasks_per_chunk(plan.tokens * 8), [&](int64_t begin, int64_t end) {
         std::vector<float> score(static_cast<size_t>(plan.tokens));
         std::vector<int32_t> order(static_cast<size_t>(plan.tokens));
-        std::vector<uint8_t> marks;
+        std::vector<uint32_t> keys;
         for (int64_t b = begin; b < end; ++b) {
             const int64_t length = plan.lengths.data ? *element_at<const int32_t>(plan.lengths, b) : plan.tokens;
             const int64_t item_k = plan.item_k.data ? *element_at<const int32_t>(plan.item_k, b) : plan.k;
             const int64_t count = std::min(item_k, length);
             for (int64_t i = 0; i < length; ++i) score[static_cast<size_t>(i)] = to_float(*element_at<const T>(plan.scores, b, i));
-            choose_best(score.data(), length, count, order.data());
+            choose_best_in_position_order(score.data(), length, count, order.data(), keys);
+            for (int64_t r = 0; r < plan.k; ++r)
+                *element_at<int32_t>(plan.indices, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
             if (plan.ranked.data != nullptr) {
                 sort_best_by_rank(score.data(), count, order.data());
                 for (int64_t r = 0; r < plan.k; ++r)
                     *element_at<int32_t>(plan.ranked, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
             }
-            sort_best_by_position(length, count, order.data(), marks);
-            for (int64_t r = 0; r < plan.k; ++r)
-                *element_at<int32_t>(plan.indices, b, r) = r < count ? order[static_cast<size_t>(r)] : -1;
         }
     });
 }
@@ -635,7 +667,7 @@ void topk(const TopkPlan& plan) {
 void gather(const GatherPlan& plan) {
     const size_t row_bytes = static_cast<size_t>(plan.channels * tk_dtype_size(plan.x.dtype));
     const int64_t element_size = tk_dtype_size(plan.x.dtype);
-    const bool streaming = static_cast<uint64_t>(plan.batch * plan.k) * row_bytes >= kStreamingOutputBytes;
+    const bool streaming = streams_output(plan.batch * plan.k, row_bytes);
     parallel_for(plan.batch * plan.k, min_tasks_per_chunk(plan.channels), [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / plan.k;

@@ -9,8 +9,11 @@
 
 namespace tk::cpu {
 
-// Outputs of at least this many bytes in all are written with streaming stores.
-constexpr uint64_t kStreamingOutputBytes = uint64_t{32} << 20;
+// Whether an output of rows rows of row_bytes each is written with streaming stores: 32 MiB and more.
+inline bool streams_output(int64_t rows, size_t row_bytes) {
+    constexpr uint64_t kStreamingOutputBytes = uint64_t{32} << 20;
+    return static_cast<uint64_t>(rows) * row_bytes >= kStreamingOutputBytes;
+}
 
 // dst[0, bytes) = src[0, bytes); with `streaming`, the aligned body through non-temporal stores, which
 // the task must order with streaming_fence() before it ends.

@@ -227,19 +227,18 @@ void dycoke_by_frame(const VideoSelectionPlan& plan, float* scores, const Stride
     const CosineFn<T> cosine = cosine_variant<T>();
     const T* x = static_cast<const T*>(s.x.data);
     const size_t row_bytes = static_cast<size_t>(s.channels) * sizeof(T);
-    const bool streaming = static_cast<uint64_t>(s.batch * plan.retained) * row_bytes >= kStreamingOutputBytes;
+    const bool streaming = streams_output(s.batch * plan.retained, row_bytes);
     const auto row = [&](int64_t b, int64_t t, int64_t i) { return x + b * s.x.strides[0] + t * s.x.strides[1] + i * s.x.strides[2]; };
     parallel_for(s.batch * s.frames, min_tasks_per_chunk(s.positions * s.channels), [&](int64_t begin, int64_t end) {
         std::vector<int32_t> order(static_cast<size_t>(s.positions));
-        std::vector<uint8_t> marks;
+        std::vector<uint32_t> keys;
         for (int64_t f = begin; f < end; ++f) {
             const int64_t b = f / s.frames, t = f % s.frames;
             const int64_t keeps = dycoke_frame_keeps(t, s.positions, plan.frame_keeps);
             const int64_t offset = dycoke_frame_offset(t, s.positions, plan.frame_keeps);
             float* frame_scores = scores + f * s.positions;
             score_frame(s, cosine, b, t, 0, s.positions, frame_scores, 1);
-            choose_best(frame_scores, s.positions, keeps, order.data());
-            sort_best_by_position(s.positions, keeps, order.data(), marks);
+            choose_best_in_position_order(frame_scores, s.positions, keeps, order.data(), keys);
             for (int64_t j = 0; j < keeps; ++j) {
                 const int64_t slot = offset + j;
                 static_cast<int32_t*>(indices.data)[b * indices.strides[0] + slot * indices.strides[1]] =

@@ -77,12 +77,11 @@ void gather(const GatherPlan& plan);
 void visionzip_contextual(const ContextualPlan& plan);
 
 // Top-k's selection of one row, for ops that rank small groups inside their own tasks: the count best
-// of score[0, length) under the contract's order (higher first, NaN last, ties to the lower position)
-// into order[0, count) (order has length entries); then ranked best first, or in increasing position
-// (marks is scratch).
-void choose_best(const float* score, int64_t length, int64_t count, int32_t* order);
+// of score[0, length) under the contract's order (higher first, NaN last, ties to the lower position),
+// in increasing position, into order[0, count) (order has length entries; keys is scratch); then,
+// where wanted, those re-sorted best first.
+void choose_best_in_position_order(const float* score, int64_t length, int64_t count, int32_t* order, std::vector<uint32_t>& keys);
 void sort_best_by_rank(const float* score, int64_t count, int32_t* order);
-void sort_best_by_position(int64_t length, int64_t count, int32_t* order, std::vector<uint8_t>& marks);
 }  // namespace cpu
 
 namespace cuda {
