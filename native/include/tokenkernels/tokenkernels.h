@@ -566,6 +566,20 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
                                       const tk_tensor* out_size, const tk_tensor* source_map, const tk_tensor* merge_count,
                                       void* workspace, uint64_t workspace_bytes, tk_stream stream);
 
+/* ---- 6. Clustering and aggregation (docs/SPEC.md, section 6) --------------------------- */
+
+/* -- DPC-kNN -- */
+
+
+/* -- k-means -- */
+
+
+/* -- Aggregation of clusters -- */
+
+
+/* ---- 7. Query relevance (docs/SPEC.md, section 7) ----------------------------------------- */
+
+
 #ifdef __cplusplus
 }
 #endif
