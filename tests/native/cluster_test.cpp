@@ -210,31 +210,85 @@ TEST(DpcKnn, AssignmentIsASourceMapForUnmerge) {
         for (int64_t j = 0; j < 6; ++j) EXPECT_EQ(run.assignment.get(b, static_cast<int64_t>(run.centres.get(b, j))), j);
 }
 
-// Without a CUDA build every CUDA tensor is refused; with one, the ops refuse CUDA tensors by name
-// until their CUDA backend exists.
-TEST(DpcKnn, CudaTensorsAreRefusedUntilItsBackendIsBuilt) {
-    if (tk_cuda_is_built() && !cuda_unavailable_reason().empty()) GTEST_SKIP() << cuda_unavailable_reason();
+// Without a CUDA build, CUDA tensors are refused as for every op.
+TEST(DpcKnn, CudaTensorsWithoutACudaBuildAreRefused) {
+    if (tk_cuda_is_built()) GTEST_SKIP() << "a CUDA build: DpcKnnCuda compares the backends";
     HostArray x(TK_DTYPE_F32, {1, 4, 2}), centres(TK_DTYPE_I32, {1, 2}), assignment(TK_DTYPE_I32, {1, 4});
     HostArray out(TK_DTYPE_F32, {1, 2, 2});
     fill_values(x);
-    const bool device = tk_cuda_is_built() != 0;
-    std::vector<std::unique_ptr<DeviceBuffer>> buffers;
-    auto on_device = [&](const HostArray& a) {
-        if (!device) {
-            tk_tensor t = a.desc();
-            t.device_kind = TK_DEVICE_CUDA;
-            return t;
-        }
-        buffers.push_back(std::make_unique<DeviceBuffer>(a.bytes().size()));
-        return a.device_desc(buffers.back()->get(), 0);
-    };
-    const tk_tensor xd = on_device(x), cd = on_device(centres), ad = on_device(assignment), od = on_device(out);
+    tk_tensor xd = x.desc(), cd = centres.desc(), ad = assignment.desc(), od = out.desc();
+    for (tk_tensor* t : {&xd, &cd, &ad, &od}) t->device_kind = TK_DEVICE_CUDA;
     const tk_dpc_knn_params params{2, 2};
-    expect_rejected(tk_dpc_knn(&params, &xd, nullptr, nullptr, &cd, &ad, nullptr, nullptr, nullptr, 0, nullptr),
-                    device ? "tk_dpc_knn" : "CUDA", TK_STATUS_BACKEND_UNAVAILABLE);
+    expect_rejected(tk_dpc_knn(&params, &xd, nullptr, nullptr, &cd, &ad, nullptr, nullptr, nullptr, 0, nullptr), "CUDA",
+                    TK_STATUS_BACKEND_UNAVAILABLE);
     const tk_cluster_merge_params merge{2, TK_CLUSTER_MERGE_MEAN, 0.0f};
-    expect_rejected(tk_cluster_merge(&merge, &xd, &ad, nullptr, nullptr, &od, nullptr, nullptr),
-                    device ? "tk_cluster_merge" : "CUDA", TK_STATUS_BACKEND_UNAVAILABLE);
+    expect_rejected(tk_cluster_merge(&merge, &xd, &ad, nullptr, nullptr, &od, nullptr, nullptr), "CUDA",
+                    TK_STATUS_BACKEND_UNAVAILABLE);
+}
+
+// The arrays of a call copied to the device, run there, and the outputs copied back into the same
+// HostArrays (so their gaps can be checked as on the CPU).
+class DeviceCopies {
+public:
+    explicit DeviceCopies(tk_stream stream) : stream_(stream) {}
+    tk_tensor upload(const HostArray& a) {
+        buffers_.push_back(std::make_unique<DeviceBuffer>(std::max<size_t>(a.bytes().size(), 1)));
+        if (!a.bytes().empty()) {
+            EXPECT_EQ(tk_cuda_memcpy_async(buffers_.back()->get(), a.bytes().data(), a.bytes().size(), stream_), TK_STATUS_OK);
+        }
+        return a.device_desc(buffers_.back()->get(), 0);
+    }
+    void download(const tk_tensor& device, HostArray& host) {
+        const auto* base = static_cast<const uint8_t*>(device.data) - (static_cast<const uint8_t*>(host.desc().data) - host.bytes().data());
+        EXPECT_EQ(tk_cuda_memcpy_async(host.bytes().data(), base, host.bytes().size(), stream_), TK_STATUS_OK);
+    }
+
+private:
+    tk_stream stream_;
+    std::vector<std::unique_ptr<DeviceBuffer>> buffers_;
+};
+
+// CUDA against the CPU on draws without a near-tie: the same centres and assignment, the density and
+// delta equal to the CPU's where its distances use no fused multiply-add (TK_CPU_ISA=avx2 or portable),
+// within float32 rounding otherwise.
+TEST(DpcKnnCuda, SameAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 gen(seed_from_name(test_name()));
+    const DpcCase cases[] = {{3, 37, 1, 5, 5, true, true, true}, {2, 50, 19, 7, 3, false, false, false},
+                             {2, 200, 65, 16, 7, true, false, true}, {2, 29, 7, 29, 1, false, true, false}};
+    for (const DpcCase& k : cases)
+        for (tk_dtype dtype : kFloatDtypes)
+            for (bool caller_workspace : {false, true}) {
+                SCOPED_TRACE("N=" + std::to_string(k.tokens) + " " + dtype_label(dtype) + (caller_workspace ? " workspace" : ""));
+                DpcRun cpu(k, dtype);
+                DpcResult ref;
+                draw(cpu, k, gen, ref);
+                DpcRun cuda = cpu;
+                ASSERT_TRUE(ok(cpu.run()));
+                DeviceCopies copies(stream.get());
+                const tk_tensor x = copies.upload(cuda.x), l = copies.upload(cuda.lengths), kc = copies.upload(cuda.item_clusters);
+                const tk_tensor c = copies.upload(cuda.centres), a = copies.upload(cuda.assignment);
+                const tk_tensor d = copies.upload(cuda.density), e = copies.upload(cuda.delta);
+                uint64_t bytes = 0;
+                ASSERT_TRUE(ok(tk_dpc_knn_workspace_size(&cuda.params, &x, &bytes)));
+                std::unique_ptr<DeviceBuffer> workspace;
+                if (caller_workspace && bytes > 0) workspace = std::make_unique<DeviceBuffer>(bytes);
+                ASSERT_TRUE(ok(tk_dpc_knn(&cuda.params, &x, cuda.has_lengths ? &l : nullptr, cuda.has_item_clusters ? &kc : nullptr,
+                                          &c, &a, &d, &e, workspace ? workspace->get() : nullptr, workspace ? bytes : 0,
+                                          stream.get())));
+                copies.download(c, cuda.centres);
+                copies.download(a, cuda.assignment);
+                copies.download(d, cuda.density);
+                copies.download(e, cuda.delta);
+                ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
+                EXPECT_EQ(cuda.centres.values(), cpu.centres.values());
+                EXPECT_EQ(cuda.assignment.values(), cpu.assignment.values());
+                expect_matches(cuda, ref, "cuda");
+                for (const auto& [gpu, host] : {std::pair{&cuda.density, &cpu.density}, {&cuda.delta, &cpu.delta}})
+                    EXPECT_EQ(first_changed_gap(*host, *gpu), "");
+            }
 }
 
 // ---- Aggregation ----------------------------------------------------------------------------------
@@ -342,6 +396,41 @@ TEST(ClusterMerge, EmptyClustersGetZerosAndSizeZero) {
     const std::vector<double> expected = {3, 4, 0, 0, 3, 4};
     EXPECT_EQ(run.out.values(), expected);
     EXPECT_EQ(run.out_size.values(), (std::vector<double>{2, 0, 1}));
+}
+
+// The aggregation adds in the same order on both backends: the same bits.
+TEST(ClusterMergeCuda, SameBitsAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 gen(seed_from_name(test_name()));
+    for (tk_dtype dtype : kFloatDtypes)
+        for (int mode = 0; mode < 3; ++mode) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " mode " + std::to_string(mode));
+            MergeRun cpu(3, 41, 300, 7, dtype, true);
+            fill_uniform(cpu.x, gen, -3.0, 3.0);
+            fill_uniform(cpu.sizes, gen, 0.5, 4.0);
+            cpu.params.mode = mode;
+            cpu.params.beta = 0.3f;
+            cpu.has_sizes = mode != 0;
+            cpu.has_centres = mode == 2;
+            for (int64_t b = 0; b < 3; ++b) {
+                for (int64_t i = 0; i < 41; ++i) cpu.assignment.set(b, i, 0, static_cast<double>(static_cast<int64_t>(gen() % 8) - 1));
+                for (int64_t j = 0; j < 7; ++j) cpu.centres.set(b, j, 0, static_cast<double>(static_cast<int64_t>(gen() % 42) - 1));
+            }
+            MergeRun cuda = cpu;
+            ASSERT_TRUE(ok(cpu.run()));
+            DeviceCopies copies(stream.get());
+            const tk_tensor x = copies.upload(cuda.x), a = copies.upload(cuda.assignment), s = copies.upload(cuda.sizes);
+            const tk_tensor c = copies.upload(cuda.centres), o = copies.upload(cuda.out), os = copies.upload(cuda.out_size);
+            ASSERT_TRUE(ok(tk_cluster_merge(&cuda.params, &x, &a, cuda.has_sizes ? &s : nullptr, cuda.has_centres ? &c : nullptr, &o,
+                                            &os, stream.get())));
+            copies.download(o, cuda.out);
+            copies.download(os, cuda.out_size);
+            ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
+            EXPECT_TRUE(cuda.out.bytes() == cpu.out.bytes());
+            EXPECT_TRUE(cuda.out_size.bytes() == cpu.out_size.bytes());
+        }
 }
 
 }  // namespace

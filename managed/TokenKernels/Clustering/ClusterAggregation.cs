@@ -12,7 +12,8 @@ namespace TokenKernels;
 /// <remarks>
 /// <para>Members are added in increasing token index in float32, on every backend. out <c>[B, K, C]</c> has x's element type;
 /// outSize <c>[B, K]</c> float32 is the members' summed sizes (their count without sizes). An empty cluster gets zeros and
-/// size 0. The CUDA backend is not built yet: device calls throw <see cref="TokenKernelsException"/> (BackendUnavailable).</para>
+/// size 0. Device calls are enqueued on the stream and return without waiting; there, assignments out of range match no
+/// cluster and centres out of range count as -1.</para>
 /// </remarks>
 public static unsafe class ClusterAggregation
 {
@@ -103,8 +104,7 @@ public static unsafe class ClusterAggregation
     }
 
     /// <summary>
-    /// The rows of the clusters of device tokens, enqueued on <paramref name="stream"/>. The CUDA backend is not built yet: after
-    /// the arguments are checked this throws <see cref="TokenKernelsException"/> (BackendUnavailable).
+    /// The rows of the clusters of device tokens, enqueued on <paramref name="stream"/>; returns without waiting.
     /// </summary>
     /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
     /// <param name="assignment">int32 <c>[B, N]</c>.</param>
@@ -116,7 +116,7 @@ public static unsafe class ClusterAggregation
     /// <param name="centres">Optional int32 <c>[B, K]</c>, or null.</param>
     /// <param name="stream">The stream; null means the legacy default stream.</param>
     /// <exception cref="ArgumentException">A wrong rank, element type, device or shape, or an input the mode needs is missing.</exception>
-    /// <exception cref="TokenKernelsException">CUDA is unavailable, the op's CUDA backend is not built, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
     public static void Merge(
         DeviceTensor x,
         DeviceTensor assignment,

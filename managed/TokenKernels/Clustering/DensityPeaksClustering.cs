@@ -17,8 +17,8 @@ namespace TokenKernels;
 /// <para>Outputs: centres <c>[B, K]</c> (-1 past an item's count), assignment <c>[B, N]</c> (-1 past an item's length; a source map
 /// for <see cref="TokenMerging"/>'s unmerge), optionally density and delta <c>[B, N]</c> float32. Cheap argument checks throw
 /// <see cref="ArgumentException"/> before the native call; the native library's rejections throw
-/// <see cref="TokenKernelsException"/>, and nothing was written. The CUDA backend is not built yet: device calls throw
-/// <see cref="TokenKernelsException"/> with status BackendUnavailable.</para>
+/// <see cref="TokenKernelsException"/>, and nothing was written. Device calls are enqueued on the stream and return without waiting; there, lengths and
+/// per-item cluster counts out of range are clamped.</para>
 /// </remarks>
 public static unsafe class DensityPeaksClustering
 {
@@ -133,8 +133,7 @@ public static unsafe class DensityPeaksClustering
     }
 
     /// <summary>
-    /// Clusters each item of device tokens, enqueued on <paramref name="stream"/>. The CUDA backend is not built yet: after the
-    /// arguments are checked this throws <see cref="TokenKernelsException"/> (BackendUnavailable).
+    /// Clusters each item of device tokens, enqueued on <paramref name="stream"/>; returns without waiting.
     /// </summary>
     /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
     /// <param name="centres">int32 <c>[B, clusters]</c>.</param>
@@ -149,7 +148,7 @@ public static unsafe class DensityPeaksClustering
     /// <param name="workspace">Device scratch, or zero.</param>
     /// <param name="workspaceBytes">Its size; 0 with no workspace.</param>
     /// <exception cref="ArgumentException">A wrong rank, element type, device or shape.</exception>
-    /// <exception cref="TokenKernelsException">CUDA is unavailable, the op's CUDA backend is not built, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
     public static void Cluster(
         DeviceTensor x,
         DeviceTensor centres,
@@ -187,7 +186,7 @@ public static unsafe class DensityPeaksClustering
     /// <param name="clusters">K, in [0, N].</param>
     /// <param name="neighbours">k of the kNN density.</param>
     /// <returns>Bytes of device memory.</returns>
-    /// <exception cref="TokenKernelsException">CUDA is unavailable or the op's CUDA backend is not built yet.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
     public static long GetWorkspaceSize(DeviceTensor x, int clusters, int neighbours = DefaultNeighbours)
     {
         TkDpcKnnParams native = Prepare(x.Shape, x.DataType, clusters, neighbours);

@@ -579,8 +579,8 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
  *   lengths [B] i32 or NULL: item b's first L_b tokens; item_clusters [B] i32 or NULL: K_b <= clusters
  *   (clamped to L_b). centres [B, clusters] i32: token of cluster j, -1 from K_b; assignment [B, N]
  *   i32: cluster of each token, -1 from L_b (a source map for tk_unmerge); density, delta [B, N] f32
- *   or NULL (0 from L_b). Workspace: tk_dpc_knn_workspace_size, or NULL/0 (allocated). CPU only
- *   for now: a CUDA x gets TK_STATUS_BACKEND_UNAVAILABLE. */
+ *   or NULL (0 from L_b). Workspace: tk_dpc_knn_workspace_size, or NULL/0 (allocated; on CUDA
+ *   stream-ordered, B x N x N floats). On CUDA, lengths and item_clusters are clamped, not checked. */
 typedef struct tk_dpc_knn_params {
     int32_t clusters;   /* K, the columns of centres; 0 <= K <= N */
     int32_t neighbours; /* k of the kNN density, the token itself included; >= 1 (LightCompress 5, HoliTom 7) */
@@ -603,7 +603,9 @@ TK_API tk_status tk_dpc_knn(const tk_dpc_knn_params* params, const tk_tensor* x,
  * index, in float32, on every backend. Modes: the mean of the members; the size-weighted mean
  * (sizes [B, N] f32 needed); HoliTom's beta x x[centre] + (1 - beta) x the mean of the other members
  * (centres [B, K] i32 needed; x[centre] alone when it has none). An empty cluster (no member, or
- * centre -1 in the centre mode) gets zeros and size 0. Exact rules: docs/SPEC.md section 6. */
+ * centre -1 in the centre mode) gets zeros and size 0. Host assignment and centre values out of range
+ * are rejected; on CUDA such an assignment matches no cluster and such a centre counts as -1. Exact
+ * rules: docs/SPEC.md section 6. */
 typedef enum tk_cluster_merge_mode {
     TK_CLUSTER_MERGE_MEAN = 0,
     TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1,

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/cluster.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -15,13 +16,6 @@ using tk::number;
 using tk::require;
 
 namespace {
-
-// The ops have no CUDA backend yet: a CUDA call is refused after validation, naming the op.
-void require_cpu_backend(const tk_tensor& x, const char* op, const char* family) {
-    if (x.device_kind == TK_DEVICE_CPU) return;
-    throw tk::Error(TK_STATUS_BACKEND_UNAVAILABLE,
-                    std::string(op) + ": the CUDA backend of " + family + " is not built yet; pass CPU tensors");
-}
 
 tk::DpcKnnPlan make_dpc_plan(const tk_dpc_knn_params* params, const tk_tensor* x_ptr) {
     require(params != nullptr, "params", "a tk_dpc_knn_params", null_text);
@@ -63,8 +57,8 @@ TK_API tk_status tk_dpc_knn_workspace_size(const tk_dpc_knn_params* params, cons
     return tk::api_call([&] {
         require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
         const tk::DpcKnnPlan plan = make_dpc_plan(params, x);
-        require_cpu_backend(*x, "tk_dpc_knn_workspace_size", "DPC-kNN");
-        *bytes = tk::cpu::dpc_knn_workspace_bytes(plan, tk::num_threads());
+        *bytes = x->device_kind == TK_DEVICE_CUDA ? tk::cuda::dpc_knn_workspace_bytes(plan)
+                                                  : tk::cpu::dpc_knn_workspace_bytes(plan, tk::num_threads());
     });
 }
 
@@ -72,7 +66,6 @@ TK_API tk_status tk_dpc_knn(const tk_dpc_knn_params* params, const tk_tensor* x,
                             const tk_tensor* item_clusters, const tk_tensor* centres, const tk_tensor* assignment,
                             const tk_tensor* density, const tk_tensor* delta, void* workspace, uint64_t workspace_bytes,
                             tk_stream stream) {
-    (void)stream;
     return tk::api_call([&] {
         tk::DpcKnnPlan plan = make_dpc_plan(params, x);
         tk::require_per_item(lengths, "lengths", *x, "x", plan.tokens, "N of x");
@@ -95,18 +88,23 @@ TK_API tk_status tk_dpc_knn(const tk_dpc_knn_params* params, const tk_tensor* x,
         written.emplace_back(delta, "delta");
         if (lengths != nullptr) plan.lengths = tk::strided(*lengths);
         if (item_clusters != nullptr) plan.item_clusters = tk::strided(*item_clusters);
-        require_cpu_backend(*x, "tk_dpc_knn", "DPC-kNN");
-        tk::require_workspace(workspace, workspace_bytes, tk::cpu::dpc_knn_workspace_bytes(plan, 1), *x,
-                              "tk_dpc_knn_workspace_size with one thread", written);
+        const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
+        tk::require_workspace(workspace, workspace_bytes,
+                              on_cpu ? tk::cpu::dpc_knn_workspace_bytes(plan, 1) : tk::cuda::dpc_knn_workspace_bytes(plan), *x,
+                              on_cpu ? "tk_dpc_knn_workspace_size with one thread" : "tk_dpc_knn_workspace_size", written);
         if (plan.batch * plan.tokens == 0) return;
-        tk::cpu::dpc_knn(plan, workspace, workspace_bytes);
+        if (on_cpu) {
+            tk::cpu::dpc_knn(plan, workspace, workspace_bytes);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
+            tk::cuda::dpc_knn(plan, workspace, stream);
+        }
     });
 }
 
 TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const tk_tensor* x_ptr, const tk_tensor* assignment,
                                   const tk_tensor* sizes, const tk_tensor* centres, const tk_tensor* out,
                                   const tk_tensor* out_size, tk_stream stream) {
-    (void)stream;
     return tk::api_call([&] {
         require(params != nullptr, "params", "a tk_cluster_merge_params", null_text);
         const tk_cluster_merge_params& p = *params;
@@ -165,9 +163,13 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
         plan.assignment = tk::strided(*assignment);
         if (sizes != nullptr) plan.sizes = tk::strided(*sizes);
         if (centres != nullptr) plan.centres = tk::strided(*centres);
-        require_cpu_backend(x, "tk_cluster_merge", "cluster aggregation");
         if (plan.batch * plan.clusters == 0) return;
-        tk::cpu::cluster_merge(plan);
+        if (x.device_kind == TK_DEVICE_CPU) {
+            tk::cpu::cluster_merge(plan);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
+            tk::cuda::cluster_merge(plan, stream);
+        }
     });
 }
 

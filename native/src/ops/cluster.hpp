@@ -66,4 +66,12 @@ void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes);
 void cluster_merge(const ClusterMergePlan& plan);
 }  // namespace cpu
 
+namespace cuda {
+// Every item's N x N distance matrix and per-token density, delta and score; the op allocates it
+// stream-ordered when given NULL.
+uint64_t dpc_knn_workspace_bytes(const DpcKnnPlan& plan);
+void dpc_knn(const DpcKnnPlan& plan, void* workspace, void* stream);
+void cluster_merge(const ClusterMergePlan& plan, void* stream);
+}  // namespace cuda
+
 }  // namespace tk
