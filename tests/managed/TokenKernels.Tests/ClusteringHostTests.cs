@@ -158,6 +158,35 @@ public class ClusteringHostTests
     }
 
     [Test]
+    public void HoliTomMergeBlendsEachCentreWithItsClusterInPositionOrder()
+    {
+        const int batch = 2, tokens = 36, channels = 10;
+        const double ratio = 0.25;  // 9 clusters, k = min(7, 9)
+        var random = new Random(PruningHostTests.HashSeed("holitom"));
+        (float[] x, ClusteringReference.DpcResult reference) = Draw(random, batch, tokens, channels, 9, 7);
+        ClusterAggregateResult<float> result = ClusterRecipes.HoliTomMerge(new ReadOnlyHostTensor<float>(x, new TensorShape(batch, tokens, channels)), ratio, 0.6f);
+        // The reference's clusters renumbered by centre position, then HoliTom's blend.
+        var centres = new int[batch * 9];
+        var assignment = new int[batch * tokens];
+        for (int b = 0; b < batch; b++)
+        {
+            int[] byPosition = Enumerable.Range(0, 9).OrderBy(j => reference.Centres[b * 9 + j]).ToArray();
+            for (int rank = 0; rank < 9; rank++) centres[b * 9 + rank] = reference.Centres[b * 9 + byPosition[rank]];
+            for (int i = 0; i < tokens; i++) assignment[b * tokens + i] = Array.IndexOf(byPosition, reference.Assignment[b * tokens + i]);
+        }
+        (double[] expected, double[] expectedSize) = ClusteringReference.Merge(
+            x.Select(v => (double)v).ToArray(), assignment, null, centres, batch, tokens, channels, 9, ClusterMergeMode.CentreBlend, 0.6f);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(result.Centres, Is.EqualTo(centres));
+            Assert.That(result.SourceMap, Is.EqualTo(assignment));
+            Assert.That(result.Sizes.Select(v => (double)v), Is.EqualTo(expectedSize));
+            for (int i = 0; i < expected.Length; i++)
+                Assert.That(result.Merged[i], Is.EqualTo(expected[i]).Within(1e-5 * (1 + Math.Abs(expected[i]))), $"merged {i}");
+        }
+    }
+
+    [Test]
     public void ArgumentsAreCheckedBeforeTheNativeCall()
     {
         var x = new float[2 * 5 * 3];
