@@ -1,8 +1,8 @@
 // Clustering and aggregation (SPEC section 6): DPC-kNN's CPU backend against the float64 reference on
 // fresh clustered random inputs (redrawn until no decision is a float32 near-tie), every dtype,
 // strided views, lengths and per-item cluster counts, k = 1 and k = N, exact duplicates, workspace
-// and thread-count independence; the aggregation in every mode, empty clusters included; and CUDA
-// tensors refused while the CUDA backend is not built.
+// and thread-count independence; the aggregation in every mode, empty clusters included; and the CUDA
+// backend against the CPU (skipped without a device; CUDA tensors refused without a CUDA build).
 #include <gtest/gtest.h>
 
 #include <algorithm>
