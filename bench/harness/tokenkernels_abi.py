@@ -145,12 +145,28 @@ class TkFramefusionParams(ctypes.Structure):
     ]
 
 
+class TkDpcKnnParams(ctypes.Structure):
+    _fields_ = [
+        ("clusters", ctypes.c_int32),
+        ("neighbours", ctypes.c_int32),
+    ]
+
+
+class TkClusterMergeParams(ctypes.Structure):
+    _fields_ = [
+        ("clusters", ctypes.c_int32),
+        ("mode", ctypes.c_int32),
+        ("beta", ctypes.c_float),
+    ]
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
                  "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
                  "tk_dycoke_params": TkDycokeParams, "tk_vidcom2_params": TkVidcom2Params,
-                 "tk_framefusion_params": TkFramefusionParams}
+                 "tk_framefusion_params": TkFramefusionParams, "tk_dpc_knn_params": TkDpcKnnParams,
+                 "tk_cluster_merge_params": TkClusterMergeParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -213,6 +229,13 @@ def _declare_functions(library):
     _declare(library, "tk_evs", status,
              [p(TkEvsParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
               ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_dpc_knn_workspace_size", status, [p(TkDpcKnnParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_dpc_knn", status,
+             [p(TkDpcKnnParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_cluster_merge", status,
+             [p(TkClusterMergeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              ctypes.c_void_p])
     _declare(library, "tk_framefusion_workspace_size", status, [p(TkFramefusionParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_framefusion_merge", status,
              [p(TkFramefusionParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
@@ -451,6 +474,32 @@ class Library:
         merge = self.native.tk_framefusion_merge
         return PreparedCall(lambda: self.check(merge(*arguments)), (x, out, out_size, source_map, merge_count, workspace, views, params))
 
+    def prepare_dpc_knn(self, params, x, centres, assignment, lengths=None, item_clusters=None, density=None,
+                        delta=None):
+        """A zero-argument call of tk_dpc_knn (x [B, N, C] -> centres [B, K] i32, assignment [B, N] i32;
+        lengths and item_clusters [B] i32, density and delta [B, N] f32, or None), with descriptors,
+        workspace and stream settled now."""
+        views = [tensor_view(t) if t is not None else None
+                 for t in (x, lengths, item_clusters, centres, assignment, density, delta)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_dpc_knn_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        cluster = self.native.tk_dpc_knn
+        tensors = (x, lengths, item_clusters, centres, assignment, density, delta, workspace, views, params)
+        return PreparedCall(lambda: self.check(cluster(*arguments)), tensors)
+
+    def prepare_cluster_merge(self, params, x, assignment, out, out_size=None, sizes=None, centres=None):
+        """A zero-argument call of tk_cluster_merge (x [B, N, C] and assignment [B, N] i32 -> out [B, K, C],
+        out_size [B, K] f32 when given; sizes [B, N] f32 and centres [B, K] i32 or None)."""
+        views = [tensor_view(t) if t is not None else None for t in (x, assignment, sizes, centres, out, out_size)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        arguments = (ctypes.byref(params), *refs, current_stream(x.device))
+        merge = self.native.tk_cluster_merge
+        return PreparedCall(lambda: self.check(merge(*arguments)), (x, assignment, sizes, centres, out, out_size, views, params))
+
     def _retained_tokens(self, query, params, frames):
         retained = ctypes.c_int64()
         self.check(query(ctypes.byref(params), frames, ctypes.byref(retained)))
@@ -569,6 +618,28 @@ def diversity_params(k, distance=TK_DISTANCE_COSINE, first=TK_FIRST_MOST_ISOLATE
     params.distance = distance
     params.first = first
     params.objective = objective
+    return params
+
+
+TK_CLUSTER_MERGE_MEAN = 0
+TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1
+TK_CLUSTER_MERGE_CENTRE_BLEND = 2
+
+
+def dpc_knn_params(clusters, neighbours=5):
+    """tk_dpc_knn_params: K centres, the k of the kNN density (LightCompress's default 5)."""
+    params = TkDpcKnnParams()
+    params.clusters = clusters
+    params.neighbours = neighbours
+    return params
+
+
+def cluster_merge_params(clusters, mode=TK_CLUSTER_MERGE_MEAN, beta=0.0):
+    """tk_cluster_merge_params: K rows per item, the mode, and the centre's weight of the blend."""
+    params = TkClusterMergeParams()
+    params.clusters = clusters
+    params.mode = mode
+    params.beta = beta
     return params
 
 

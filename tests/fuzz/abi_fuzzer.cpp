@@ -886,6 +886,41 @@ void fuzz_diversity(Choices& c, Call& call) {
     });
 }
 
+void fuzz_cluster(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 40), channels = c.range(0, 24);
+    const tk_tensor* x = call.tensor({batch, tokens, channels}, float_dtype(c), Role::kInput);
+    if (c.one_in(2)) {
+        tk_dpc_knn_params p{around(c, 0, tokens), around(c, 1, 8)};
+        const tk_dpc_knn_params* params = c.one_in(50) ? nullptr : &p;
+        const int64_t clusters = std::max<int32_t>(p.clusters, 0);
+        const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+        const tk_tensor* item_clusters = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, clusters));
+        const tk_tensor* centres = call.tensor({batch, clusters}, TK_DTYPE_I32, Role::kOutput);
+        const tk_tensor* assignment = call.tensor({batch, tokens}, TK_DTYPE_I32, Role::kOutput);
+        const tk_tensor* density = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kOutput);
+        const tk_tensor* delta = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kOutput);
+        uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+        const tk_status queried = call.run("tk_dpc_knn_workspace_size", {x}, [&] { return tk_dpc_knn_workspace_size(params, x, bytes); });
+        const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+        call.run("tk_dpc_knn", {x, lengths, item_clusters, centres, assignment, density, delta}, [&] {
+            return tk_dpc_knn(params, x, lengths, item_clusters, centres, assignment, density, delta, w.data, w.bytes, nullptr);
+        });
+        return;
+    }
+    tk_cluster_merge_params p{static_cast<int32_t>(c.range(0, 6)), around(c, TK_CLUSTER_MERGE_MEAN, TK_CLUSTER_MERGE_CENTRE_BLEND),
+                              some_float(c, -1.0f, 2.0f)};
+    const tk_cluster_merge_params* params = c.one_in(50) ? nullptr : &p;
+    const int64_t clusters = std::max<int32_t>(p.clusters, 0);
+    const tk_tensor* assignment = call.tensor({batch, tokens}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(clusters - 1, 0)));
+    const tk_tensor* sizes = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kInput);
+    const tk_tensor* centres = call.maybe({batch, clusters}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(tokens - 1, 0)));
+    const tk_tensor* out = call.tensor({batch, clusters, channels}, x != nullptr ? x->dtype : TK_DTYPE_F32, Role::kOutput);
+    const tk_tensor* out_size = call.maybe({batch, clusters}, TK_DTYPE_F32, Role::kOutput);
+    call.run("tk_cluster_merge", {x, assignment, sizes, centres, out, out_size}, [&] {
+        return tk_cluster_merge(params, x, assignment, sizes, centres, out, out_size, nullptr);
+    });
+}
+
 void fuzz_temporal(Choices& c, Call& call) {
     const int64_t batch = c.range(0, 2), frames = c.range(0, 6), height = c.range(0, 4), width = c.range(0, 4);
     const int64_t positions = height * width, channels = c.range(0, 20);
@@ -989,7 +1024,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8 && choices.more(); ++i) {
         arena->reset();
         Call call(choices, *arena);
-        switch (choices.range(0, 8)) {
+        switch (choices.range(0, 9)) {
             case 0: fuzz_library_info(choices, call); break;
             case 1: fuzz_pool(choices, call); break;
             case 2: fuzz_merge(choices, call); break;
@@ -998,7 +1033,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 5: fuzz_topk_gather(choices, call); break;
             case 6: fuzz_contextual(choices, call); break;
             case 7: fuzz_temporal(choices, call); break;
-            default: fuzz_diversity(choices, call); break;
+            case 8: fuzz_diversity(choices, call); break;
+            default: fuzz_cluster(choices, call); break;
         }
     }
     return 0;

@@ -249,4 +249,20 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_framefusion_merge(TkFramefusionParams* @params, TkTensor* x, TkTensor* @out, TkTensor* out_size, TkTensor* source_map, TkTensor* merge_count, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 6. Clustering and aggregation ----
+
+    // ---- tk_cluster_merge_mode ----
+    public const int TK_CLUSTER_MERGE_MEAN = 0;
+    public const int TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1;
+    public const int TK_CLUSTER_MERGE_CENTRE_BLEND = 2;
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dpc_knn_workspace_size(TkDpcKnnParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_dpc_knn(TkDpcKnnParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* item_clusters, TkTensor* centres, TkTensor* assignment, TkTensor* density, TkTensor* delta, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cluster_merge(TkClusterMergeParams* @params, TkTensor* x, TkTensor* assignment, TkTensor* sizes, TkTensor* centres, TkTensor* @out, TkTensor* out_size, IntPtr stream);
 }

@@ -104,6 +104,23 @@ internal struct TkVidcom2Params
     public int Width;
 }
 
+/// <summary>Mirror of <c>tk_dpc_knn_params</c>: the centres per item and the k of the kNN density.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkDpcKnnParams
+{
+    public int Clusters;
+    public int Neighbours;
+}
+
+/// <summary>Mirror of <c>tk_cluster_merge_params</c>: the clusters per item, a <c>tk_cluster_merge_mode</c> and the centre's weight.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkClusterMergeParams
+{
+    public int Clusters;
+    public int Mode;
+    public float Beta;
+}
+
 /// <summary>Mirror of <c>tk_framefusion_params</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct TkFramefusionParams

@@ -569,12 +569,58 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
 /* ---- 6. Clustering and aggregation (docs/SPEC.md, section 6) --------------------------- */
 
 /* -- DPC-kNN -- */
+/* Density-peaks clustering with k nearest neighbours (LightCompress holitom.py::cluster_dpc_knn, as
+ * HoliTom, FastVID and PruneVid use it), per item of x [B, N, C]: d_ij = |x_i - x_j| / sqrt(C);
+ * density_i = exp(-mean of the `neighbours` smallest d_ij^2, the token itself included); delta_i =
+ * the distance to the nearest denser token (the item's largest distance for the densest); the
+ * `clusters` tokens of largest delta x density are the centres, cluster j being the j-th of them;
+ * every other token joins its nearest centre. Ties go to the lower index (LightCompress's random
+ * noise on the density is not reproduced). Exact rules: docs/SPEC.md section 6, DPC-kNN.
+ *   lengths [B] i32 or NULL: item b's first L_b tokens; item_clusters [B] i32 or NULL: K_b <= clusters
+ *   (clamped to L_b). centres [B, clusters] i32: token of cluster j, -1 from K_b; assignment [B, N]
+ *   i32: cluster of each token, -1 from L_b (a source map for tk_unmerge); density, delta [B, N] f32
+ *   or NULL (0 from L_b). Workspace: tk_dpc_knn_workspace_size, or NULL/0 (allocated; on CUDA
+ *   stream-ordered, B x N x N floats). On CUDA, lengths and item_clusters are clamped, not checked. */
+typedef struct tk_dpc_knn_params {
+    int32_t clusters;   /* K, the columns of centres; 0 <= K <= N */
+    int32_t neighbours; /* k of the kNN density, the token itself included; >= 1 (LightCompress 5, HoliTom 7) */
+} tk_dpc_knn_params;
+
+TK_API tk_status tk_dpc_knn_workspace_size(const tk_dpc_knn_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_dpc_knn(const tk_dpc_knn_params* params, const tk_tensor* x, const tk_tensor* lengths,
+                            const tk_tensor* item_clusters, const tk_tensor* centres, const tk_tensor* assignment,
+                            const tk_tensor* density, const tk_tensor* delta, void* workspace, uint64_t workspace_bytes,
+                            tk_stream stream);
 
 
 /* -- k-means -- */
 
 
 /* -- Aggregation of clusters -- */
+/* One row per cluster from x [B, N, C] and an assignment [B, N] i32 (cluster in [0, K), -1: in none;
+ * from tk_dpc_knn, k-means or the caller): out [B, K, C] (x's dtype) and out_size [B, K] f32 (the
+ * members' summed sizes, or their count without sizes). Members are added in increasing token
+ * index, in float32, on every backend. Modes: the mean of the members; the size-weighted mean
+ * (sizes [B, N] f32 needed); HoliTom's beta x x[centre] + (1 - beta) x the mean of the other members
+ * (centres [B, K] i32 needed; x[centre] alone when it has none). An empty cluster (no member, or
+ * centre -1 in the centre mode) gets zeros and size 0. Host assignment and centre values out of range
+ * are rejected; on CUDA such an assignment matches no cluster and such a centre counts as -1. Exact
+ * rules: docs/SPEC.md section 6. */
+typedef enum tk_cluster_merge_mode {
+    TK_CLUSTER_MERGE_MEAN = 0,
+    TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1,
+    TK_CLUSTER_MERGE_CENTRE_BLEND = 2
+} tk_cluster_merge_mode;
+
+typedef struct tk_cluster_merge_params {
+    int32_t clusters; /* K, the rows of out per item; >= 0 */
+    int32_t mode;     /* a tk_cluster_merge_mode */
+    float beta;       /* the centre's weight in TK_CLUSTER_MERGE_CENTRE_BLEND (HoliTom's Beta); finite */
+} tk_cluster_merge_params;
+
+TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const tk_tensor* x, const tk_tensor* assignment,
+                                  const tk_tensor* sizes, const tk_tensor* centres, const tk_tensor* out,
+                                  const tk_tensor* out_size, tk_stream stream);
 
 
 /* ---- 7. Query relevance (docs/SPEC.md, section 7) ----------------------------------------- */

@@ -83,6 +83,13 @@ constexpr FieldLayout kLayouts[] = {
     TK_STRUCT(tk_framefusion_params),
     TK_FIELD(tk_framefusion_params, similarity_threshold),
     TK_FIELD(tk_framefusion_params, max_merges),
+    TK_STRUCT(tk_dpc_knn_params),
+    TK_FIELD(tk_dpc_knn_params, clusters),
+    TK_FIELD(tk_dpc_knn_params, neighbours),
+    TK_STRUCT(tk_cluster_merge_params),
+    TK_FIELD(tk_cluster_merge_params, clusters),
+    TK_FIELD(tk_cluster_merge_params, mode),
+    TK_FIELD(tk_cluster_merge_params, beta),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

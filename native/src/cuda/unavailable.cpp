@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "cuda/runtime.hpp"
 #include "ops/attention.hpp"
+#include "ops/cluster.hpp"
 #include "ops/diversity.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
@@ -78,6 +79,12 @@ uint64_t diversity_workspace_bytes(const DiversityPlan&) { unavailable("tk_diver
 void diversity_select(const DiversityPlan&, void*, void*) { unavailable("tk_diversity_select"); }
 
 void pool(const PoolPlan&, void*) { unavailable("tk_pool"); }
+
+uint64_t dpc_knn_workspace_bytes(const DpcKnnPlan&) { unavailable("tk_dpc_knn_workspace_size"); }
+
+void dpc_knn(const DpcKnnPlan&, void*, void*) { unavailable("tk_dpc_knn"); }
+
+void cluster_merge(const ClusterMergePlan&, void*) { unavailable("tk_cluster_merge"); }
 
 uint64_t merge_workspace_bytes(const MergePlan&) { unavailable("tk_merge_workspace_size"); }
 

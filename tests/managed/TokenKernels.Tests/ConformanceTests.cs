@@ -28,6 +28,8 @@ public class ConformanceTests
         [typeof(TkDycokeParams)] = "tk_dycoke_params",
         [typeof(TkVidcom2Params)] = "tk_vidcom2_params",
         [typeof(TkFramefusionParams)] = "tk_framefusion_params",
+        [typeof(TkDpcKnnParams)] = "tk_dpc_knn_params",
+        [typeof(TkClusterMergeParams)] = "tk_cluster_merge_params",
     };
 
     [OneTimeSetUp]

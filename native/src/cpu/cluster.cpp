@@ -1,0 +1,251 @@
+// CPU backend of clustering and aggregation (SPEC section 6). DPC-kNN runs one item per thread (the
+// workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are converted once into
+// float32 rows zero-padded to 16 floats, the upper triangle of its squared distances is computed by
+// diversity selection's vectorised distance blocks (same bits for a pair whatever the block, and
+// d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment
+// are read off the matrix. Aggregation runs one task per (item, cluster), adding members in token
+// order.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/dispatch.hpp"
+#include "core/parallel.hpp"
+#include "core/regions.hpp"
+#include "cpu/diversity_distance.hpp"
+#include "cpu/float16.hpp"
+#include "ops/cluster.hpp"
+#include "ops/vidcom2.hpp"
+
+namespace tk::cpu {
+namespace {
+
+constexpr int64_t kRowBlock = 32;  // rows of one distance block call
+
+int64_t padded_channels(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
+
+int32_t item_value(const StridedTensor& t, int64_t b, int64_t fallback) {
+    if (t.data == nullptr) return static_cast<int32_t>(fallback);
+    return *(static_cast<const int32_t*>(t.data) + b * t.strides[0]);
+}
+
+int32_t& at2(const StridedTensor& t, int64_t b, int64_t i) {
+    return *(static_cast<int32_t*>(t.data) + b * t.strides[0] + i * t.strides[1]);
+}
+
+float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
+    return *(static_cast<float*>(t.data) + b * t.strides[0] + i * t.strides[1]);
+}
+
+// One item's scratch, carved from a slot of the workspace.
+struct ItemScratch {
+    float* rows;            // [N, stride]
+    const float** row_ptr;  // [N]
+    float* distance;        // [N, N]
+    float* nearest;         // [N], one row's distances being partially sorted
+    float* density;         // [N]
+    float* delta;           // [N]
+    int32_t* order;         // [N]
+    int32_t* cluster_of;    // [N], -1 unless the token is a centre
+};
+
+struct ItemLayout {
+    uint64_t rows, row_ptr, distance, nearest, density, delta, order, cluster_of, total;
+};
+
+ItemLayout item_layout(const DpcKnnPlan& plan) {
+    const uint64_t n = static_cast<uint64_t>(plan.tokens);
+    RegionCursor cursor;
+    ItemLayout l{};
+    l.rows = cursor.take(n * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
+    l.row_ptr = cursor.take(n * sizeof(float*));
+    l.distance = cursor.take(n * n * sizeof(float));
+    l.nearest = cursor.take(n * sizeof(float));
+    l.density = cursor.take(n * sizeof(float));
+    l.delta = cursor.take(n * sizeof(float));
+    l.order = cursor.take(n * sizeof(int32_t));
+    l.cluster_of = cursor.take(n * sizeof(int32_t));
+    l.total = cursor.used();
+    return l;
+}
+
+ItemScratch carve(void* slot, const ItemLayout& l) {
+    return ItemScratch{at_offset<float>(slot, l.rows),       at_offset<const float*>(slot, l.row_ptr),
+                       at_offset<float>(slot, l.distance),   at_offset<float>(slot, l.nearest),
+                       at_offset<float>(slot, l.density),    at_offset<float>(slot, l.delta),
+                       at_offset<int32_t>(slot, l.order),    at_offset<int32_t>(slot, l.cluster_of)};
+}
+
+template <class T>
+void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceBlockFn distance_block) {
+    const int64_t n = plan.tokens;
+    const int64_t length = item_value(plan.lengths, b, n);
+    const int64_t clusters = std::min<int64_t>(item_value(plan.item_clusters, b, plan.clusters), length);
+    const int64_t stride = padded_channels(plan.channels);
+
+    // Rows in float32, zero-padded (the padding adds exact zeros to every sum).
+    for (int64_t i = 0; i < length; ++i) {
+        const T* x = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0] + i * plan.x.strides[1];
+        float* row = s.rows + i * stride;
+        for (int64_t c = 0; c < plan.channels; ++c) row[c] = to_float(x[c]);
+        std::fill(row + plan.channels, row + stride, 0.0f);
+        s.row_ptr[i] = row;
+    }
+    // Squared distances of the upper triangle, block by block, then mirrored; then the distance.
+    float* d = s.distance;
+    for (int64_t r = 0; r < length; r += kRowBlock) {
+        const int64_t count = std::min(kRowBlock, length - r);
+        distance_block(s.row_ptr + r, count, s.row_ptr + r, length - r, stride, d + r * length + r, length);
+    }
+    const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(plan.channels)));
+    float largest = 0.0f;  // NaN ignored
+    for (int64_t i = 0; i < length; ++i) {
+        for (int64_t j = i; j < length; ++j) {
+            const float v = dpc_distance(d[i * length + j], root_channels);
+            d[i * length + j] = v;
+            d[j * length + i] = v;
+            if (v > largest) largest = v;
+        }
+    }
+    // Density: exp(-mean of the k smallest squared distances), added in ascending order.
+    const int64_t k = std::min(plan.neighbours, length);
+    for (int64_t i = 0; i < length; ++i) {
+        std::copy(d + i * length, d + (i + 1) * length, s.nearest);
+        std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
+        std::sort(s.nearest, s.nearest + k, nearer);
+        float sum = 0.0f;
+        for (int64_t t = 0; t < k; ++t) sum += s.nearest[t] * s.nearest[t];
+        s.density[i] = portable_exp(-(sum / static_cast<float>(k)));
+    }
+    // Delta: the distance to the nearest token ranked before this one by density; the item's largest
+    // distance for the first.
+    for (int64_t i = 0; i < length; ++i) {
+        const float* row = d + i * length;
+        const float own = s.density[i];
+        float best = largest;
+        for (int64_t j = 0; j < length; ++j)
+            if (ranks_before(s.density[j], j, own, i) && row[j] < best) best = row[j];
+        s.delta[i] = best;
+    }
+    // Centres: the top `clusters` of delta x density (stored in nearest), in rank order.
+    float* score = s.nearest;
+    for (int64_t i = 0; i < length; ++i) {
+        score[i] = s.delta[i] * s.density[i];
+        s.order[i] = static_cast<int32_t>(i);
+        s.cluster_of[i] = -1;
+    }
+    std::partial_sort(s.order, s.order + clusters, s.order + length,
+                      [score](int32_t a, int32_t c) { return ranks_before(score[a], a, score[c], c); });
+    for (int64_t j = 0; j < plan.clusters; ++j) at2(plan.centres, b, j) = j < clusters ? s.order[j] : -1;
+    for (int64_t j = 0; j < clusters; ++j) s.cluster_of[s.order[j]] = static_cast<int32_t>(j);
+    // Assignment: a centre to its own cluster, any other token to its nearest centre (the lower
+    // cluster on ties; cluster 0 when every distance is NaN).
+    for (int64_t i = 0; i < n; ++i) {
+        int32_t cluster = -1;
+        if (i < length && clusters > 0) {
+            cluster = s.cluster_of[i];
+            if (cluster < 0) {
+                const float* row = d + i * length;
+                cluster = 0;
+                float best = row[s.order[0]];
+                for (int64_t j = 1; j < clusters; ++j)
+                    if (nearer(row[s.order[j]], best)) {
+                        best = row[s.order[j]];
+                        cluster = static_cast<int32_t>(j);
+                    }
+            }
+        }
+        at2(plan.assignment, b, i) = cluster;
+    }
+    if (plan.density.data != nullptr)
+        for (int64_t i = 0; i < n; ++i) at2f(plan.density, b, i) = i < length ? s.density[i] : 0.0f;
+    if (plan.delta.data != nullptr)
+        for (int64_t i = 0; i < n; ++i) at2f(plan.delta, b, i) = i < length ? s.delta[i] : 0.0f;
+}
+
+template <class T>
+void cluster_merge_typed(const ClusterMergePlan& p) {
+    const int64_t channels = p.channels;
+    parallel_for(p.batch * p.clusters, min_tasks_per_chunk(p.tokens + channels), [&](int64_t begin, int64_t end) {
+        std::vector<float> sum(static_cast<size_t>(channels));
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / p.clusters;
+            const int64_t cluster = task % p.clusters;
+            const int32_t centre = p.centres.data != nullptr ? at2(p.centres, b, cluster) : -1;
+            const bool blend = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND;
+            std::fill(sum.begin(), sum.end(), 0.0f);
+            float weight = 0.0f;  // the divisor: count, or the summed sizes
+            float size = 0.0f;    // out_size
+            for (int64_t i = 0; i < p.tokens; ++i) {
+                if (at2(p.assignment, b, i) != cluster) continue;
+                const float token_size = p.sizes.data != nullptr ? at2f(p.sizes, b, i) : 1.0f;
+                size += token_size;
+                if (blend && i == centre) continue;
+                const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + i * p.x.strides[1];
+                if (p.mode == TK_CLUSTER_MERGE_SIZE_WEIGHTED) {
+                    for (int64_t c = 0; c < channels; ++c) sum[c] += token_size * to_float(x[c]);
+                    weight += token_size;
+                } else {
+                    for (int64_t c = 0; c < channels; ++c) sum[c] += to_float(x[c]);
+                    weight += 1.0f;
+                }
+            }
+            T* out = static_cast<T*>(p.out.data) + b * p.out.strides[0] + cluster * p.out.strides[1];
+            if (blend && centre >= 0) {
+                const T* xc = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + centre * p.x.strides[1];
+                const float rest = 1.0f - p.beta;
+                for (int64_t c = 0; c < channels; ++c) {
+                    const float v = to_float(xc[c]);
+                    out[c] = from_float<T>(weight > 0.0f ? p.beta * v + rest * (sum[c] / weight) : v);
+                }
+            } else if (blend || weight == 0.0f) {
+                for (int64_t c = 0; c < channels; ++c) out[c] = from_float<T>(weight == 0.0f || blend ? 0.0f : sum[c]);
+                size = blend ? 0.0f : size;
+            } else {
+                for (int64_t c = 0; c < channels; ++c) out[c] = from_float<T>(sum[c] / weight);
+            }
+            if (p.out_size.data != nullptr) at2f(p.out_size, b, cluster) = size;
+        }
+    });
+}
+
+}  // namespace
+
+uint64_t dpc_knn_workspace_bytes(const DpcKnnPlan& plan, int64_t threads) {
+    const uint64_t slot = item_layout(plan).total;
+    const int64_t slots = std::max<int64_t>(1, std::min(threads, plan.batch));
+    return slot == 0 ? 0 : slot * static_cast<uint64_t>(slots) + kWorkspaceAlignment - 1;
+}
+
+void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes) {
+    const ItemLayout layout = item_layout(plan);
+    int64_t slots = std::max<int64_t>(1, std::min<int64_t>(num_threads(), plan.batch));
+    std::unique_ptr<char[]> owned;
+    if (workspace == nullptr) {
+        workspace_bytes = dpc_knn_workspace_bytes(plan, slots);
+        owned.reset(new char[workspace_bytes]);
+        workspace = owned.get();
+    } else {
+        slots = std::min<int64_t>(slots, static_cast<int64_t>((workspace_bytes - (kWorkspaceAlignment - 1)) / layout.total));
+    }
+    void* base = aligned_start(workspace);
+    const DistanceBlockFn distance_block = best_distance_block(true);
+    std::atomic<int64_t> next_item{0};
+    dispatch_float(plan.x.dtype, [&](auto tag) {
+        using T = storage_t<decltype(tag)>;
+        parallel_team(slots, [&](const Team& team) {
+            const ItemScratch scratch = carve(at_offset<char>(base, static_cast<uint64_t>(team.thread) * layout.total), layout);
+            for (int64_t b = next_item.fetch_add(1); b < plan.batch; b = next_item.fetch_add(1))
+                dpc_item<T>(plan, b, scratch, distance_block);
+        });
+    });
+}
+
+void cluster_merge(const ClusterMergePlan& plan) {
+    dispatch_float(plan.x.dtype, [&](auto tag) { cluster_merge_typed<storage_t<decltype(tag)>>(plan); });
+}
+
+}  // namespace tk::cpu

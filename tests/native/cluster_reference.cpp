@@ -1,0 +1,131 @@
+#include "cluster_reference.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace tkt {
+namespace {
+
+bool close_but_different(double a, double b, double tolerance) {
+    return a != b && std::fabs(a - b) <= tolerance * std::max(std::fabs(a), std::fabs(b));
+}
+
+}  // namespace
+
+DpcResult dpc_knn_reference(const DpcInputs& in, double tie_tolerance) {
+    const int64_t n = in.tokens, c = in.channels;
+    DpcResult r;
+    r.centres.assign(static_cast<size_t>(in.batch * in.clusters), -1);
+    r.assignment.assign(static_cast<size_t>(in.batch * n), -1);
+    r.density.assign(static_cast<size_t>(in.batch * n), 0.0);
+    r.delta.assign(static_cast<size_t>(in.batch * n), 0.0);
+    for (int64_t b = 0; b < in.batch; ++b) {
+        const int64_t length = in.lengths.empty() ? n : in.lengths[b];
+        const int64_t k_clusters = std::min(in.item_clusters.empty() ? in.clusters : in.item_clusters[b], length);
+        if (length == 0) continue;
+        auto token = [&](int64_t i) { return &in.x[static_cast<size_t>((b * n + i) * c)]; };
+        std::vector<double> d(static_cast<size_t>(length * length));
+        double largest = 0.0;
+        for (int64_t i = 0; i < length; ++i)
+            for (int64_t j = 0; j < length; ++j) {
+                double s = 0.0;
+                for (int64_t ch = 0; ch < c; ++ch) s += (token(i)[ch] - token(j)[ch]) * (token(i)[ch] - token(j)[ch]);
+                d[i * length + j] = std::sqrt(s) / std::sqrt(static_cast<double>(c));
+                largest = std::max(largest, d[i * length + j]);
+            }
+        // density: exp(-mean of the k smallest squared distances, the token itself included)
+        const int64_t k = std::min(in.neighbours, length);
+        std::vector<double> density(static_cast<size_t>(length));
+        for (int64_t i = 0; i < length; ++i) {
+            std::vector<double> row(d.begin() + i * length, d.begin() + (i + 1) * length);
+            std::sort(row.begin(), row.end());
+            double sum = 0.0;
+            for (int64_t t = 0; t < k; ++t) sum += row[t] * row[t];
+            density[i] = std::exp(-sum / static_cast<double>(k));
+        }
+        auto denser = [&](int64_t j, int64_t i) {
+            return density[j] > density[i] || (density[j] == density[i] && j < i);
+        };
+        std::vector<double> delta(static_cast<size_t>(length));
+        for (int64_t i = 0; i < length; ++i) {
+            double best = largest;
+            for (int64_t j = 0; j < length; ++j)
+                if (denser(j, i)) best = std::min(best, d[i * length + j]);
+            delta[i] = best;
+        }
+        // A density order that float32 may flip matters when it changes either token's delta.
+        for (int64_t i = 0; i < length; ++i)
+            for (int64_t j = 0; j < length; ++j)
+                if (i != j && denser(i, j) && close_but_different(density[i], density[j], tie_tolerance)) {
+                    const double dij = d[i * length + j];
+                    if (dij <= delta[j] * (1 + tie_tolerance) || dij < delta[i] * (1 + tie_tolerance)) r.near_tie = true;
+                }
+        std::vector<double> score(static_cast<size_t>(length));
+        for (int64_t i = 0; i < length; ++i) score[i] = delta[i] * density[i];
+        std::vector<int64_t> order(static_cast<size_t>(length));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t e) { return score[a] > score[e]; });
+        for (int64_t t = 0; t + 1 < length && t < k_clusters; ++t)
+            if (close_but_different(score[order[t]], score[order[t + 1]], tie_tolerance)) r.near_tie = true;
+        std::vector<int64_t> cluster_of(static_cast<size_t>(length), -1);
+        for (int64_t j = 0; j < k_clusters; ++j) {
+            r.centres[b * in.clusters + j] = order[j];
+            cluster_of[order[j]] = j;
+        }
+        for (int64_t i = 0; i < length; ++i) {
+            r.density[b * n + i] = density[i];
+            r.delta[b * n + i] = delta[i];
+            if (k_clusters == 0) continue;
+            if (cluster_of[i] >= 0) {
+                r.assignment[b * n + i] = cluster_of[i];
+                continue;
+            }
+            int64_t best = 0;
+            for (int64_t j = 1; j < k_clusters; ++j)
+                if (d[i * length + order[j]] < d[i * length + order[best]]) best = j;
+            for (int64_t j = 0; j < k_clusters; ++j)
+                if (j != best && close_but_different(d[i * length + order[j]], d[i * length + order[best]], tie_tolerance))
+                    r.near_tie = true;
+            r.assignment[b * n + i] = best;
+        }
+    }
+    return r;
+}
+
+ClusterMergeResult cluster_merge_reference(const ClusterMergeInputs& in) {
+    const int64_t n = in.tokens, c = in.channels, kc = in.clusters;
+    ClusterMergeResult r;
+    r.out.assign(static_cast<size_t>(in.batch * kc * c), 0.0);
+    r.out_size.assign(static_cast<size_t>(in.batch * kc), 0.0);
+    for (int64_t b = 0; b < in.batch; ++b)
+        for (int64_t j = 0; j < kc; ++j) {
+            const int64_t centre = in.centres.empty() ? -1 : in.centres[b * kc + j];
+            const bool blend = in.mode == MergeMode::kCentreBlend;
+            std::vector<double> sum(static_cast<size_t>(c), 0.0);
+            double weight = 0.0, size = 0.0;
+            for (int64_t i = 0; i < n; ++i) {
+                if (in.assignment[b * n + i] != j) continue;
+                const double s = in.sizes.empty() ? 1.0 : in.sizes[b * n + i];
+                size += s;
+                if (blend && i == centre) continue;
+                const double w = in.mode == MergeMode::kSizeWeighted ? s : 1.0;
+                for (int64_t ch = 0; ch < c; ++ch) sum[ch] += w * in.x[(b * n + i) * c + ch];
+                weight += w;
+            }
+            double* out = &r.out[(b * kc + j) * c];
+            if (blend) {
+                if (centre < 0) continue;  // zeros, size 0
+                for (int64_t ch = 0; ch < c; ++ch) {
+                    const double v = in.x[(b * n + centre) * c + ch];
+                    out[ch] = weight > 0 ? in.beta * v + (1 - in.beta) * sum[ch] / weight : v;
+                }
+            } else if (weight != 0.0) {
+                for (int64_t ch = 0; ch < c; ++ch) out[ch] = sum[ch] / weight;
+            }
+            r.out_size[b * kc + j] = size;
+        }
+    return r;
+}
+
+}  // namespace tkt
