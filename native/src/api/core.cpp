@@ -83,6 +83,12 @@ constexpr FieldLayout kLayouts[] = {
     TK_STRUCT(tk_framefusion_params),
     TK_FIELD(tk_framefusion_params, similarity_threshold),
     TK_FIELD(tk_framefusion_params, max_merges),
+    TK_STRUCT(tk_relevance_params),
+    TK_FIELD(tk_relevance_params, negate),
+    TK_STRUCT(tk_dpp_params),
+    TK_FIELD(tk_dpp_params, k),
+    TK_FIELD(tk_dpp_params, weighting),
+    TK_FIELD(tk_dpp_params, theta),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

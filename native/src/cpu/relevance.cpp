@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.hpp"
@@ -34,8 +35,13 @@ constexpr int64_t kLanes = 16;
 
 int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), kLanes); }
 
-// out[r] = dot(a, rows[r]) for r < count; rows `stride` floats apart, stride a multiple of 16.
-using DotRowsFn = void (*)(const float* a, const float* rows, int64_t count, int64_t stride, float* out);
+// The ISA variants of the two row kernels; one variant is chosen per process.
+struct RowKernels {
+    // out[r] = dot(a, rows[r]) for r < count; rows `stride` floats apart, stride a multiple of 16.
+    void (*dot_rows)(const float* a, const float* rows, int64_t count, int64_t stride, float* out);
+    // row[c] /= divisor for c < count.
+    void (*divide)(float* row, int64_t count, float divisor);
+};
 
 float add_lanes(const float* partial) {
     float sum = 0.0f;
@@ -48,17 +54,21 @@ void dot_rows_portable(const float* a, const float* rows, int64_t count, int64_t
         const float* b = rows + r * stride;
         float partial[kLanes] = {};
         for (int64_t c = 0; c < stride; c += kLanes)
-            for (int l = 0; l < kLanes; ++l) partial[l] += a[c + l] * b[c + l];
+            for (int l = 0; l < kLanes; ++l) partial[l] = std::fma(a[c + l], b[c + l], partial[l]);
         out[r] = add_lanes(partial);
     }
 }
 
+void divide_portable(float* row, int64_t count, float divisor) {
+    for (int64_t c = 0; c < count; ++c) row[c] /= divisor;
+}
+
 #if defined(TK_RELEVANCE_X86_KERNELS)
-// Four rows at a time share each load of a; two 8-float halves of the 16 lanes.
-__attribute__((target("avx2"))) void dot_rows_avx2(const float* a, const float* rows, int64_t count, int64_t stride,
-                                                   float* out) {
-    int64_t r = 0;
+// Four rows at a time share each load of a; the 16 lanes as two 8-float halves.
+__attribute__((target("avx2,fma"))) void dot_rows_avx2(const float* a, const float* rows, int64_t count, int64_t stride,
+                                                       float* out) {
     alignas(32) float partial[kLanes];
+    int64_t r = 0;
     for (; r + 4 <= count; r += 4) {
         __m256 lo[4], hi[4];
         for (int q = 0; q < 4; ++q) lo[q] = hi[q] = _mm256_setzero_ps();
@@ -66,8 +76,8 @@ __attribute__((target("avx2"))) void dot_rows_avx2(const float* a, const float* 
             const __m256 a_lo = _mm256_loadu_ps(a + c), a_hi = _mm256_loadu_ps(a + c + 8);
             for (int q = 0; q < 4; ++q) {
                 const float* b = rows + (r + q) * stride + c;
-                lo[q] = _mm256_add_ps(lo[q], _mm256_mul_ps(a_lo, _mm256_loadu_ps(b)));
-                hi[q] = _mm256_add_ps(hi[q], _mm256_mul_ps(a_hi, _mm256_loadu_ps(b + 8)));
+                lo[q] = _mm256_fmadd_ps(a_lo, _mm256_loadu_ps(b), lo[q]);
+                hi[q] = _mm256_fmadd_ps(a_hi, _mm256_loadu_ps(b + 8), hi[q]);
             }
         }
         for (int q = 0; q < 4; ++q) {
@@ -76,39 +86,68 @@ __attribute__((target("avx2"))) void dot_rows_avx2(const float* a, const float* 
             out[r + q] = add_lanes(partial);
         }
     }
-    dot_rows_portable(a, rows + r * stride, count - r, stride, out + r);
+    for (; r < count; ++r) {
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        const float* b = rows + r * stride;
+        for (int64_t c = 0; c < stride; c += kLanes) {
+            lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), lo);
+            hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + c + 8), _mm256_loadu_ps(b + c + 8), hi);
+        }
+        _mm256_store_ps(partial, lo);
+        _mm256_store_ps(partial + 8, hi);
+        out[r] = add_lanes(partial);
+    }
+}
+
+__attribute__((target("avx2"))) void divide_avx2(float* row, int64_t count, float divisor) {
+    const __m256 d = _mm256_set1_ps(divisor);
+    int64_t c = 0;
+    for (; c + 8 <= count; c += 8) _mm256_storeu_ps(row + c, _mm256_div_ps(_mm256_loadu_ps(row + c), d));
+    for (; c < count; ++c) row[c] /= divisor;
 }
 
 __attribute__((target("avx512f"))) void dot_rows_avx512(const float* a, const float* rows, int64_t count, int64_t stride,
                                                          float* out) {
-    int64_t r = 0;
     alignas(64) float partial[kLanes];
+    int64_t r = 0;
     for (; r + 4 <= count; r += 4) {
         __m512 acc[4];
         for (int q = 0; q < 4; ++q) acc[q] = _mm512_setzero_ps();
         for (int64_t c = 0; c < stride; c += kLanes) {
             const __m512 av = _mm512_loadu_ps(a + c);
-            for (int q = 0; q < 4; ++q)
-                acc[q] = _mm512_add_ps(acc[q], _mm512_mul_ps(av, _mm512_loadu_ps(rows + (r + q) * stride + c)));
+            for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(av, _mm512_loadu_ps(rows + (r + q) * stride + c), acc[q]);
         }
         for (int q = 0; q < 4; ++q) {
             _mm512_store_ps(partial, acc[q]);
             out[r + q] = add_lanes(partial);
         }
     }
-    dot_rows_portable(a, rows + r * stride, count - r, stride, out + r);
+    for (; r < count; ++r) {
+        __m512 acc = _mm512_setzero_ps();
+        const float* b = rows + r * stride;
+        for (int64_t c = 0; c < stride; c += kLanes) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c), acc);
+        _mm512_store_ps(partial, acc);
+        out[r] = add_lanes(partial);
+    }
+}
+
+__attribute__((target("avx512f"))) void divide_avx512(float* row, int64_t count, float divisor) {
+    const __m512 d = _mm512_set1_ps(divisor);
+    int64_t c = 0;
+    for (; c + 16 <= count; c += 16) _mm512_storeu_ps(row + c, _mm512_div_ps(_mm512_loadu_ps(row + c), d));
+    for (; c < count; ++c) row[c] /= divisor;
 }
 #endif
 
-DotRowsFn best_dot_rows() {
+RowKernels best_row_kernels() {
 #if defined(TK_RELEVANCE_X86_KERNELS)
     switch (cpu_isa()) {
-        case CpuIsa::kAvx512: return dot_rows_avx512;
-        case CpuIsa::kAvx2: return dot_rows_avx2;
+        case CpuIsa::kAvx512: return {dot_rows_avx512, divide_avx512};
+        case CpuIsa::kAvx2: return {dot_rows_avx2, divide_avx2};
         default: break;
     }
 #endif
-    return dot_rows_portable;
+    return {dot_rows_portable, divide_portable};
 }
 
 template <class T>
@@ -120,40 +159,51 @@ int64_t per_item(const StridedTensor& t, int64_t b, int64_t fallback) {
     return t.data != nullptr ? *(static_cast<const int32_t*>(t.data) + b * t.strides[0]) : fallback;
 }
 
-// u = x / max(|x|, 1e-12) into `out` (stride floats, zero past C); the norm's sum in lane_sum order.
+// u = x / max(sqrt(dot(x, x)), 1e-12) into `out` (stride floats, zero past C); returns dot(x, x).
 template <class T>
-void pack_unit_row(const T* x, int64_t channels, int64_t stride, float* out) {
-    for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
+float pack_unit_row(const T* x, int64_t channels, int64_t stride, float* out, const RowKernels& kernels) {
+    if constexpr (std::is_same_v<T, float>) {
+        std::memcpy(out, x, static_cast<size_t>(channels) * sizeof(float));
+    } else {
+        for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
+    }
     std::fill(out + channels, out + stride, 0.0f);
-    const float norm = std::max(std::sqrt(lane_sum(channels, [&](int64_t c) { return out[c] * out[c]; })), kCosineEps);
-    for (int64_t c = 0; c < channels; ++c) out[c] /= norm;
+    float squares = 0.0f;
+    kernels.dot_rows(out, out, 1, stride, &squares);
+    kernels.divide(out, channels, std::max(std::sqrt(squares), kCosineEps));
+    return squares;
 }
 
+// Packs rows [0, count) of item b; squares (may be NULL) receives each row's dot(x, x).
 template <class T>
-void pack_rows(const StridedTensor& x, int64_t b, int64_t count, int64_t channels, int64_t stride, float* rows) {
+void pack_rows(const StridedTensor& x, int64_t b, int64_t count, int64_t channels, int64_t stride, float* rows,
+               float* squares, const RowKernels& kernels) {
     parallel_for(count, min_tasks_per_chunk(channels), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) pack_unit_row(row_at<T>(x, b, i), channels, stride, rows + i * stride);
+        for (int64_t i = begin; i < end; ++i) {
+            const float sq = pack_unit_row(row_at<T>(x, b, i), channels, stride, rows + i * stride, kernels);
+            if (squares != nullptr) squares[i] = sq;
+        }
     });
 }
 
 // ---- Query relevance ----------------------------------------------------------------------------
 
 template <class T>
-void relevance_item(const RelevancePlan& plan, int64_t b, DotRowsFn dot_rows, std::vector<float>& text_rows,
+void relevance_item(const RelevancePlan& plan, int64_t b, const RowKernels& kernels, std::vector<float>& text_rows,
                     std::vector<float>& score) {
     const int64_t length = per_item(plan.lengths, b, plan.tokens);
     const int64_t text_length = per_item(plan.text_lengths, b, plan.text_tokens);
     const int64_t stride = packed_stride(plan.channels);
     text_rows.resize(static_cast<size_t>(std::max<int64_t>(text_length, 1) * stride));
-    pack_rows<T>(plan.text, b, text_length, plan.channels, stride, text_rows.data());
+    pack_rows<T>(plan.text, b, text_length, plan.channels, stride, text_rows.data(), nullptr, kernels);
     score.assign(static_cast<size_t>(length), 0.0f);
     parallel_for(length, min_tasks_per_chunk(plan.channels * std::max<int64_t>(text_length, 1)),
                  [&](int64_t begin, int64_t end) {
                      std::vector<float> unit(static_cast<size_t>(stride));
                      std::vector<float> cosines(static_cast<size_t>(std::max<int64_t>(text_length, 1)));
                      for (int64_t i = begin; i < end; ++i) {
-                         pack_unit_row(row_at<T>(plan.visual, b, i), plan.channels, stride, unit.data());
-                         dot_rows(unit.data(), text_rows.data(), text_length, stride, cosines.data());
+                         pack_unit_row(row_at<T>(plan.visual, b, i), plan.channels, stride, unit.data(), kernels);
+                         kernels.dot_rows(unit.data(), text_rows.data(), text_length, stride, cosines.data());
                          const float mean =
                              lane_sum(text_length, [&](int64_t t) { return cosines[static_cast<size_t>(t)]; }) /
                              static_cast<float>(text_length);
@@ -176,9 +226,20 @@ void relevance_item(const RelevancePlan& plan, int64_t b, DotRowsFn dot_rows, st
 
 // ---- Conditional DPP ------------------------------------------------------------------------------
 
+// Rows of s computed per pass over the packed tokens: the chosen token's and, speculatively, those of
+// the tokens with the next largest residuals, which the greedy steps that follow mostly choose (on
+// CDPruner's shapes about one pass in eight steps). A pass streams the N packed rows once for all of
+// them instead of once per step; each dot product has the same bits either way.
+constexpr int64_t kRowsPerPass = 8;
+// Similarity rows kept for later steps; a pass that finds too few free slots drops them all.
+constexpr int64_t kCachedRows = 2 * kRowsPerPass;
+// Tokens per block of a pass: a block's packed rows stay in the core's cache while every row of the
+// pass is dotted with them.
+constexpr int64_t kPassBlockBytes = 128 * 1024;
+
 // Where one item's buffers lie in its scratch, for N tokens and k selections.
 struct DppLayout {
-    uint64_t rows, cholesky, residual, weight, chosen;
+    uint64_t rows, cholesky, cached, slot_of, residual, weight, chosen;
     uint64_t total = 0;
 };
 
@@ -188,6 +249,8 @@ DppLayout dpp_layout(const DppPlan& plan) {
     RegionCursor carver;
     layout.rows = carver.take(static_cast<uint64_t>(n * packed_stride(plan.channels)) * sizeof(float));
     layout.cholesky = carver.take(static_cast<uint64_t>(std::max<int64_t>(plan.k - 1, 1) * n) * sizeof(float));
+    layout.cached = carver.take(static_cast<uint64_t>(kCachedRows * n) * sizeof(float));
+    layout.slot_of = carver.take(static_cast<uint64_t>(n) * sizeof(int32_t));
     layout.residual = carver.take(static_cast<uint64_t>(n) * sizeof(float));
     layout.weight = carver.take(static_cast<uint64_t>(n) * sizeof(float));
     layout.chosen = carver.take(static_cast<uint64_t>(n));
@@ -201,16 +264,85 @@ bool ranks_above(float a, float b) {
     return a > b;
 }
 
-// s_ii: 1 for a nonzero row (a unit vector, whose computed |u|^2 misses 1 by rounding only, which would
-// otherwise decide between equally weighted tokens), 0 for a zero row, NaN for a row holding NaN.
-float self_similarity(const float* row, int64_t stride, DotRowsFn dot_rows) {
+// s_ii = dot(u_i, u_i) made exactly 1 for a nonzero row (a unit vector, whose computed square misses 1 by
+// rounding only, which would otherwise decide between equally weighted tokens); 0 for a zero row, NaN
+// for a row holding NaN. dot(x, x) finite and positive means a nonzero u without computing it.
+float self_similarity(const float* row, float squares, int64_t stride, const RowKernels& kernels) {
+    if (squares > 0.0f && squares <= std::numeric_limits<float>::max()) return 1.0f;
     float self = 0.0f;
-    dot_rows(row, row, 1, stride, &self);
+    kernels.dot_rows(row, row, 1, stride, &self);
     return self > 0.0f ? 1.0f : self;
 }
 
+// The similarity rows s_q. of the packed tokens, kept in slots between steps.
+class SimilarityRows {
+public:
+    SimilarityRows(const float* rows, int64_t count, int64_t stride, float* storage, int32_t* slot_of, const RowKernels& kernels)
+        : rows_(rows), count_(count), stride_(stride), storage_(storage), slot_of_(slot_of), dot_rows_(kernels.dot_rows) {
+        std::fill(slot_of_, slot_of_ + count_, -1);
+        for (int64_t s = 0; s < kCachedRows; ++s) free_.push_back(static_cast<int32_t>(kCachedRows - 1 - s));
+    }
+
+    // Row j, computed (with the rows of up to kRowsPerPass - 1 more candidates, the unchosen tokens of
+    // the largest residuals without a row) when not kept.
+    const float* row(int64_t j, const float* residual, const unsigned char* chosen) {
+        if (slot_of_[j] < 0) compute_pass(j, residual, chosen);
+        return storage_ + slot_of_[j] * count_;
+    }
+
+    // Frees row j's slot (j has been chosen: its row is needed no more).
+    void release(int64_t j) {
+        if (slot_of_[j] < 0) return;
+        free_.push_back(slot_of_[j]);
+        slot_of_[j] = -1;
+    }
+
+private:
+    void compute_pass(int64_t j, const float* residual, const unsigned char* chosen) {
+        if (static_cast<int64_t>(free_.size()) < kRowsPerPass) {
+            for (int64_t n = 0; n < count_; ++n) slot_of_[n] = -1;
+            free_.clear();
+            for (int64_t s = 0; s < kCachedRows; ++s) free_.push_back(static_cast<int32_t>(kCachedRows - 1 - s));
+        }
+        pass_.assign(1, j);
+        // The candidates: a partial selection of the best residuals, a few at a time.
+        while (static_cast<int64_t>(pass_.size()) < kRowsPerPass) {
+            int64_t best = -1;
+            for (int64_t n = 0; n < count_; ++n) {
+                if (chosen[n] != 0 || slot_of_[n] >= 0 || is_nan(residual[n]) ||
+                    std::find(pass_.begin(), pass_.end(), n) != pass_.end())
+                    continue;
+                if (best < 0 || ranks_above(residual[n], residual[best])) best = n;
+            }
+            if (best < 0) break;
+            pass_.push_back(best);
+        }
+        for (const int64_t q : pass_) {
+            slot_of_[q] = free_.back();
+            free_.pop_back();
+        }
+        const int64_t block = std::max<int64_t>(1, kPassBlockBytes / (stride_ * static_cast<int64_t>(sizeof(float))));
+        const int64_t blocks = (count_ + block - 1) / block;
+        parallel_for(blocks, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t g = begin; g < end; ++g) {
+                const int64_t n0 = g * block, n1 = std::min(count_, n0 + block);
+                for (const int64_t q : pass_)
+                    dot_rows_(rows_ + q * stride_, rows_ + n0 * stride_, n1 - n0, stride_, storage_ + slot_of_[q] * count_ + n0);
+            }
+        });
+    }
+
+    const float* rows_;
+    int64_t count_, stride_;
+    float* storage_;
+    int32_t* slot_of_;
+    void (*dot_rows_)(const float*, const float*, int64_t, int64_t, float*);
+    std::vector<int32_t> free_;
+    std::vector<int64_t> pass_;
+};
+
 template <class T>
-void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scratch, DotRowsFn dot_rows) {
+void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scratch, const RowKernels& kernels) {
     const int64_t length = per_item(plan.lengths, b, plan.tokens);
     const int64_t count = std::min(per_item(plan.item_k, b, plan.k), length);
     const int64_t stride = packed_stride(plan.channels);
@@ -221,7 +353,8 @@ void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scr
     auto* chosen = reinterpret_cast<unsigned char*>(scratch + layout.chosen);
     std::vector<int32_t> order(static_cast<size_t>(count));
     if (count > 0) {
-        pack_rows<T>(plan.x, b, length, plan.channels, stride, rows);
+        // The squares go to the residuals first, then each becomes L_nn.
+        pack_rows<T>(plan.x, b, length, plan.channels, stride, rows, residual, kernels);
         for (int64_t n = 0; n < length; ++n) {
             float w = 1.0f;
             if (plan.relevance.data != nullptr) {
@@ -230,9 +363,11 @@ void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scr
                 w = plan.weighting == TK_DPP_WEIGHT_EXP ? std::exp(plan.alpha * r) : r;
             }
             weight[n] = w;
-            residual[n] = (w * self_similarity(rows + n * stride, stride, dot_rows)) * w;
+            residual[n] = (w * self_similarity(rows + n * stride, residual[n], stride, kernels)) * w;
             chosen[n] = 0;
         }
+        SimilarityRows similarity(rows, length, stride, reinterpret_cast<float*>(scratch + layout.cached),
+                                  reinterpret_cast<int32_t*>(scratch + layout.slot_of), kernels);
         for (int64_t t = 0; t < count; ++t) {
             int64_t j = -1;
             for (int64_t n = 0; n < length; ++n)
@@ -240,33 +375,32 @@ void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scr
             chosen[j] = 1;
             order[static_cast<size_t>(t)] = static_cast<int32_t>(j);
             if (t + 1 == count) break;
-            // c_t = e: the new Cholesky row, from row j of L computed on the fly.
+            // c_t = e: the new Cholesky row, from row j of L = (w_j s_jn) w_n.
             const float d_j = residual[j];
-            const bool exhausted = !(d_j > 0.0f);
-            const float root = exhausted ? 0.0f : std::sqrt(d_j);
-            const float w_j = weight[j];
-            const float* u_j = rows + j * stride;
             float* e = cholesky + t * length;
-            parallel_for(length, min_tasks_per_chunk(stride), [&](int64_t begin, int64_t end) {
-                constexpr int64_t kBlock = 64;
-                float similarity[kBlock];
-                for (int64_t n0 = begin; n0 < end; n0 += kBlock) {
-                    const int64_t n1 = std::min(end, n0 + kBlock);
-                    if (!exhausted) dot_rows(u_j, rows + n0 * stride, n1 - n0, stride, similarity);
-                    for (int64_t n = n0; n < n1; ++n) {
-                        if (chosen[n] != 0 || exhausted) {
-                            e[n] = 0.0f;
-                            continue;
-                        }
-                        const float kernel = (w_j * similarity[n - n0]) * weight[n];
-                        float projection = 0.0f;
-                        for (int64_t s = 0; s < t; ++s) projection += cholesky[s * length + j] * cholesky[s * length + n];
-                        const float value = (kernel - projection) / root;
-                        e[n] = value;
-                        residual[n] = residual[n] - value * value;
+            if (!(d_j > 0.0f)) {  // the residual is exhausted: the step adds no direction
+                std::fill(e, e + length, 0.0f);
+                similarity.release(j);
+                continue;
+            }
+            const float root = std::sqrt(d_j);
+            const float w_j = weight[j];
+            const float* s_j = similarity.row(j, residual, chosen);
+            parallel_for(length, min_tasks_per_chunk(t + 8), [&](int64_t begin, int64_t end) {
+                for (int64_t n = begin; n < end; ++n) {
+                    if (chosen[n] != 0) {
+                        e[n] = 0.0f;
+                        continue;
                     }
+                    const float kernel = (w_j * s_j[n]) * weight[n];
+                    float projection = 0.0f;
+                    for (int64_t s = 0; s < t; ++s) projection += cholesky[s * length + j] * cholesky[s * length + n];
+                    const float value = (kernel - projection) / root;
+                    e[n] = value;
+                    residual[n] = residual[n] - value * value;
                 }
             });
+            similarity.release(j);
         }
     }
     auto write = [&](const StridedTensor& out) {
@@ -284,11 +418,11 @@ void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scr
 }  // namespace
 
 void query_relevance(const RelevancePlan& plan) {
-    const DotRowsFn dot_rows = best_dot_rows();
+    const RowKernels kernels = best_row_kernels();
     dispatch_float(plan.visual.dtype, [&](auto visual_tag) {
         using T = storage_t<decltype(visual_tag)>;
         std::vector<float> text_rows, score;
-        for (int64_t b = 0; b < plan.batch; ++b) relevance_item<T>(plan, b, dot_rows, text_rows, score);
+        for (int64_t b = 0; b < plan.batch; ++b) relevance_item<T>(plan, b, kernels, text_rows, score);
     });
 }
 
@@ -302,10 +436,10 @@ void conditional_dpp_select(const DppPlan& plan, void* workspace) {
         workspace = owned.data();
     }
     char* scratch = static_cast<char*>(aligned_start(workspace));
-    const DotRowsFn dot_rows = best_dot_rows();
+    const RowKernels kernels = best_row_kernels();
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
-        for (int64_t b = 0; b < plan.batch; ++b) dpp_item<T>(plan, b, layout, scratch, dot_rows);
+        for (int64_t b = 0; b < plan.batch; ++b) dpp_item<T>(plan, b, layout, scratch, kernels);
     });
 }
 
