@@ -585,8 +585,10 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
  *
  * tk_query_relevance: visual [B, N, C] and text [B, T, C] (f32/f16/bf16, channels contiguous, other
  * strides free) -> relevance [B, N] f32. Item b uses tokens [0, L_b) (lengths, or N) and text tokens
- * [0, T_b) (text_lengths, or T). In float32, u = x / max(|x|, 1e-12) for both; m_i = (sum over t < T_b
- * of dot(u_i, q_t)) / T_b (every sum in the 16-lane order of ops/lane_sum.hpp); s_i = -m_i with
+ * [0, T_b) (text_lengths, or T). In float32, u = x / max(sqrt(dot(x, x)), 1e-12) for both, where
+ * dot(a, b) runs 16 lanes, lane l accumulating fma(a[c], b[c], acc) over c = l (mod 16) in increasing c,
+ * then adds the lanes in order; m_i = (sum over t < T_b of dot(u_i, q_t)) / T_b (the sum in the order
+ * of ops/lane_sum.hpp); s_i = -m_i with
  * params->negate (CLIP-style towers, as CDPruner's LLaVA code), else m_i; then per item
  * r_i = ((s_i - min) + 1e-6) / (max - min) over i < L_b (CDPruner's min-max; min and max ignore NaN);
  * r_i = 1 where max - min is 0 or NaN (one token, T_b = 0, all equal). r = 0 for i >= L_b.
@@ -601,7 +603,7 @@ TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_
 
 /*
  * tk_conditional_dpp_select: greedy MAP inference (Chen et al. 2018, incremental Cholesky) of the DPP
- * with kernel L_ij = (w_i s_ij) w_j, s_ij = dot(u_i, u_j), u = x / max(|x|, 1e-12) (s_ii = 1 for a
+ * with kernel L_ij = (w_i s_ij) w_j, s_ij = dot(u_i, u_j) with u and dot as above (s_ii = 1 for a
  * nonzero row, 0 for a zero row, NaN for a NaN row), from x [B, N, C]
  * (f32/f16/bf16) and relevance [B, N] f32 (may be NULL: w = 1, plain DPP). Weights by params->weighting:
  * TK_DPP_WEIGHT_RELEVANCE w_i = r_i (CDPruner's released code); TK_DPP_WEIGHT_EXP w_i = exp(a r_i),
