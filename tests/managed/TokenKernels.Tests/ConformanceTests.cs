@@ -28,6 +28,8 @@ public class ConformanceTests
         [typeof(TkDycokeParams)] = "tk_dycoke_params",
         [typeof(TkVidcom2Params)] = "tk_vidcom2_params",
         [typeof(TkFramefusionParams)] = "tk_framefusion_params",
+        [typeof(TkRelevanceParams)] = "tk_relevance_params",
+        [typeof(TkDppParams)] = "tk_dpp_params",
     };
 
     [OneTimeSetUp]
