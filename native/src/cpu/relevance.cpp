@@ -231,7 +231,8 @@ void relevance_item(const RelevancePlan& plan, int64_t b, const RowKernels& kern
 // CDPruner's shapes about one pass in eight steps). A pass streams the N packed rows once for all of
 // them instead of once per step; each dot product has the same bits either way.
 constexpr int64_t kRowsPerPass = 8;
-// Similarity rows kept for later steps; a pass that finds too few free slots drops them all.
+// Similarity rows kept for later steps; a pass that finds too few free slots drops those of the smallest
+// residuals.
 constexpr int64_t kCachedRows = 2 * kRowsPerPass;
 // Tokens per block of a pass: a block's packed rows stay in the core's cache while every row of the
 // pass is dotted with them.
@@ -299,10 +300,12 @@ public:
 
 private:
     void compute_pass(int64_t j, const float* residual, const unsigned char* chosen) {
-        if (static_cast<int64_t>(free_.size()) < kRowsPerPass) {
-            for (int64_t n = 0; n < count_; ++n) slot_of_[n] = -1;
-            free_.clear();
-            for (int64_t s = 0; s < kCachedRows; ++s) free_.push_back(static_cast<int32_t>(kCachedRows - 1 - s));
+        // Too few free slots: drop the kept rows of the smallest residuals (the least likely to be chosen).
+        while (static_cast<int64_t>(free_.size()) < kRowsPerPass) {
+            int64_t worst = -1;
+            for (int64_t n = 0; n < count_; ++n)
+                if (slot_of_[n] >= 0 && (worst < 0 || ranks_above(residual[worst], residual[n]))) worst = n;
+            release(worst);
         }
         pass_.assign(1, j);
         // The candidates: a partial selection of the best residuals, a few at a time.
