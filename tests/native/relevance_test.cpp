@@ -1,7 +1,8 @@
 // Query relevance and conditional DPP selection (SPEC section 7, CDPruner): the CPU backend against
 // the float64 reference on fresh random inputs (redrawn until no DPP choice is a near-tie), every
 // dtype, strided views, lengths, per-item k and text lengths; k = 1 and k = N, an exhausted residual,
-// NaN rows, theta's edge values, determinism across thread counts, and the CUDA rule.
+// NaN rows, theta's edge values, determinism across thread counts, and CUDA against the CPU (skipped
+// without a device).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -429,33 +430,106 @@ TEST(ConditionalDpp, EmptySelectionsAccepted) {
     expect_dpp_outputs(empty_items, want);
 }
 
-// CUDA tensors: the CUDA kernels of this family are not written yet.
-TEST(ConditionalDppCuda, RefusedAsBackendUnavailable) {
+// ---- CUDA against the CPU ------------------------------------------------------------------------
+
+// Device copies of host arrays, with their descriptors; copied back by copy_back.
+class DeviceArrays {
+public:
+    explicit DeviceArrays(tk_stream stream) : stream_(stream) {}
+    tk_tensor upload(const HostArray& a) {
+        buffers_.push_back(std::make_unique<DeviceBuffer>(std::max<size_t>(a.bytes().size(), 1)));
+        if (!a.bytes().empty()) {
+            EXPECT_EQ(tk_cuda_memcpy_async(buffers_.back()->get(), a.bytes().data(), a.bytes().size(), stream_), TK_STATUS_OK);
+        }
+        return a.device_desc(buffers_.back()->get(), 0);
+    }
+    void copy_back(const tk_tensor& device, HostArray& host) {
+        const auto* base = static_cast<const uint8_t*>(device.data) - (static_cast<const uint8_t*>(host.desc().data) - host.bytes().data());
+        EXPECT_EQ(tk_cuda_memcpy_async(host.bytes().data(), base, host.bytes().size(), stream_), TK_STATUS_OK);
+    }
+
+private:
+    tk_stream stream_;
+    std::vector<std::unique_ptr<DeviceBuffer>> buffers_;
+};
+
+// The same relevance bits as the CPU, every dtype, lengths, text lengths and strided views.
+TEST(RelevanceCuda, SameBitsAsCpu) {
     const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_dtype dtype : kFloatDtypes)
+        for (int options = 0; options < 4; ++options) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " options " + std::to_string(options));
+            RelevanceBuffers cpu = relevance_buffers(dtype, 3, 45, 7, 37, options % 2 == 0, options & 1, options & 2,
+                                                     ArrayLayout{2, false, 1}, g);
+            RelevanceBuffers cuda = cpu;
+            ASSERT_TRUE(ok(cpu.run()));
+            DeviceArrays device(stream.get());
+            const tk_tensor v = device.upload(cuda.visual), t = device.upload(cuda.text), l = device.upload(cuda.lengths),
+                            tl = device.upload(cuda.text_lengths), r = device.upload(cuda.relevance);
+            ASSERT_TRUE(ok(tk_query_relevance(&cuda.params, &v, &t, cuda.has_lengths ? &l : nullptr,
+                                              cuda.has_text_lengths ? &tl : nullptr, &r, stream.get())));
+            device.copy_back(r, cuda.relevance);
+            ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
+            EXPECT_EQ(cuda.relevance.bytes(), cpu.relevance.bytes());
+        }
+}
+
+// The same selection as the CPU (exactly, near-ties included: the same bits), every weighting and
+// dtype, lengths, per-item k, with and without the caller's workspace; a NaN row and zero weights.
+TEST(ConditionalDppCuda, SameSelectionAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 g(seed_from_name(test_name()));
+    for (tk_dtype dtype : kFloatDtypes)
+        for (const tk_dpp_params& p : {dpp_params(1, TK_DPP_WEIGHT_RELEVANCE, 0.0f), dpp_params(13, TK_DPP_WEIGHT_RELEVANCE, 0.0f),
+                                       dpp_params(13, TK_DPP_WEIGHT_EXP, 0.7f), dpp_params(41, TK_DPP_WEIGHT_EXP, 0.5f)})
+            for (int options = 0; options < 4; ++options) {
+                SCOPED_TRACE(std::string(dtype_label(dtype)) + " " + describe(p) + " options " + std::to_string(options));
+                DppBuffers cpu = dpp_buffers(p, dtype, 3, 41, 57, ArrayLayout{2, false, 1}, options != 3, options & 1, options & 2, g);
+                if (options == 2) {
+                    cpu.x.set(1, 5, 3, std::numeric_limits<double>::quiet_NaN());
+                    for (int64_t i = 0; i < 41; i += 3) cpu.relevance.set(2, i, 0, 0.0);
+                }
+                DppBuffers cuda = cpu;
+                ASSERT_TRUE(ok(cpu.run()));
+                DeviceArrays device(stream.get());
+                const tk_tensor x = device.upload(cuda.x), r = device.upload(cuda.relevance), l = device.upload(cuda.lengths),
+                                ik = device.upload(cuda.item_k), o = device.upload(cuda.order), s = device.upload(cuda.sorted);
+                uint64_t bytes = 0;
+                ASSERT_TRUE(ok(tk_conditional_dpp_workspace_size(&cuda.params, &x, &bytes)));
+                std::unique_ptr<DeviceBuffer> workspace;
+                if (options & 1) workspace = std::make_unique<DeviceBuffer>(bytes);
+                ASSERT_TRUE(ok(tk_conditional_dpp_select(&cuda.params, &x, cuda.has_relevance ? &r : nullptr,
+                                                         cuda.has_lengths ? &l : nullptr, cuda.has_item_k ? &ik : nullptr, &o, &s,
+                                                         workspace ? workspace->get() : nullptr, workspace ? bytes : 0, stream.get())));
+                device.copy_back(o, cuda.order);
+                device.copy_back(s, cuda.sorted);
+                ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
+                EXPECT_EQ(as_int64(cuda.order), as_int64(cpu.order));
+                EXPECT_EQ(as_int64(cuda.sorted), as_int64(cpu.sorted));
+            }
+}
+
+// Without a CUDA build, CUDA tensors are refused as BACKEND_UNAVAILABLE, naming the build option.
+TEST(ConditionalDppCuda, WithoutCudaBuildRefusedAsBackendUnavailable) {
+    if (tk_cuda_is_built() != 0) GTEST_SKIP() << "this library is built with CUDA";
     std::mt19937_64 g(seed_from_name(test_name()));
     DppBuffers d = dpp_buffers(dpp_params(2, TK_DPP_WEIGHT_RELEVANCE, 0.0f), TK_DTYPE_F32, 1, 5, 3, ArrayLayout{}, false, false,
                                false, g);
-    // A device pointer is not dereferenced before the refusal: any non-null address serves when no
-    // CUDA build is present (the device check refuses first, also as BACKEND_UNAVAILABLE).
-    std::unique_ptr<DeviceBuffer> x_device, out_device;
-    if (why.empty()) {
-        x_device = std::make_unique<DeviceBuffer>(1024);
-        out_device = std::make_unique<DeviceBuffer>(1024);
-    }
     static float placeholder[512];
-    void* x_ptr = why.empty() ? x_device->get() : placeholder;
-    void* out_ptr = why.empty() ? out_device->get() : placeholder + 256;
-    const tk_tensor x = d.x.device_desc(x_ptr, 0);
-    const tk_tensor o = d.order.device_desc(out_ptr, 0);
+    const tk_tensor x = d.x.device_desc(placeholder, 0);
+    const tk_tensor o = d.order.device_desc(placeholder + 256, 0);
     EXPECT_EQ(tk_conditional_dpp_select(&d.params, &x, nullptr, nullptr, nullptr, &o, nullptr, nullptr, 0, nullptr),
               TK_STATUS_BACKEND_UNAVAILABLE);
-    if (why.empty()) {
-        EXPECT_NE(std::string(tk_last_error()).find("CUDA backend is not built yet"), std::string::npos);
-    }
+    EXPECT_NE(std::string(tk_last_error()).find("TOKENKERNELS_CUDA"), std::string::npos) << tk_last_error();
     RelevanceBuffers r = relevance_buffers(TK_DTYPE_F32, 1, 5, 2, 3, true, false, false, ArrayLayout{}, g);
-    const tk_tensor v = r.visual.device_desc(x_ptr, 0);
-    const tk_tensor t = r.text.device_desc(x_ptr, 0);
-    const tk_tensor out = r.relevance.device_desc(out_ptr, 0);
+    const tk_tensor v = r.visual.device_desc(placeholder, 0);
+    const tk_tensor t = r.text.device_desc(placeholder + 128, 0);
+    const tk_tensor out = r.relevance.device_desc(placeholder + 256, 0);
     EXPECT_EQ(tk_query_relevance(&r.params, &v, &t, nullptr, nullptr, &out, nullptr), TK_STATUS_BACKEND_UNAVAILABLE);
 }
 

@@ -17,8 +17,8 @@ namespace TokenKernels;
 /// tokens as needed, never the N x N matrix. Without relevance the weights are 1 (the plain DPP).</para>
 /// <para>Tokens are float32, float16 or bfloat16 <c>[B, N, C]</c>, channels contiguous; relevance float32 <c>[B, N]</c>
 /// (from <see cref="QueryRelevance"/>); outputs int32 <c>[B, k]</c>, padded with -1: the order of selection and, optionally,
-/// the same positions ascending. The CUDA backend is not built yet: the device overload throws
-/// <see cref="TokenKernelsException"/> with <see cref="TokenKernelsStatus.BackendUnavailable"/>.</para>
+/// the same positions ascending. On a CUDA device the selection has the CPU's bits; lengths and per-item k there are
+/// clamped to their ranges (checking them would need a host synchronisation), and the call returns without waiting.</para>
 /// </remarks>
 public static unsafe class ConditionalDpp
 {
@@ -131,9 +131,24 @@ public static unsafe class ConditionalDpp
         return checked((long)bytes);
     }
 
+    /// <summary>Device scratch bytes the device selection needs (<c>tk_conditional_dpp_workspace_size</c>), so a caller can pass a workspace it owns.</summary>
+    /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
+    /// <param name="k">Tokens kept per item, in [0, N].</param>
+    /// <returns>Bytes of device memory.</returns>
+    /// <exception cref="ArgumentException">A wrong rank or element type, or k outside [0, N].</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
+    public static long GetWorkspaceSize(DeviceTensor x, int k)
+    {
+        TkDppParams native = Prepare(x.Shape, x.DataType, k, DppWeighting.Relevance, 0.5f);
+        TkTensor xTensor = DeviceDescriptor(x);
+        ulong bytes;
+        NativeStatus.Check(NativeMethods.tk_conditional_dpp_workspace_size(&native, &xTensor, &bytes));
+        return checked((long)bytes);
+    }
+
     /// <summary>
-    /// The selection on a CUDA device. The CUDA backend of this family is not built yet: a valid call throws
-    /// <see cref="TokenKernelsException"/> with <see cref="TokenKernelsStatus.BackendUnavailable"/>.
+    /// The selection on the tokens' CUDA device, enqueued on <paramref name="stream"/>; returns without waiting. Lengths
+    /// and per-item k out of range are clamped.
     /// </summary>
     /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
     /// <param name="relevance">Optional float32 <c>[B, N]</c>, or null.</param>
@@ -145,10 +160,10 @@ public static unsafe class ConditionalDpp
     /// <param name="lengths">Optional int32 <c>[B]</c>, or null.</param>
     /// <param name="itemK">Optional int32 <c>[B]</c>, or null.</param>
     /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
-    /// <param name="workspace">Device scratch, or zero.</param>
+    /// <param name="workspace">Device scratch of <see cref="GetWorkspaceSize(DeviceTensor, int)"/> bytes, or zero to let the op allocate it stream-ordered.</param>
     /// <param name="workspaceBytes">The size of <paramref name="workspace"/>; 0 with no workspace.</param>
     /// <exception cref="ArgumentException">A wrong rank, element type, shape or device.</exception>
-    /// <exception cref="TokenKernelsException">CUDA is unavailable or this backend is not built, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
     public static void Select(
         DeviceTensor x,
         DeviceTensor? relevance,

@@ -16,8 +16,8 @@ namespace TokenKernels;
 /// channels contiguous; relevance is float32 <c>[B, N]</c>, 0 past each item's length, 1 for an item whose scores are all
 /// equal. Cheap checks throw <see cref="ArgumentException"/> naming the parameter; the native library's own
 /// (lengths out of range, overlapping tensors) throw <see cref="TokenKernelsException"/>. A call that throws wrote nothing.</para>
-/// <para>The CUDA backend of this family is not built yet: the device overload throws <see cref="TokenKernelsException"/>
-/// with <see cref="TokenKernelsStatus.BackendUnavailable"/>.</para>
+/// <para>On a CUDA device the relevance has the CPU's bits, needs no scratch, and the call returns without waiting;
+/// lengths out of range there are clamped.</para>
 /// </remarks>
 public static unsafe class QueryRelevance
 {
@@ -88,8 +88,7 @@ public static unsafe class QueryRelevance
     }
 
     /// <summary>
-    /// Relevance on a CUDA device. The CUDA backend of this family is not built yet: a valid call throws
-    /// <see cref="TokenKernelsException"/> with <see cref="TokenKernelsStatus.BackendUnavailable"/>.
+    /// Relevance on the tokens' CUDA device, enqueued on <paramref name="stream"/>; returns without waiting.
     /// </summary>
     /// <param name="visual">Visual tokens <c>[B, N, C]</c> in device memory.</param>
     /// <param name="text">Text tokens <c>[B, T, C]</c> on visual's device.</param>

@@ -614,8 +614,10 @@ TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_
  * is exhausted: CDPruner divides by zero there); c_t = e; d_n -= e_n^2. order [B, k] i32: the tokens in
  * the order chosen, then -1; sorted [B, k] i32 (may be NULL): the same ascending, then -1. Memory
  * O(N C + k N) per item, rows of L computed on the fly, never an N x N matrix. lengths and item_k [B]
- * i32 may be NULL. Workspace from tk_conditional_dpp_workspace_size (one item's packed tokens and
- * Cholesky rows) or NULL/0 (then allocated). CUDA: not built yet (TK_STATUS_BACKEND_UNAVAILABLE).
+ * i32 may be NULL; out of range they are an error on the CPU, clamped on CUDA (as are text_lengths).
+ * Workspace from tk_conditional_dpp_workspace_size (CPU: one item's packed tokens and Cholesky rows;
+ * CUDA: every item's) or NULL/0 (then allocated; on CUDA stream-ordered). tk_query_relevance needs no
+ * scratch. Both backends give the same bits (TK_DPP_WEIGHT_EXP's exp included: SPEC section 7).
  */
 typedef int32_t tk_dpp_weighting;
 enum {

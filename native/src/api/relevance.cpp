@@ -6,6 +6,7 @@
 #include "api/arguments.hpp"
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/relevance.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -14,13 +15,6 @@ using tk::number;
 using tk::require;
 
 namespace {
-
-// The CUDA kernels of this family are not written yet: CUDA tensors are refused once they are valid.
-void require_cpu_backend(const tk_tensor& t, const char* op) {
-    if (t.device_kind == TK_DEVICE_CUDA)
-        throw tk::Error(TK_STATUS_BACKEND_UNAVAILABLE,
-                        std::string(op) + ": its CUDA backend is not built yet; pass CPU tensors");
-}
 
 tk::DppPlan make_dpp_plan(const tk_dpp_params* params, const tk_tensor* x_ptr) {
     require(params != nullptr, "params", "a tk_dpp_params", null_text);
@@ -52,7 +46,7 @@ extern "C" {
 
 TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_tensor* visual, const tk_tensor* text,
                                     const tk_tensor* lengths, const tk_tensor* text_lengths, const tk_tensor* relevance,
-                                    tk_stream) {
+                                    tk_stream stream) {
     return tk::api_call([&] {
         require(params != nullptr, "params", "a tk_relevance_params", null_text);
         require(params->negate == 0 || params->negate == 1, "params->negate", "0 or 1", number(params->negate));
@@ -68,7 +62,6 @@ TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_
         const int64_t shape[2] = {v.shape[0], v.shape[1]};
         const tk::NamedTensors inputs = {{visual, "visual"}, {text, "text"}, {lengths, "lengths"}, {text_lengths, "text_lengths"}};
         const tk_tensor& out = tk::require_output(relevance, "relevance", 2, shape, "[B, N]", TK_DTYPE_F32, v, "visual", inputs);
-        require_cpu_backend(v, "tk_query_relevance");
         tk::RelevancePlan plan{};
         plan.batch = v.shape[0];
         plan.tokens = v.shape[1];
@@ -81,7 +74,12 @@ TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_
         if (text_lengths != nullptr) plan.text_lengths = tk::strided(*text_lengths);
         plan.relevance = tk::strided(out);
         if (plan.batch * plan.tokens == 0) return;
-        tk::cpu::query_relevance(plan);
+        if (v.device_kind == TK_DEVICE_CPU) {
+            tk::cpu::query_relevance(plan);
+        } else {
+            tk::cuda::require_stream_of_device(stream, v.device_ordinal);
+            tk::cuda::query_relevance(plan, v.device_ordinal, stream);
+        }
     });
 }
 
@@ -89,15 +87,15 @@ TK_API tk_status tk_conditional_dpp_workspace_size(const tk_dpp_params* params, 
     return tk::api_call([&] {
         require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
         const tk::DppPlan plan = make_dpp_plan(params, x);
-        require_cpu_backend(*x, "tk_conditional_dpp_workspace_size");
-        *bytes = tk::cpu::conditional_dpp_workspace_bytes(plan);
+        *bytes = x->device_kind == TK_DEVICE_CUDA ? tk::cuda::conditional_dpp_workspace_bytes(plan)
+                                                  : tk::cpu::conditional_dpp_workspace_bytes(plan);
     });
 }
 
 TK_API tk_status tk_conditional_dpp_select(const tk_dpp_params* params, const tk_tensor* x, const tk_tensor* relevance,
                                            const tk_tensor* lengths, const tk_tensor* item_k, const tk_tensor* order,
                                            const tk_tensor* sorted, void* workspace, uint64_t workspace_bytes,
-                                           tk_stream) {
+                                           tk_stream stream) {
     return tk::api_call([&] {
         tk::DppPlan plan = make_dpp_plan(params, x);
         if (relevance != nullptr) {
@@ -120,11 +118,17 @@ TK_API tk_status tk_conditional_dpp_select(const tk_dpp_params* params, const tk
         written.emplace_back(sorted, "sorted");
         if (lengths != nullptr) plan.lengths = tk::strided(*lengths);
         if (item_k != nullptr) plan.item_k = tk::strided(*item_k);
-        require_cpu_backend(*x, "tk_conditional_dpp_select");
-        tk::require_workspace(workspace, workspace_bytes, tk::cpu::conditional_dpp_workspace_bytes(plan), *x,
-                              "tk_conditional_dpp_workspace_size", written);
+        const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
+        tk::require_workspace(workspace, workspace_bytes,
+                              on_cpu ? tk::cpu::conditional_dpp_workspace_bytes(plan) : tk::cuda::conditional_dpp_workspace_bytes(plan),
+                              *x, "tk_conditional_dpp_workspace_size", written);
         if (plan.batch * plan.k == 0) return;
-        tk::cpu::conditional_dpp_select(plan, workspace);
+        if (on_cpu) {
+            tk::cpu::conditional_dpp_select(plan, workspace);
+        } else {
+            tk::cuda::require_stream_of_device(stream, x->device_ordinal);
+            tk::cuda::conditional_dpp_select(plan, x->device_ordinal, workspace, stream);
+        }
     });
 }
 
