@@ -13,6 +13,8 @@ chosen), the selection sorted and the features indexed by it. The released code 
 whole batch of images; it runs on one image at a time (LLaVA-1.5), so the baseline here runs image by
 image, as the op does per item.
 
+On CUDA the op's kernels have not run on a GPU yet (none was available when they were written).
+
 Ours is tk_query_relevance (negate = 1) on the embeddings, then tk_conditional_dpp_select
 (TK_DPP_WEIGHT_RELEVANCE) on the projected features with that relevance, then tk_gather of the kept
 tokens: rows of the kernel computed on the fly, never the N x N matrix. The check compares the kept
@@ -47,9 +49,9 @@ def cdpruner_order(features, image_embeds, text_embeds, k):
     relevance = (relevance - relevance.min() + 1e-6) / (relevance.max() - relevance.min())
     kernel = relevance.unsqueeze(1) * similarity * relevance.unsqueeze(0)
     tokens = kernel.shape[0]
-    cis = torch.zeros((k, tokens))
+    cis = torch.zeros((k, tokens), device=features.device)
     di2s = torch.diagonal(kernel).clone()
-    order = torch.empty(k, dtype=torch.long)
+    order = torch.empty(k, dtype=torch.long, device=features.device)
     for i in range(k):
         j = torch.argmax(di2s)
         order[i] = j
@@ -75,11 +77,11 @@ def cdpruner_baseline(x, image_embeds, text_embeds):
 def prepare_cdpruner(library, x, image_embeds, text_embeds):
     batch, tokens, channels = x.shape
     k = kept_count(tokens)
-    relevance = torch.empty((batch, tokens), dtype=torch.float32)
-    order = torch.empty((batch, k), dtype=torch.int32)
-    sorted_indices = torch.empty((batch, k), dtype=torch.int32)
-    kept = torch.empty((batch, k, channels), dtype=x.dtype)
-    order_float = torch.empty((batch, k), dtype=torch.float32)
+    relevance = torch.empty((batch, tokens), dtype=torch.float32, device=x.device)
+    order = torch.empty((batch, k), dtype=torch.int32, device=x.device)
+    sorted_indices = torch.empty((batch, k), dtype=torch.int32, device=x.device)
+    kept = torch.empty((batch, k, channels), dtype=x.dtype, device=x.device)
+    order_float = torch.empty((batch, k), dtype=torch.float32, device=x.device)
     score = library.prepare_relevance(tk.relevance_params(True), image_embeds, text_embeds, relevance)
     select = library.prepare_conditional_dpp(tk.dpp_params(k), x, order, relevance=relevance,
                                              sorted_indices=sorted_indices)
