@@ -70,13 +70,15 @@ import diversity_cases  # noqa: E402
 import measure  # noqa: E402
 import merge_cases  # noqa: E402
 import pool_cases  # noqa: E402
+import relevance_cases  # noqa: E402
 import temporal_cases  # noqa: E402
 import report  # noqa: E402
 import tokenkernels_abi as tk  # noqa: E402
 
 # Every family's cases; a new op adds its module here.
 CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES, attention_cases.CASES, diversity_cases.CASES, temporal_cases.CASES,
-                 cluster_cases.CASES]
+                 cluster_cases.CASES,
+                 relevance_cases.CASES]
 
 
 def openblas_core(blas_paths):

@@ -47,6 +47,9 @@ TK_FIRST_SCORE = 2
 TK_DIVERSITY_MAX_MIN = 0
 TK_DIVERSITY_MAX_SUM = 1
 
+TK_DPP_WEIGHT_RELEVANCE = 0
+TK_DPP_WEIGHT_EXP = 1
+
 # The test preset's build output, in the repository that holds this file.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_LIBRARY = os.path.join(REPOSITORY_ROOT, "build", "test", "lib", "libtokenkernels.so")
@@ -112,6 +115,18 @@ class TkDiversityParams(ctypes.Structure):
     ]
 
 
+class TkRelevanceParams(ctypes.Structure):
+    _fields_ = [("negate", ctypes.c_int32)]
+
+
+class TkDppParams(ctypes.Structure):
+    _fields_ = [
+        ("k", ctypes.c_int32),
+        ("weighting", ctypes.c_int32),
+        ("theta", ctypes.c_float),
+    ]
+
+
 class TkEvsParams(ctypes.Structure):
     _fields_ = [
         ("pruning_rate", ctypes.c_double),
@@ -166,7 +181,8 @@ BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merg
                  "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
                  "tk_dycoke_params": TkDycokeParams, "tk_vidcom2_params": TkVidcom2Params,
                  "tk_framefusion_params": TkFramefusionParams, "tk_dpc_knn_params": TkDpcKnnParams,
-                 "tk_cluster_merge_params": TkClusterMergeParams}
+                 "tk_cluster_merge_params": TkClusterMergeParams,
+                 "tk_relevance_params": TkRelevanceParams, "tk_dpp_params": TkDppParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -223,6 +239,12 @@ def _declare_functions(library):
     _declare(library, "tk_diversity_select", status,
              [p(TkDiversityParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_query_relevance", status,
+             [p(TkRelevanceParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
+    _declare(library, "tk_conditional_dpp_workspace_size", status, [p(TkDppParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_conditional_dpp_select", status,
+             [p(TkDppParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
     _declare(library, "tk_temporal_similarity", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
     _declare(library, "tk_evs_retained_tokens", status, [p(TkEvsParams), ctypes.c_int64, p(ctypes.c_int64)])
     _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
@@ -434,6 +456,33 @@ class Library:
         tensors = (x, lengths, item_k, first_index, first_score, order, sorted_indices, workspace, views, params)
         return PreparedCall(lambda: self.check(select(*arguments)), tensors)
 
+    def prepare_relevance(self, params, visual, text, relevance, lengths=None, text_lengths=None):
+        """A zero-argument call of tk_query_relevance (visual [B, N, C], text [B, T, C] -> relevance [B, N]
+        f32; lengths and text_lengths [B] i32 or None)."""
+        views = [tensor_view(t) if t is not None else None for t in (visual, text, lengths, text_lengths, relevance)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        arguments = (ctypes.byref(params), *refs, current_stream(visual.device))
+        relevance_call = self.native.tk_query_relevance
+        tensors = (visual, text, lengths, text_lengths, relevance, views, params)
+        return PreparedCall(lambda: self.check(relevance_call(*arguments)), tensors)
+
+    def prepare_conditional_dpp(self, params, x, order, relevance=None, sorted_indices=None, lengths=None,
+                                item_k=None):
+        """A zero-argument call of tk_conditional_dpp_select (x [B, N, C] and relevance [B, N] f32 or None
+        -> order [B, k] i32, the tokens in the order chosen, and sorted_indices [B, k] i32 when given),
+        with descriptors and workspace settled now."""
+        views = [tensor_view(t) if t is not None else None
+                 for t in (x, relevance, lengths, item_k, order, sorted_indices)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_conditional_dpp_workspace_size(ctypes.byref(params), refs[0],
+                                                                 ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        select = self.native.tk_conditional_dpp_select
+        tensors = (x, relevance, lengths, item_k, order, sorted_indices, workspace, views, params)
+        return PreparedCall(lambda: self.check(select(*arguments)), tensors)
 
     def evs_retained_tokens(self, params, frames):
         return self._retained_tokens(self.native.tk_evs_retained_tokens, params, frames)
@@ -640,6 +689,23 @@ def cluster_merge_params(clusters, mode=TK_CLUSTER_MERGE_MEAN, beta=0.0):
     params.clusters = clusters
     params.mode = mode
     params.beta = beta
+    return params
+
+
+def relevance_params(negate):
+    """tk_relevance_params: negate the mean cosine (CLIP-style towers, as CDPruner's LLaVA code)."""
+    params = TkRelevanceParams()
+    params.negate = 1 if negate else 0
+    return params
+
+
+def dpp_params(k, weighting=None, theta=0.5):
+    """tk_dpp_params: k tokens; the weight w = r (TK_DPP_WEIGHT_RELEVANCE, CDPruner's released code, the
+    default) or exp(theta / (2 (1 - theta)) r) (TK_DPP_WEIGHT_EXP)."""
+    params = TkDppParams()
+    params.k = k
+    params.weighting = TK_DPP_WEIGHT_RELEVANCE if weighting is None else weighting
+    params.theta = theta
     return params
 
 

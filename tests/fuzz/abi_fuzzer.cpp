@@ -921,6 +921,44 @@ void fuzz_cluster(Choices& c, Call& call) {
     });
 }
 
+void fuzz_relevance(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 40), channels = c.range(0, 24);
+    if (c.one_in(3)) {
+        const int64_t text_tokens = c.range(0, 8);
+        tk_relevance_params p{around(c, 0, 1)};
+        const tk_relevance_params* params = c.one_in(50) ? nullptr : &p;
+        const tk_dtype dtype = float_dtype(c);
+        const tk_tensor* visual = call.tensor({batch, tokens, channels}, dtype, Role::kInput);
+        const tk_tensor* text = call.tensor({batch, text_tokens, channels}, c.one_in(12) ? float_dtype(c) : dtype, Role::kInput);
+        const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+        const tk_tensor* text_lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, text_tokens));
+        const tk_tensor* relevance = call.tensor({batch, tokens}, TK_DTYPE_F32, Role::kOutput);
+        call.run("tk_query_relevance", {visual, text, lengths, text_lengths, relevance}, [&] {
+            return tk_query_relevance(params, visual, text, lengths, text_lengths, relevance, nullptr);
+        });
+        return;
+    }
+    tk_dpp_params p{};
+    p.k = around(c, 0, tokens);
+    p.weighting = around(c, TK_DPP_WEIGHT_RELEVANCE, TK_DPP_WEIGHT_EXP);
+    p.theta = some_float(c, -0.5f, 1.5f);
+    const tk_dpp_params* params = c.one_in(50) ? nullptr : &p;
+    const int64_t k = std::max<int32_t>(p.k, 0);
+    const tk_tensor* x = call.tensor({batch, tokens, channels}, float_dtype(c), Role::kInput);
+    const tk_tensor* relevance = call.maybe({batch, tokens}, TK_DTYPE_F32, Role::kInput);
+    const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+    const tk_tensor* item_k = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, k));
+    const tk_tensor* order = call.tensor({batch, k}, TK_DTYPE_I32, Role::kOutput);
+    const tk_tensor* sorted = call.maybe({batch, k}, TK_DTYPE_I32, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried =
+        call.run("tk_conditional_dpp_workspace_size", {x}, [&] { return tk_conditional_dpp_workspace_size(params, x, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_conditional_dpp_select", {x, relevance, lengths, item_k, order, sorted}, [&] {
+        return tk_conditional_dpp_select(params, x, relevance, lengths, item_k, order, sorted, w.data, w.bytes, nullptr);
+    });
+}
+
 void fuzz_temporal(Choices& c, Call& call) {
     const int64_t batch = c.range(0, 2), frames = c.range(0, 6), height = c.range(0, 4), width = c.range(0, 4);
     const int64_t positions = height * width, channels = c.range(0, 20);
@@ -1024,7 +1062,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8 && choices.more(); ++i) {
         arena->reset();
         Call call(choices, *arena);
-        switch (choices.range(0, 9)) {
+        switch (choices.range(0, 10)) {
             case 0: fuzz_library_info(choices, call); break;
             case 1: fuzz_pool(choices, call); break;
             case 2: fuzz_merge(choices, call); break;
@@ -1034,6 +1072,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 6: fuzz_contextual(choices, call); break;
             case 7: fuzz_temporal(choices, call); break;
             case 8: fuzz_diversity(choices, call); break;
+            case 9: fuzz_relevance(choices, call); break;
             default: fuzz_cluster(choices, call); break;
         }
     }

@@ -35,6 +35,10 @@ static partial class ReadmeExamples
     static float[] visionFeatures => new float[batch * 576 * 1024];
     static float[] clsScores => new float[batch * 576];
 
+    // Query relevance: CLIP's image embeddings of those tokens and the prompt's text embeddings (768 wide).
+    static float[] clipImageEmbeds => new float[batch * 576 * 768];
+    static float[] clipTextEmbeds => new float[batch * 8 * 768];
+
     // Video: 64 frames of a 27x27 grid x 1152 channels of video embeddings.
     static float[] videoEmbeds => new float[64 * 27 * 27 * 1152];
 }

@@ -77,6 +77,10 @@ internal static unsafe class NativeMethods
     public const int TK_DIVERSITY_MAX_MIN = 0;
     public const int TK_DIVERSITY_MAX_SUM = 1;
 
+    // ---- tk_dpp_weighting ----
+    public const int TK_DPP_WEIGHT_RELEVANCE = 0;
+    public const int TK_DPP_WEIGHT_EXP = 1;
+
     // ---- Version ----
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
@@ -211,6 +215,17 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_diversity_select(TkDiversityParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* item_k, TkTensor* first_index, TkTensor* first_score, TkTensor* order, TkTensor* sorted, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 7. Query relevance ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_query_relevance(TkRelevanceParams* @params, TkTensor* visual, TkTensor* text, TkTensor* lengths, TkTensor* text_lengths, TkTensor* relevance, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_conditional_dpp_workspace_size(TkDppParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_conditional_dpp_select(TkDppParams* @params, TkTensor* x, TkTensor* relevance, TkTensor* lengths, TkTensor* item_k, TkTensor* order, TkTensor* sorted, void* workspace, ulong workspace_bytes, IntPtr stream);
 
     // ---- 5. Temporal redundancy in video ----
 

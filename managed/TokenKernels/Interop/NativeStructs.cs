@@ -75,6 +75,22 @@ internal struct TkDiversityParams
     public int Objective;
 }
 
+/// <summary>Mirror of <c>tk_relevance_params</c>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkRelevanceParams
+{
+    public int Negate;
+}
+
+/// <summary>Mirror of <c>tk_dpp_params</c>: k, the <c>tk_dpp_weighting</c> value and theta.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkDppParams
+{
+    public int K;
+    public int Weighting;
+    public float Theta;
+}
+
 /// <summary>Mirror of <c>tk_evs_params</c>: q and the frame grid.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct TkEvsParams

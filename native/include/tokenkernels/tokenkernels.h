@@ -624,6 +624,64 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
 
 
 /* ---- 7. Query relevance (docs/SPEC.md, section 7) ----------------------------------------- */
+/*
+ * CDPruner (Zhang et al. 2025, "Beyond Attention or Similarity: Maximizing Conditional Diversity for
+ * Token Pruning in MLLMs"; github.com/Theia-4869/CDPruner, llava_arch.py): keep the visual tokens that
+ * are both relevant to the text query and diverse, by greedy MAP inference of a conditional DPP.
+ *
+ * tk_query_relevance: visual [B, N, C] and text [B, T, C] (f32/f16/bf16, channels contiguous, other
+ * strides free) -> relevance [B, N] f32. Item b uses tokens [0, L_b) (lengths, or N) and text tokens
+ * [0, T_b) (text_lengths, or T). In float32, u = x / max(sqrt(dot(x, x)), 1e-12) for both, where
+ * dot(a, b) runs 16 lanes, lane l accumulating fma(a[c], b[c], acc) over c = l (mod 16) in increasing c,
+ * then adds the lanes in order; m_i = (sum over t < T_b of dot(u_i, q_t)) / T_b (the sum in the order
+ * of ops/lane_sum.hpp); s_i = -m_i with
+ * params->negate (CLIP-style towers, as CDPruner's LLaVA code), else m_i; then per item
+ * r_i = ((s_i - min) + 1e-6) / (max - min) over i < L_b (CDPruner's min-max; min and max ignore NaN);
+ * r_i = 1 where max - min is 0 or NaN (one token, T_b = 0, all equal). r = 0 for i >= L_b.
+ */
+typedef struct tk_relevance_params {
+    int32_t negate; /* 0 or 1: relevance from the negated mean cosine (CLIP-style, CDPruner's LLaVA code) */
+} tk_relevance_params;
+
+TK_API tk_status tk_query_relevance(const tk_relevance_params* params, const tk_tensor* visual, const tk_tensor* text,
+                                    const tk_tensor* lengths, const tk_tensor* text_lengths, const tk_tensor* relevance,
+                                    tk_stream stream);
+
+/*
+ * tk_conditional_dpp_select: greedy MAP inference (Chen et al. 2018, incremental Cholesky) of the DPP
+ * with kernel L_ij = (w_i s_ij) w_j, s_ij = dot(u_i, u_j) with u and dot as above (s_ii = 1 for a
+ * nonzero row, 0 for a zero row, NaN for a NaN row), from x [B, N, C]
+ * (f32/f16/bf16) and relevance [B, N] f32 (may be NULL: w = 1, plain DPP). Weights by params->weighting:
+ * TK_DPP_WEIGHT_RELEVANCE w_i = r_i (CDPruner's released code); TK_DPP_WEIGHT_EXP w_i = exp(a r_i),
+ * a = theta / (2 (1 - theta)) (the paper's formula), 0 <= theta < 1. Item b ranks tokens [0, L_b) and
+ * keeps count_b = min(item_k[b] (or k), L_b). Residuals d_n = L_nn; each step j = argmax of d over the
+ * tokens not chosen (a number above NaN, lower index on ties); if d_j > 0,
+ * e_n = (L_jn - sum_{s<t} c_s[j] c_s[n]) / sqrt(d_j) (the sum in increasing s), else e = 0 (the residual
+ * is exhausted: CDPruner divides by zero there); c_t = e; d_n -= e_n^2. order [B, k] i32: the tokens in
+ * the order chosen, then -1; sorted [B, k] i32 (may be NULL): the same ascending, then -1. Memory
+ * O(N C + k N) per item, rows of L computed on the fly, never an N x N matrix. lengths and item_k [B]
+ * i32 may be NULL; out of range they are an error on the CPU, clamped on CUDA (as are text_lengths).
+ * Workspace from tk_conditional_dpp_workspace_size (CPU: one item's packed tokens and Cholesky rows;
+ * CUDA: every item's) or NULL/0 (then allocated; on CUDA stream-ordered). tk_query_relevance needs no
+ * scratch. Both backends give the same bits (TK_DPP_WEIGHT_EXP's exp included: SPEC section 7).
+ */
+typedef int32_t tk_dpp_weighting;
+enum {
+    TK_DPP_WEIGHT_RELEVANCE = 0,
+    TK_DPP_WEIGHT_EXP = 1
+};
+
+typedef struct tk_dpp_params {
+    int32_t k;                  /* 0 <= k <= N: the columns of order and sorted */
+    tk_dpp_weighting weighting; /* how relevance becomes the quality weight w */
+    float theta;                /* TK_DPP_WEIGHT_EXP: 0 <= theta < 1 (CDPruner's default 0.5); ignored otherwise */
+} tk_dpp_params;
+
+TK_API tk_status tk_conditional_dpp_workspace_size(const tk_dpp_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_conditional_dpp_select(const tk_dpp_params* params, const tk_tensor* x, const tk_tensor* relevance,
+                                           const tk_tensor* lengths, const tk_tensor* item_k, const tk_tensor* order,
+                                           const tk_tensor* sorted, void* workspace, uint64_t workspace_bytes,
+                                           tk_stream stream);
 
 
 #ifdef __cplusplus

@@ -90,6 +90,12 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_cluster_merge_params, clusters),
     TK_FIELD(tk_cluster_merge_params, mode),
     TK_FIELD(tk_cluster_merge_params, beta),
+    TK_STRUCT(tk_relevance_params),
+    TK_FIELD(tk_relevance_params, negate),
+    TK_STRUCT(tk_dpp_params),
+    TK_FIELD(tk_dpp_params, k),
+    TK_FIELD(tk_dpp_params, weighting),
+    TK_FIELD(tk_dpp_params, theta),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

@@ -9,6 +9,7 @@
 #include "ops/diversity.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
+#include "ops/relevance.hpp"
 #include "ops/temporal.hpp"
 
 namespace tk::cuda {
@@ -101,5 +102,11 @@ void framefusion_merge(const FrameFusionPlan&, void*, void*) { unavailable("tk_f
 void select_video_tokens(const VideoSelectionPlan& plan, void*, void*) {
     unavailable(plan.method == VideoMethod::kEvs ? "tk_evs" : "tk_dycoke_ttm");
 }
+
+void query_relevance(const RelevancePlan&, int32_t, void*) { unavailable("tk_query_relevance"); }
+
+uint64_t conditional_dpp_workspace_bytes(const DppPlan&) { unavailable("tk_conditional_dpp_workspace_size"); }
+
+void conditional_dpp_select(const DppPlan&, int32_t, void*, void*) { unavailable("tk_conditional_dpp_select"); }
 
 }  // namespace tk::cuda

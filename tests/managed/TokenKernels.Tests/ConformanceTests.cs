@@ -30,6 +30,8 @@ public class ConformanceTests
         [typeof(TkFramefusionParams)] = "tk_framefusion_params",
         [typeof(TkDpcKnnParams)] = "tk_dpc_knn_params",
         [typeof(TkClusterMergeParams)] = "tk_cluster_merge_params",
+        [typeof(TkRelevanceParams)] = "tk_relevance_params",
+        [typeof(TkDppParams)] = "tk_dpp_params",
     };
 
     [OneTimeSetUp]
