@@ -83,6 +83,12 @@ constexpr FieldLayout kLayouts[] = {
     TK_STRUCT(tk_framefusion_params),
     TK_FIELD(tk_framefusion_params, similarity_threshold),
     TK_FIELD(tk_framefusion_params, max_merges),
+    TK_STRUCT(tk_kmeans_params),
+    TK_FIELD(tk_kmeans_params, seed),
+    TK_FIELD(tk_kmeans_params, tolerance),
+    TK_FIELD(tk_kmeans_params, clusters),
+    TK_FIELD(tk_kmeans_params, max_iterations),
+    TK_FIELD(tk_kmeans_params, init),
 };
 #undef TK_STRUCT
 #undef TK_FIELD
