@@ -28,6 +28,7 @@ public class ConformanceTests
         [typeof(TkDycokeParams)] = "tk_dycoke_params",
         [typeof(TkVidcom2Params)] = "tk_vidcom2_params",
         [typeof(TkFramefusionParams)] = "tk_framefusion_params",
+        [typeof(TkKmeansParams)] = "tk_kmeans_params",
     };
 
     [OneTimeSetUp]
