@@ -313,6 +313,25 @@ TEST(KMeans, DeterministicAcrossThreadsAndWorkspaces) {
     }
 }
 
+// Given a workspace the op allocates nothing large; without one it allocates its scratch (once per call).
+TEST(KMeans, AllocatesNothingLargeGivenAWorkspace) {
+    std::mt19937_64 g(seed_from_name(test_name()));
+    KMeansBuffers d = kmeans_buffers(kmeans_params(8, TK_KMEANS_INIT_PLUS_PLUS, 3, 1e-4, 50), TK_DTYPE_F32, 4, 100, 64,
+                                     ArrayLayout{}, false, false, g);
+    uint64_t bytes = 0;
+    const tk_tensor xd = d.x.desc();
+    ASSERT_TRUE(ok(tk_kmeans_workspace_size(&d.params, &xd, &bytes)));
+    std::vector<uint8_t> workspace(bytes);
+    {
+        const LargeAllocationCount without(4096);
+        ASSERT_TRUE(ok(d.run()));
+        if (without.count() == 0) GTEST_SKIP() << "the library's allocations are not counted here (Windows, AddressSanitizer)";
+    }
+    const LargeAllocationCount with(4096);
+    ASSERT_TRUE(ok(d.run(workspace.data(), workspace.size())));
+    EXPECT_EQ(with.count(), 0);
+}
+
 // A NaN token never crashes the op: it is nobody's nearest (its distances are NaN), so it goes to
 // cluster 0, and the other tokens' labels stay in range.
 TEST(KMeans, NaNTokensGoToClusterZero) {
