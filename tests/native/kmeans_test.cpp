@@ -1,12 +1,14 @@
 // Batched k-means (SPEC section 6, "k-means"): the CPU backend against the float64 reference on fresh
 // random inputs (redrawn until no decision is a near-tie), both initialisations, every dtype, strided
 // views, lengths and per-item cluster counts, K = 1 and K = N; exact ties and empty-cluster
-// relocation; the random stream; determinism across thread counts and workspaces.
+// relocation; the random stream; determinism across thread counts and workspaces; CUDA against the
+// reference and the CPU (skipped without a device).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -345,6 +347,77 @@ TEST(KMeans, NaNTokensGoToClusterZero) {
         EXPECT_GE(d.assignment.get(0, i), 0);
         EXPECT_LT(d.assignment.get(0, i), 3);
     }
+}
+
+// ---- CUDA ----------------------------------------------------------------------------------------
+
+// tk_kmeans on device copies of d's tensors (outputs copied back into d), with or without a workspace.
+::testing::AssertionResult run_kmeans_cuda(KMeansBuffers& d, tk_stream stream, bool caller_workspace) {
+    std::vector<std::unique_ptr<DeviceBuffer>> buffers;
+    const auto upload = [&](const HostArray& a) {
+        buffers.push_back(std::make_unique<DeviceBuffer>(std::max<size_t>(a.bytes().size(), 1)));
+        if (!a.bytes().empty()) {
+            EXPECT_EQ(tk_cuda_memcpy_async(buffers.back()->get(), a.bytes().data(), a.bytes().size(), stream), TK_STATUS_OK);
+        }
+        return a.device_desc(buffers.back()->get(), 0);
+    };
+    const tk_tensor x = upload(d.x), l = upload(d.lengths), k = upload(d.item_clusters), i = upload(d.initial), c = upload(d.centres),
+                    a = upload(d.assignment), s = upload(d.sizes), t = upload(d.iterations);
+    uint64_t bytes = 0;
+    const tk_status size_status = tk_kmeans_workspace_size(&d.params, &x, &bytes);
+    if (size_status != TK_STATUS_OK) return ok(size_status);
+    std::unique_ptr<DeviceBuffer> workspace;
+    if (caller_workspace && bytes > 0) workspace = std::make_unique<DeviceBuffer>(bytes);
+    const tk_status status = tk_kmeans(&d.params, &x, d.has_lengths ? &l : nullptr, d.has_item_clusters ? &k : nullptr,
+                                       d.params.init == TK_KMEANS_INIT_GIVEN ? &i : nullptr, &c, &a, &s, &t,
+                                       workspace ? workspace->get() : nullptr, workspace ? bytes : 0, stream);
+    if (status != TK_STATUS_OK) return ok(status);
+    const auto copy_back = [&](const tk_tensor& device, HostArray& host) {
+        const auto* base = static_cast<const uint8_t*>(device.data) - (static_cast<const uint8_t*>(host.desc().data) - host.bytes().data());
+        EXPECT_EQ(tk_cuda_memcpy_async(host.bytes().data(), base, host.bytes().size(), stream), TK_STATUS_OK);
+    };
+    copy_back(c, d.centres);
+    copy_back(a, d.assignment);
+    copy_back(s, d.sizes);
+    copy_back(t, d.iterations);
+    return ok(tk_cuda_stream_synchronize(stream));
+}
+
+// CUDA against the reference on draws without near-ties, and against the CPU: the same labels, sizes and
+// iterations, and (the sums running in the same order) the same centre bits. Its distances are the CPU's
+// portable ones; the default CPU run (AVX-512's fused multiply-add) agrees with them away from near-ties,
+// which these draws exclude.
+TEST(KMeansCuda, SameClusteringAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 g(seed_from_name(test_name()));
+    const Shape shapes[] = {{3, 37, 19, 5}, {2, 50, 1, 4}, {2, 17, 8, 17}, {5, 64, 40, 8}};
+    int64_t index = 0;
+    for (tk_dtype dtype : kFloatDtypes)
+        for (tk_kmeans_init init : {TK_KMEANS_INIT_GIVEN, TK_KMEANS_INIT_PLUS_PLUS})
+            for (const Shape& s : shapes)
+                for (bool caller_workspace : {false, true}) {
+                    if (!runs_at_scale(index++, 5)) continue;
+                    const tk_kmeans_params params = kmeans_params(s.clusters, init, 77 + index, 1e-4, 300);
+                    SCOPED_TRACE(std::string(dtype_label(dtype)) + (init == TK_KMEANS_INIT_GIVEN ? " given" : " k-means++") +
+                                 " K=" + std::to_string(s.clusters) + (caller_workspace ? " workspace" : ""));
+                    for (int attempt = 0; attempt < 50; ++attempt) {
+                        KMeansBuffers cpu = kmeans_buffers(params, dtype, s.batch, s.tokens, s.channels, ArrayLayout{2, false, 1},
+                                                           true, s.batch > 2, g);
+                        const KMeansResult want = reference_kmeans(params, cpu.inputs());
+                        if (want.margin < kMinMargin) continue;
+                        KMeansBuffers cuda = cpu;
+                        ASSERT_TRUE(ok(cpu.run()));
+                        ASSERT_TRUE(run_kmeans_cuda(cuda, stream.get(), caller_workspace));
+                        expect_matches_reference(cuda, want, "cuda");
+                        EXPECT_EQ(cuda.assignment.values(), cpu.assignment.values());
+                        EXPECT_EQ(cuda.iterations.values(), cpu.iterations.values());
+                        EXPECT_EQ(cuda.sizes.values(), cpu.sizes.values());
+                        EXPECT_EQ(cuda.centres.values(), cpu.centres.values()) << "centre bits";
+                        break;
+                    }
+                }
 }
 
 }  // namespace

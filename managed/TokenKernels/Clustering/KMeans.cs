@@ -20,8 +20,8 @@ namespace TokenKernels;
 /// [0, lengths[b]) into min(itemClusters[b] or K, lengths[b] or N) clusters. The overloads that take their outputs
 /// allocate nothing managed; the native op allocates its scratch once per call unless given a workspace. Arguments that are
 /// cheap to check here throw <see cref="ArgumentException"/> naming the parameter; what only the native library checks
-/// throws <see cref="TokenKernelsException"/>. A call that throws has written nothing. The CUDA backend is not built yet:
-/// the device overload throws <see cref="TokenKernelsException"/> (backend unavailable) before writing anything.</para>
+/// throws <see cref="TokenKernelsException"/>. A call that throws has written nothing. Device calls are enqueued on the
+/// stream and return without waiting; there, lengths and per-item cluster counts out of range are clamped.</para>
 /// </remarks>
 public static unsafe class KMeans
 {
@@ -144,9 +144,27 @@ public static unsafe class KMeans
 
     // ---- Device ----
 
+    /// <summary>Device scratch bytes the device overload of <c>Cluster</c> needs (<c>tk_kmeans_workspace_size</c>), so a caller can pass a workspace it owns.</summary>
+    /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
+    /// <param name="options">K and the other settings.</param>
+    /// <returns>Bytes of device memory; 0 when B is 0.</returns>
+    /// <exception cref="ArgumentException">A wrong rank or element type, or K above N.</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
+    /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
+    public static long GetWorkspaceSize(DeviceTensor x, in KMeansOptions options)
+    {
+        RequireTokens(x.Shape, x.DataType, options);
+        NativeLibraryLoader.EnsureLoaded();
+        TkKmeansParams native = options.ToNative();
+        TkTensor xTensor = DeviceDescriptor(x);
+        ulong bytes;
+        NativeStatus.Check(NativeMethods.tk_kmeans_workspace_size(&native, &xTensor, &bytes));
+        return checked((long)bytes);
+    }
+
     /// <summary>
-    /// Clusters each item of device tensors on their CUDA device. The CUDA backend of k-means is not built yet: the call is
-    /// validated and then refused with <see cref="TokenKernelsException"/> (backend unavailable), writing nothing.
+    /// Clusters each item of device tensors on their CUDA device, enqueued on <paramref name="stream"/>; returns without
+    /// waiting. Lengths outside [0, N] and per-item cluster counts outside [0, K] are clamped to those ranges.
     /// </summary>
     /// <param name="x">Tokens <c>[B, N, C]</c> in device memory.</param>
     /// <param name="centres">float32 <c>[B, K, C]</c> in device memory.</param>
@@ -158,10 +176,10 @@ public static unsafe class KMeans
     /// <param name="lengths">Optional int32 <c>[B]</c>, or null.</param>
     /// <param name="itemClusters">Optional int32 <c>[B]</c>, or null.</param>
     /// <param name="stream">The stream to enqueue on; null means the legacy default stream.</param>
-    /// <param name="workspace">Device scratch, or zero.</param>
+    /// <param name="workspace">Device scratch of <see cref="GetWorkspaceSize(DeviceTensor, in KMeansOptions)"/> bytes, or zero to let the op allocate it stream-ordered.</param>
     /// <param name="workspaceBytes">The size of <paramref name="workspace"/>; 0 with no workspace.</param>
     /// <exception cref="ArgumentException">A wrong rank, element type, device or shape, or initial centres given or missing against the initialisation.</exception>
-    /// <exception cref="TokenKernelsException">CUDA is unavailable (always, until the CUDA backend of k-means is built).</exception>
+    /// <exception cref="TokenKernelsException">CUDA is unavailable, or the native library rejected the arguments.</exception>
     /// <exception cref="TokenKernelsLoadException">The native library could not be loaded.</exception>
     public static void Cluster(
         DeviceTensor x,

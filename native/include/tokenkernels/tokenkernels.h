@@ -597,9 +597,11 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
  * and everywhere when count_b = 0; a source map for tk_unmerge); sizes [B, clusters] f32 (may be
  * NULL): the points of each cluster in assignment (ToMe's proportional attention takes f32 sizes);
  * iterations [B] i32 (may be NULL): the Lloyd iterations run. lengths and item_clusters [B] i32 may be
- * NULL; host values outside [0, N] and [0, clusters] are an error. Workspace from
- * tk_kmeans_workspace_size (one item's scratch per thread), or NULL/0: the op then allocates it.
- * CUDA tensors: TK_STATUS_BACKEND_UNAVAILABLE (the CUDA backend of k-means is not built yet). */
+ * NULL; host values outside [0, N] and [0, clusters] are an error; on CUDA (where checking would need a
+ * host synchronisation) they are clamped to those ranges. Workspace from tk_kmeans_workspace_size (one
+ * item's scratch per CPU thread or CUDA block), or NULL/0: the op then allocates it (stream-ordered on
+ * CUDA). CUDA runs each item in one block with the CPU's summation orders, so given the same labels
+ * its centres, sizes and iterations are the CPU's bits. */
 typedef int32_t tk_kmeans_init;
 enum {
     TK_KMEANS_INIT_PLUS_PLUS = 0,

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/tensor.hpp"
+#include "cuda/runtime.hpp"
 #include "ops/kmeans.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -43,14 +44,6 @@ tk::KMeansPlan make_plan(const tk_kmeans_params* params, const tk_tensor* x_ptr)
     return plan;
 }
 
-// The CUDA kernels of k-means are not written yet: a CUDA call is refused before anything is written.
-void require_host(const tk_tensor& x) {
-    if (x.device_kind != TK_DEVICE_CPU)
-        throw tk::Error(TK_STATUS_BACKEND_UNAVAILABLE,
-                        "tk_kmeans: x is a CUDA tensor, and the CUDA backend of k-means is not built yet "
-                        "(run it on CPU tensors)");
-}
-
 }  // namespace
 
 extern "C" {
@@ -59,8 +52,8 @@ TK_API tk_status tk_kmeans_workspace_size(const tk_kmeans_params* params, const 
     return tk::api_call([&] {
         require(bytes != nullptr, "bytes", "a pointer to receive the workspace size", null_text);
         const tk::KMeansPlan plan = make_plan(params, x);
-        require_host(*x);
-        *bytes = tk::cpu::kmeans_workspace_bytes(plan, tk::num_threads());
+        *bytes = x->device_kind == TK_DEVICE_CUDA ? tk::cuda::kmeans_workspace_bytes(plan)
+                                                  : tk::cpu::kmeans_workspace_bytes(plan, tk::num_threads());
     });
 }
 
@@ -68,7 +61,6 @@ TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, c
                            const tk_tensor* item_clusters, const tk_tensor* initial_centres, const tk_tensor* centres,
                            const tk_tensor* assignment, const tk_tensor* sizes, const tk_tensor* iterations,
                            void* workspace, uint64_t workspace_bytes, tk_stream stream) {
-    (void)stream;  // the CPU backend runs on the calling thread and the library's pool
     return tk::api_call([&] {
         tk::KMeansPlan plan = make_plan(params, x);
         tk::require_per_item(lengths, "lengths", *x, "x", plan.tokens, "N of x");
@@ -109,11 +101,17 @@ TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, c
         written.emplace_back(iterations, "iterations");
         if (lengths != nullptr) plan.lengths = tk::strided(*lengths);
         if (item_clusters != nullptr) plan.item_clusters = tk::strided(*item_clusters);
-        require_host(*x);
-        tk::require_workspace(workspace, workspace_bytes, tk::cpu::kmeans_workspace_bytes(plan, 1), *x,
-                              "tk_kmeans_workspace_size with one thread", written);
+        const bool on_cpu = x->device_kind == TK_DEVICE_CPU;
+        tk::require_workspace(workspace, workspace_bytes,
+                              on_cpu ? tk::cpu::kmeans_workspace_bytes(plan, 1) : tk::cuda::kmeans_workspace_bytes(plan), *x,
+                              on_cpu ? "tk_kmeans_workspace_size with one thread" : "tk_kmeans_workspace_size", written);
         if (plan.batch == 0) return;
-        tk::cpu::kmeans(plan, workspace, workspace_bytes);
+        if (on_cpu) {
+            tk::cpu::kmeans(plan, workspace, workspace_bytes);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
+            tk::cuda::kmeans(plan, workspace, stream);
+        }
     });
 }
 

@@ -6,6 +6,7 @@
 #include "cuda/runtime.hpp"
 #include "ops/attention.hpp"
 #include "ops/diversity.hpp"
+#include "ops/kmeans.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 #include "ops/temporal.hpp"
@@ -94,5 +95,9 @@ void framefusion_merge(const FrameFusionPlan&, void*, void*) { unavailable("tk_f
 void select_video_tokens(const VideoSelectionPlan& plan, void*, void*) {
     unavailable(plan.method == VideoMethod::kEvs ? "tk_evs" : "tk_dycoke_ttm");
 }
+
+uint64_t kmeans_workspace_bytes(const KMeansPlan&) { unavailable("tk_kmeans_workspace_size"); }
+
+void kmeans(const KMeansPlan&, void*, void*) { unavailable("tk_kmeans"); }
 
 }  // namespace tk::cuda

@@ -67,4 +67,11 @@ uint64_t kmeans_workspace_bytes(const KMeansPlan& plan, int64_t threads);
 void kmeans(const KMeansPlan& plan, void* workspace, uint64_t workspace_bytes);
 }  // namespace cpu
 
+namespace cuda {
+// Scratch on the device for this plan (one item's state per CTA); the op allocates it stream-ordered
+// when given NULL.
+uint64_t kmeans_workspace_bytes(const KMeansPlan& plan);
+void kmeans(const KMeansPlan& plan, void* workspace, void* stream);
+}  // namespace cuda
+
 }  // namespace tk
