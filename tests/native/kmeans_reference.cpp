@@ -159,9 +159,12 @@ KMeansResult reference_kmeans(const tk_kmeans_params& params, const KMeansInputs
             std::iota(by_distance.begin(), by_distance.end(), 0);
             std::stable_sort(by_distance.begin(), by_distance.end(),
                              [&](int64_t a, int64_t c) { return nearest[static_cast<size_t>(a)] > nearest[static_cast<size_t>(c)]; });
+            // The list of empty clusters is taken before any relocation.
+            std::vector<int64_t> empty;
+            for (int64_t j = 0; j < k; ++j)
+                if (counts[static_cast<size_t>(j)] == 0) empty.push_back(j);
             int64_t e = 0;
-            for (int64_t j = 0; j < k; ++j) {
-                if (counts[static_cast<size_t>(j)] != 0) continue;
+            for (int64_t j : empty) {
                 const int64_t far = by_distance[static_cast<size_t>(e++)];
                 if (e < length)
                     r.margin = std::min(r.margin, relative_gap(nearest[static_cast<size_t>(far)],

@@ -230,6 +230,37 @@ TEST(KMeans, TiesGoToTheLowerClusterAndEmptyClustersTakeTheFarthestToken) {
     expect_matches_reference(d, converged, "converged");
 }
 
+// The empty clusters are listed before any relocation (sklearn's rule): tokens {0.5, 1, 2, 50} from
+// centres {1, -1000, 30, -2000} label {0, 0, 0, 2}, leaving clusters 1 and 3 empty. Cluster 1 takes the
+// farthest token, 50, which empties cluster 2 (the zero vector from then on, not relocated in turn);
+// cluster 3 takes the next farthest, 2, which leaves cluster 0 with {0.5, 1}: centres {0.75, 50, 0, 2}.
+// After that one iteration the tokens are labelled from those centres: {0, 0, 3, 1}.
+TEST(KMeans, EmptyClustersAreListedBeforeRelocating) {
+    tk_kmeans_params params = kmeans_params(4, TK_KMEANS_INIT_GIVEN, 0, 0.0, 1);
+    KMeansBuffers d;
+    d.params = params;
+    d.x = HostArray(TK_DTYPE_F32, {1, 4, 1});
+    d.initial = HostArray(TK_DTYPE_F32, {1, 4, 1});
+    const double tokens[] = {0.5, 1, 2, 50}, initial[] = {1, -1000, 30, -2000};
+    for (int64_t i = 0; i < 4; ++i) {
+        d.x.set(0, i, 0, tokens[i]);
+        d.initial.set(0, i, 0, initial[i]);
+    }
+    d.lengths = HostArray(TK_DTYPE_I32, {1});
+    d.item_clusters = HostArray(TK_DTYPE_I32, {1});
+    d.centres = HostArray(TK_DTYPE_F32, {1, 4, 1});
+    d.assignment = HostArray(TK_DTYPE_I32, {1, 4});
+    d.sizes = HostArray(TK_DTYPE_F32, {1, 4});
+    d.iterations = HostArray(TK_DTYPE_I32, {1});
+    ASSERT_TRUE(ok(d.run()));
+    EXPECT_EQ(d.centres.values(), (std::vector<double>{0.75, 50, 0, 2}));
+    EXPECT_EQ(d.assignment.values(), (std::vector<double>{0, 0, 3, 1}));
+    EXPECT_EQ(d.sizes.values(), (std::vector<double>{2, 1, 0, 1}));
+    const KMeansResult want = reference_kmeans(params, d.inputs());
+    EXPECT_EQ(want.assignment, (std::vector<int32_t>{0, 0, 3, 1}));
+    EXPECT_EQ(want.centres, (std::vector<double>{0.75, 50, 0, 2}));
+}
+
 // Duplicated tokens land in the same cluster; exact duplicates of every token do not change the clustering.
 TEST(KMeans, DuplicateTokens) {
     std::mt19937_64 g(seed_from_name(test_name()));

@@ -189,9 +189,13 @@ public:
             if (!is_nan(da) && da != db) return da > db;
             return a < b;
         });
+        // The empty clusters are those before any relocation (sklearn's list): marked -1 first, so that a
+        // cluster a relocation empties is not relocated in turn.
+        for (int64_t k = 0; k < count_; ++k)
+            if (s_.counts[k] == 0) s_.counts[k] = -1;
         int64_t e = 0;
         for (int64_t k = 0; k < count_ && e < empty; ++k) {
-            if (s_.counts[k] != 0) continue;
+            if (s_.counts[k] != -1) continue;
             const int64_t far = s_.order[e++];
             const int64_t old = s_.labels[far];
             const float* x = row(far);

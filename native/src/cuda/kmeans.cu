@@ -312,9 +312,12 @@ __global__ void __launch_bounds__(kThreads) kmeans_kernel(Args a) {
                 if (threadIdx.x == 0) {
                     for (int64_t k = 0; k < count; ++k) s.counts[k] = 0;
                     for (int64_t i = 0; i < length; ++i) ++s.counts[s.labels[i]];
+                    // The empty clusters before any relocation (marked -1): one a relocation empties stays empty.
+                    for (int64_t k = 0; k < count; ++k)
+                        if (s.counts[k] == 0) s.counts[k] = -1;
                     int64_t m = 0;
                     for (int64_t k = 0; k < count; ++k) {
-                        if (s.counts[k] != 0) continue;
+                        if (s.counts[k] != -1) continue;
                         if (m == 0)
                             for (int64_t i = 0; i < length; ++i) s.taken[i] = 0;
                         // The farthest token not yet moved: larger distance first, NaN last, lower token on ties.

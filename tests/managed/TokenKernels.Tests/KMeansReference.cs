@@ -190,12 +190,9 @@ internal static class KMeansReference
                 }
                 int[] farthest = Enumerable.Range(0, length).OrderByDescending(i => nearest[i]).ThenBy(i => i).ToArray();
                 int e = 0;
-                for (int j = 0; j < k; j++)
+                int[] empty = Enumerable.Range(0, k).Where(j => counts[j] == 0).ToArray();  // before any relocation
+                foreach (int j in empty)
                 {
-                    if (counts[j] != 0)
-                    {
-                        continue;
-                    }
                     int far = farthest[e++];
                     relocated = true;
                     int old = labels[far];
