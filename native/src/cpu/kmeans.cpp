@@ -29,7 +29,7 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 
 // Where one item's scratch lies in a slot.
 struct SlotLayout {
-    uint64_t rows, centres, sums, counts, labels, previous, nearest, order, prefix, candidates, tile, pointers;
+    uint64_t rows, centres, sums, counts, labels, previous, nearest, order, prefix, candidates, tile, pointers, moments;
     uint64_t bytes;  // one slot, a multiple of kWorkspaceAlignment
 };
 
@@ -52,6 +52,7 @@ SlotLayout slot_layout(const KMeansPlan& plan) {
     s.candidates = cursor.take(trials * n * sizeof(float));
     s.tile = cursor.take(static_cast<uint64_t>(kRowTile) * columns * sizeof(float));
     s.pointers = cursor.take(columns * sizeof(const float*));
+    s.moments = cursor.take(2 * static_cast<uint64_t>(std::max<int64_t>(plan.channels, 0)) * sizeof(double));
     s.bytes = cursor.used();
     return s;
 }
@@ -70,6 +71,7 @@ struct Slot {
     float* candidates;
     float* tile;
     const float** pointers;
+    double* moments;  // the tolerance's per-channel means and variances
 
     Slot(const SlotLayout& s, void* base)
         : rows(at_offset<float>(base, s.rows)),
@@ -83,7 +85,8 @@ struct Slot {
           prefix(at_offset<double>(base, s.prefix)),
           candidates(at_offset<float>(base, s.candidates)),
           tile(at_offset<float>(base, s.tile)),
-          pointers(at_offset<const float*>(base, s.pointers)) {}
+          pointers(at_offset<const float*>(base, s.pointers)),
+          moments(at_offset<double>(base, s.moments)) {}
 };
 
 bool is_nan(float v) { return v != v; }
@@ -263,18 +266,20 @@ public:
     // sklearn's _tolerance scales tol.
     double scaled_tolerance(double tolerance) const {
         if (tolerance == 0.0) return 0.0;
-        double total = 0.0;
-        for (int64_t c = 0; c < channels_; ++c) {
-            double mean = 0.0;
-            for (int64_t i = 0; i < length_; ++i) mean += row(i)[c];
-            mean /= static_cast<double>(length_);
-            double variance = 0.0;
-            for (int64_t i = 0; i < length_; ++i) {
-                const double d = row(i)[c] - mean;
-                variance += d * d;
+        // Row by row (the rows are contiguous), each channel's sums still in increasing token order.
+        double* mean = s_.moments;
+        double* variance = s_.moments + channels_;
+        std::fill(mean, mean + 2 * channels_, 0.0);
+        for (int64_t i = 0; i < length_; ++i)
+            for (int64_t c = 0; c < channels_; ++c) mean[c] += row(i)[c];
+        for (int64_t c = 0; c < channels_; ++c) mean[c] /= static_cast<double>(length_);
+        for (int64_t i = 0; i < length_; ++i)
+            for (int64_t c = 0; c < channels_; ++c) {
+                const double d = row(i)[c] - mean[c];
+                variance[c] += d * d;
             }
-            total += variance / static_cast<double>(length_);
-        }
+        double total = 0.0;
+        for (int64_t c = 0; c < channels_; ++c) total += variance[c] / static_cast<double>(length_);
         return tolerance * (channels_ > 0 ? total / static_cast<double>(channels_) : 0.0);
     }
 
