@@ -81,28 +81,10 @@ __device__ __forceinline__ const T* row_of(const Args& a, int64_t b, int64_t i) 
     return static_cast<const T*>(a.x.data) + b * a.x.strides[0] + i * a.x.strides[1];
 }
 
-// The CPU's portable distance: 16 partial sums over the channels, halved.
-template <class T>
-__device__ float squared_distance(const T* x, const float* centre, int64_t channels) {
-    float partial[kLanes];
-#pragma unroll
-    for (int l = 0; l < kLanes; ++l) partial[l] = 0.0f;
-    for (int64_t c0 = 0; c0 < channels; c0 += kLanes)
-#pragma unroll
-        for (int l = 0; l < kLanes; ++l)
-            if (c0 + l < channels) {
-                const float diff = to_float(x[c0 + l]) - centre[c0 + l];
-                partial[l] += diff * diff;
-            }
-#pragma unroll
-    for (int width = kLanes / 2; width >= 1; width /= 2)
-#pragma unroll
-        for (int l = 0; l < width; ++l) partial[l] += partial[l + width];
-    return partial[0];
-}
-
-template <class T>
-__device__ float squared_distance_rows(const T* x, const T* y, int64_t channels) {
+// The CPU's portable distance between a token row and a centre (float) or another token row: 16 partial
+// sums over the channels, halved.
+template <class T, class U>
+__device__ float squared_distance(const T* x, const U* y, int64_t channels) {
     float partial[kLanes];
 #pragma unroll
     for (int l = 0; l < kLanes; ++l) partial[l] = 0.0f;
@@ -189,7 +171,7 @@ __device__ void seed_plus_plus(const Args& a, int64_t b, const Slot& s, int64_t 
     __syncthreads();
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s.centres[c] = to_float(row_of<T>(a, b, chosen)[c]);
     for (int64_t i = threadIdx.x; i < length; i += blockDim.x)
-        s.nearest[i] = squared_distance_rows(row_of<T>(a, b, i), row_of<T>(a, b, chosen), C);
+        s.nearest[i] = squared_distance(row_of<T>(a, b, i), row_of<T>(a, b, chosen), C);
     __syncthreads();
     if (threadIdx.x == 0) {
         double sum = 0.0;
@@ -219,7 +201,7 @@ __device__ void seed_plus_plus(const Args& a, int64_t b, const Slot& s, int64_t 
         __syncthreads();
         for (int64_t p = threadIdx.x; p < trials * length; p += blockDim.x) {
             const int64_t t = p / length, i = p % length;
-            const float d = squared_distance_rows(row_of<T>(a, b, i), row_of<T>(a, b, candidate[t]), C);
+            const float d = squared_distance(row_of<T>(a, b, i), row_of<T>(a, b, candidate[t]), C);
             const float closest = s.nearest[i];
             s.candidates[p] = (is_nan(d) || is_nan(closest)) ? __int_as_float(0x7fc00000) : fminf(d, closest);
         }
