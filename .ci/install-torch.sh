@@ -7,5 +7,5 @@ if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 && dpkg -s libopenblas0-pt
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends python3-torch libopenblas0-pthread >/dev/null
+apt-get install -y -qq --no-install-recommends python3-torch python3-sklearn libopenblas0-pthread >/dev/null
 /usr/bin/python3 -c 'import torch; print("torch", torch.__version__)'

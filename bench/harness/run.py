@@ -67,6 +67,7 @@ import torch  # noqa: E402 (after the OpenBLAS core choice)
 import attention_cases  # noqa: E402
 import cluster_cases  # noqa: E402
 import diversity_cases  # noqa: E402
+import kmeans_cases  # noqa: E402
 import measure  # noqa: E402
 import merge_cases  # noqa: E402
 import pool_cases  # noqa: E402
@@ -78,7 +79,8 @@ import tokenkernels_abi as tk  # noqa: E402
 # Every family's cases; a new op adds its module here.
 CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES, attention_cases.CASES, diversity_cases.CASES, temporal_cases.CASES,
                  cluster_cases.CASES,
-                 relevance_cases.CASES]
+                 relevance_cases.CASES,
+                 kmeans_cases.CASES]
 
 
 def openblas_core(blas_paths):

@@ -49,6 +49,8 @@ TK_DIVERSITY_MAX_SUM = 1
 
 TK_DPP_WEIGHT_RELEVANCE = 0
 TK_DPP_WEIGHT_EXP = 1
+TK_KMEANS_INIT_PLUS_PLUS = 0
+TK_KMEANS_INIT_GIVEN = 1
 
 # The test preset's build output, in the repository that holds this file.
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -153,6 +155,16 @@ class TkVidcom2Params(ctypes.Structure):
     ]
 
 
+class TkKmeansParams(ctypes.Structure):
+    _fields_ = [
+        ("seed", ctypes.c_uint64),
+        ("tolerance", ctypes.c_double),
+        ("clusters", ctypes.c_int32),
+        ("max_iterations", ctypes.c_int32),
+        ("init", ctypes.c_int32),
+    ]
+
+
 class TkFramefusionParams(ctypes.Structure):
     _fields_ = [
         ("similarity_threshold", ctypes.c_float),
@@ -182,7 +194,8 @@ BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merg
                  "tk_dycoke_params": TkDycokeParams, "tk_vidcom2_params": TkVidcom2Params,
                  "tk_framefusion_params": TkFramefusionParams, "tk_dpc_knn_params": TkDpcKnnParams,
                  "tk_cluster_merge_params": TkClusterMergeParams,
-                 "tk_relevance_params": TkRelevanceParams, "tk_dpp_params": TkDppParams}
+                 "tk_relevance_params": TkRelevanceParams, "tk_dpp_params": TkDppParams,
+                 "tk_kmeans_params": TkKmeansParams}
 
 
 class TokenKernelsError(RuntimeError):
@@ -245,6 +258,10 @@ def _declare_functions(library):
     _declare(library, "tk_conditional_dpp_select", status,
              [p(TkDppParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
+    _declare(library, "tk_kmeans_workspace_size", status, [p(TkKmeansParams), p(TkTensor), p(ctypes.c_uint64)])
+    _declare(library, "tk_kmeans", status,
+             [p(TkKmeansParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
+              p(TkTensor), p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
     _declare(library, "tk_temporal_similarity", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
     _declare(library, "tk_evs_retained_tokens", status, [p(TkEvsParams), ctypes.c_int64, p(ctypes.c_int64)])
     _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
@@ -484,6 +501,24 @@ class Library:
         tensors = (x, relevance, lengths, item_k, order, sorted_indices, workspace, views, params)
         return PreparedCall(lambda: self.check(select(*arguments)), tensors)
 
+    def prepare_kmeans(self, params, x, centres, assignment, lengths=None, item_clusters=None, initial_centres=None,
+                       sizes=None, iterations=None):
+        """A zero-argument call of tk_kmeans (x [B, N, C] -> centres [B, K, C] f32 and assignment [B, N] i32;
+        lengths, item_clusters [B] i32, initial_centres [B, K, C] f32 (TK_KMEANS_INIT_GIVEN), sizes [B, K]
+        f32 and iterations [B] i32 or None), with descriptors, workspace and stream settled now."""
+        views = [tensor_view(t) if t is not None else None
+                 for t in (x, lengths, item_clusters, initial_centres, centres, assignment, sizes, iterations)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        workspace_bytes = ctypes.c_uint64()
+        self.check(self.native.tk_kmeans_workspace_size(ctypes.byref(params), refs[0], ctypes.byref(workspace_bytes)))
+        workspace = torch.empty(workspace_bytes.value, dtype=torch.uint8, device=x.device)
+        arguments = (ctypes.byref(params), *refs, workspace.data_ptr() if workspace_bytes.value else None,
+                     workspace_bytes.value, current_stream(x.device))
+        kmeans = self.native.tk_kmeans
+        tensors = (x, lengths, item_clusters, initial_centres, centres, assignment, sizes, iterations, workspace, views,
+                   params)
+        return PreparedCall(lambda: self.check(kmeans(*arguments)), tensors)
+
     def evs_retained_tokens(self, params, frames):
         return self._retained_tokens(self.native.tk_evs_retained_tokens, params, frames)
 
@@ -706,6 +741,18 @@ def dpp_params(k, weighting=None, theta=0.5):
     params.k = k
     params.weighting = TK_DPP_WEIGHT_RELEVANCE if weighting is None else weighting
     params.theta = theta
+    return params
+
+
+def kmeans_params(clusters, max_iterations=300, tolerance=1e-4, init=TK_KMEANS_INIT_GIVEN, seed=0):
+    """tk_kmeans_params: K clusters, sklearn's max_iter and tol (its defaults), the initialisation
+    (given centres, or k-means++ on the seed's stream)."""
+    params = TkKmeansParams()
+    params.seed = seed
+    params.tolerance = tolerance
+    params.clusters = clusters
+    params.max_iterations = max_iterations
+    params.init = init
     return params
 
 

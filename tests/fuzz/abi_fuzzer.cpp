@@ -625,7 +625,7 @@ void fuzz_library_info(Choices& c, Call& call) {
         }
         case 1: {
             static const char* const kStructs[] = {"tk_tensor", "tk_pool_params", "tk_merge_params", "tk_importance_params",
-                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_nope", "",
+                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_kmeans_params", "tk_nope", "",
                                                    nullptr};
             static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature", "nope", ""};
             const char* name = c.pick(kStructs);
@@ -959,6 +959,36 @@ void fuzz_relevance(Choices& c, Call& call) {
     });
 }
 
+void fuzz_kmeans(Choices& c, Call& call) {
+    const int64_t batch = c.range(0, 3), tokens = c.range(0, 30), channels = c.range(0, 12);
+    tk_kmeans_params p{};
+    p.seed = static_cast<uint64_t>(c.any_int32());
+    p.tolerance = c.one_in(8) ? -1.0 : static_cast<double>(some_float(c, 0.0f, 1e-2f));
+    p.clusters = around(c, 0, tokens);
+    // Small caps (and now and then an invalid one): an item that never settles (NaN tokens) runs them all.
+    p.max_iterations = c.one_in(12) ? static_cast<int32_t>(c.range(-2, 0)) : static_cast<int32_t>(c.range(1, 8));
+    p.init = around(c, TK_KMEANS_INIT_PLUS_PLUS, TK_KMEANS_INIT_GIVEN);
+    const tk_kmeans_params* params = c.one_in(50) ? nullptr : &p;
+    const int64_t k = std::max<int32_t>(p.clusters, 0);
+    const tk_tensor* x = call.tensor({batch, tokens, channels}, float_dtype(c), Role::kInput);
+    const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+    const tk_tensor* item_clusters = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, k));
+    // The initial centres go with TK_KMEANS_INIT_GIVEN, and now and then with the other policy.
+    const tk_tensor* initial = (p.init == TK_KMEANS_INIT_GIVEN) != c.one_in(12)
+                                   ? call.tensor({batch, k, channels}, TK_DTYPE_F32, Role::kInput)
+                                   : nullptr;
+    const tk_tensor* centres = call.tensor({batch, k, channels}, TK_DTYPE_F32, Role::kOutput);
+    const tk_tensor* assignment = call.tensor({batch, tokens}, TK_DTYPE_I32, Role::kOutput);
+    const tk_tensor* sizes = call.maybe({batch, k}, TK_DTYPE_F32, Role::kOutput);
+    const tk_tensor* iterations = call.maybe({batch}, TK_DTYPE_I32, Role::kOutput);
+    uint64_t* bytes = call.scalar<uint64_t>(1, Role::kOutput);
+    const tk_status queried = call.run("tk_kmeans_workspace_size", {x}, [&] { return tk_kmeans_workspace_size(params, x, bytes); });
+    const Call::Workspace w = call.workspace(queried == TK_STATUS_OK ? bytes : nullptr);
+    call.run("tk_kmeans", {x, lengths, item_clusters, initial, centres, assignment, sizes, iterations}, [&] {
+        return tk_kmeans(params, x, lengths, item_clusters, initial, centres, assignment, sizes, iterations, w.data, w.bytes, nullptr);
+    });
+}
+
 void fuzz_temporal(Choices& c, Call& call) {
     const int64_t batch = c.range(0, 2), frames = c.range(0, 6), height = c.range(0, 4), width = c.range(0, 4);
     const int64_t positions = height * width, channels = c.range(0, 20);
@@ -1062,7 +1092,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8 && choices.more(); ++i) {
         arena->reset();
         Call call(choices, *arena);
-        switch (choices.range(0, 10)) {
+        switch (choices.range(0, 11)) {
             case 0: fuzz_library_info(choices, call); break;
             case 1: fuzz_pool(choices, call); break;
             case 2: fuzz_merge(choices, call); break;
@@ -1073,7 +1103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 7: fuzz_temporal(choices, call); break;
             case 8: fuzz_diversity(choices, call); break;
             case 9: fuzz_relevance(choices, call); break;
-            default: fuzz_cluster(choices, call); break;
+            case 10: fuzz_cluster(choices, call); break;
+            default: fuzz_kmeans(choices, call); break;
         }
     }
     return 0;

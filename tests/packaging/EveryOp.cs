@@ -62,5 +62,12 @@ var (order, sorted, _) = DiversitySelection.Select(features, DiversityOptions.Di
 Check("diversity: the first token DivPrune keeps", order[0], 2);
 Check("diversity: the second", order[1], 0);
 
+// k-means: tokens 0, 1, 10, 11 from the centres 0 and 10 settle at 0.5 and 10.5.
+var points = new ReadOnlyHostTensor<float>(new float[] { 0, 1, 10, 11 }, new TensorShape(1, 4, 1));
+var starts = new ReadOnlyHostTensor<float>(new float[] { 0, 10 }, new TensorShape(1, 2, 1));
+var (centres, assignment, _, _) = KMeans.Cluster(points, new KMeansOptions(clusters: 2) { Init = KMeansInit.Given }, starts);
+Check("k-means: the second centre", centres[1], 10.5);
+Check("k-means: the label of token 1", assignment[1], 0);
+
 Console.WriteLine(failures.Count == 0 ? "every check passed" : failures.Count + " checks failed");
 return failures.Count == 0 ? 0 : 1;

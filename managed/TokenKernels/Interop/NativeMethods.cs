@@ -81,6 +81,10 @@ internal static unsafe class NativeMethods
     public const int TK_DPP_WEIGHT_RELEVANCE = 0;
     public const int TK_DPP_WEIGHT_EXP = 1;
 
+    // ---- tk_kmeans_init ----
+    public const int TK_KMEANS_INIT_PLUS_PLUS = 0;
+    public const int TK_KMEANS_INIT_GIVEN = 1;
+
     // ---- Version ----
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
@@ -226,6 +230,14 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_conditional_dpp_select(TkDppParams* @params, TkTensor* x, TkTensor* relevance, TkTensor* lengths, TkTensor* item_k, TkTensor* order, TkTensor* sorted, void* workspace, ulong workspace_bytes, IntPtr stream);
+
+    // ---- 6. Clustering: k-means ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_kmeans_workspace_size(TkKmeansParams* @params, TkTensor* x, ulong* bytes);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_kmeans(TkKmeansParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* item_clusters, TkTensor* initial_centres, TkTensor* centres, TkTensor* assignment, TkTensor* sizes, TkTensor* iterations, void* workspace, ulong workspace_bytes, IntPtr stream);
 
     // ---- 5. Temporal redundancy in video ----
 

@@ -91,6 +91,17 @@ internal struct TkDppParams
     public float Theta;
 }
 
+/// <summary>Mirror of <c>tk_kmeans_params</c>: the seed, sklearn's tol, K, max_iter and the <c>tk_kmeans_init</c> value.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkKmeansParams
+{
+    public ulong Seed;
+    public double Tolerance;
+    public int Clusters;
+    public int MaxIterations;
+    public int Init;
+}
+
 /// <summary>Mirror of <c>tk_evs_params</c>: q and the frame grid.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct TkEvsParams

@@ -595,6 +595,55 @@ TK_API tk_status tk_dpc_knn(const tk_dpc_knn_params* params, const tk_tensor* x,
 
 /* -- k-means -- */
 
+/* Batched Lloyd k-means (docs/SPEC.md, section 6, "k-means"): one independent problem per item of
+ * x [B, N, C] (f32/f16/bf16, channels contiguous, other strides free; B = frames x items), item b
+ * clustering its tokens [0, L_b), L_b = lengths[b] (or N), into count_b = min(item_clusters[b] (or
+ * clusters), L_b) clusters, as scikit-learn's KMeans(algorithm="lloyd", n_init=1) does:
+ *   distance: squared Euclidean, in float32; assignment: argmin over clusters, ties to the lower
+ *       cluster, a NaN distance never the minimum (a row of NaN distances goes to cluster 0);
+ *   update: each centre the float32 sum of its points in increasing token order times
+ *       float(1.0 / count) (sklearn's _average_centers); a cluster left empty takes the point farthest
+ *       from its centre (the e-th empty cluster, in increasing order, the e-th farthest point, ties
+ *       to the lower token), which leaves its own cluster's sum, as sklearn's relocation does;
+ *   stop after max_iterations iterations, or when the labels of an iteration equal the previous
+ *       iteration's (strict convergence), or when the squared centre shift, summed over clusters, is
+ *       at most tolerance x the mean over channels of the item's per-channel variance (float64);
+ *       without strict convergence the labels are recomputed from the final centres.
+ * init TK_KMEANS_INIT_PLUS_PLUS: greedy k-means++ (sklearn's _kmeans_plusplus: 2 + floor(ln count_b)
+ *   candidates a step, sampled by the squared distance to the chosen centres, the one that lowers the
+ *   potential most kept) drawing from a counter-based stream: draw d of item b is
+ *   u = (splitmix64(splitmix64(seed ^ splitmix64(b)) + d) >> 11) * 2^-53 in [0, 1), so every backend
+ *   and thread count seeds alike; TK_KMEANS_INIT_GIVEN: initial_centres [B, clusters, C] f32 (rows
+ *   [0, count_b) read), e.g. DPC-kNN centres or the array given to sklearn's init.
+ * Outputs: centres [B, clusters, C] f32 (rows past count_b zero); assignment [B, N] i32 (-1 past L_b,
+ * and everywhere when count_b = 0; a source map for tk_unmerge); sizes [B, clusters] f32 (may be
+ * NULL): the points of each cluster in assignment (ToMe's proportional attention takes f32 sizes);
+ * iterations [B] i32 (may be NULL): the Lloyd iterations run. lengths and item_clusters [B] i32 may be
+ * NULL; host values outside [0, N] and [0, clusters] are an error; on CUDA (where checking would need a
+ * host synchronisation) they are clamped to those ranges. Workspace from tk_kmeans_workspace_size (one
+ * item's scratch per CPU thread or CUDA block), or NULL/0: the op then allocates it (stream-ordered on
+ * CUDA). CUDA runs each item in one block with the CPU's summation orders, so given the same labels
+ * its centres, sizes and iterations are the CPU's bits. */
+typedef int32_t tk_kmeans_init;
+enum {
+    TK_KMEANS_INIT_PLUS_PLUS = 0,
+    TK_KMEANS_INIT_GIVEN = 1
+};
+
+typedef struct tk_kmeans_params {
+    uint64_t seed;           /* k-means++'s random stream */
+    double tolerance;        /* >= 0 and finite: sklearn's tol (default 1e-4), scaled per item by the mean variance */
+    int32_t clusters;        /* K, 0 <= K <= N: the rows of centres */
+    int32_t max_iterations;  /* >= 1: sklearn's max_iter (default 300) */
+    tk_kmeans_init init;
+} tk_kmeans_params;
+
+TK_API tk_status tk_kmeans_workspace_size(const tk_kmeans_params* params, const tk_tensor* x, uint64_t* bytes);
+TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, const tk_tensor* lengths,
+                           const tk_tensor* item_clusters, const tk_tensor* initial_centres, const tk_tensor* centres,
+                           const tk_tensor* assignment, const tk_tensor* sizes, const tk_tensor* iterations,
+                           void* workspace, uint64_t workspace_bytes, tk_stream stream);
+
 
 /* -- Aggregation of clusters -- */
 /* One row per cluster from x [B, N, C] and an assignment [B, N] i32 (cluster in [0, K), -1: in none;

@@ -96,6 +96,12 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_dpp_params, k),
     TK_FIELD(tk_dpp_params, weighting),
     TK_FIELD(tk_dpp_params, theta),
+    TK_STRUCT(tk_kmeans_params),
+    TK_FIELD(tk_kmeans_params, seed),
+    TK_FIELD(tk_kmeans_params, tolerance),
+    TK_FIELD(tk_kmeans_params, clusters),
+    TK_FIELD(tk_kmeans_params, max_iterations),
+    TK_FIELD(tk_kmeans_params, init),
 };
 #undef TK_STRUCT
 #undef TK_FIELD

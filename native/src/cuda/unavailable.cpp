@@ -7,6 +7,7 @@
 #include "ops/attention.hpp"
 #include "ops/cluster.hpp"
 #include "ops/diversity.hpp"
+#include "ops/kmeans.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 #include "ops/relevance.hpp"
@@ -108,5 +109,9 @@ void query_relevance(const RelevancePlan&, int32_t, void*) { unavailable("tk_que
 uint64_t conditional_dpp_workspace_bytes(const DppPlan&) { unavailable("tk_conditional_dpp_workspace_size"); }
 
 void conditional_dpp_select(const DppPlan&, int32_t, void*, void*) { unavailable("tk_conditional_dpp_select"); }
+
+uint64_t kmeans_workspace_bytes(const KMeansPlan&) { unavailable("tk_kmeans_workspace_size"); }
+
+void kmeans(const KMeansPlan&, void*, void*) { unavailable("tk_kmeans"); }
 
 }  // namespace tk::cuda

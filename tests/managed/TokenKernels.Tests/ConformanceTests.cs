@@ -32,6 +32,7 @@ public class ConformanceTests
         [typeof(TkClusterMergeParams)] = "tk_cluster_merge_params",
         [typeof(TkRelevanceParams)] = "tk_relevance_params",
         [typeof(TkDppParams)] = "tk_dpp_params",
+        [typeof(TkKmeansParams)] = "tk_kmeans_params",
     };
 
     [OneTimeSetUp]
