@@ -69,5 +69,23 @@ var (centres, assignment, _, _) = KMeans.Cluster(points, new KMeansOptions(clust
 Check("k-means: the second centre", centres[1], 10.5);
 Check("k-means: the label of token 1", assignment[1], 0);
 
+// DPC-kNN and aggregation: two pairs of nearby tokens make two clusters of two; their means sum to 10.1.
+var pairs = new ReadOnlyHostTensor<float>(new float[] { 0, 0.1f, 10, 10.1f }, new TensorShape(1, 4, 1));
+ClusterAggregateResult<float> clustered = ClusterRecipes.ClusterAndAggregate(pairs, clusters: 2, neighbours: 2);
+Check("cluster-and-aggregate: the two means' sum", clustered.Merged[0] + clustered.Merged[1], 10.1);
+Check("cluster-and-aggregate: the first cluster's size", clustered.Sizes[0], 2);
+Check("cluster-and-aggregate: tokens 0 and 1 share a cluster", clustered.SourceMap[0] == clustered.SourceMap[1] ? 1 : 0, 1);
+
+// Query relevance: the visual token along the text's direction is the most relevant (min-max to 1 + 1e-6).
+var visual = new ReadOnlyHostTensor<float>(new float[] { 1, 0, 0, 1, 1, 1 }, new TensorShape(1, 3, 2));
+var text = new ReadOnlyHostTensor<float>(new float[] { 1, 0 }, new TensorShape(1, 1, 2));
+var (relevance, _) = QueryRelevance.Compute(visual, text, negate: false);
+Check("query relevance: token 0", relevance[0], 1.000001);
+
+// Conditional DPP without relevance: equal weights pick token 0 first, then the one least like it (2).
+var (dppOrder, _, _) = ConditionalDpp.Select(new ReadOnlyHostTensor<float>(new float[] { 1, 0, 1, 0.1f, 0, 1 }, new TensorShape(1, 3, 2)),
+                                             default, k: 2);
+Check("conditional DPP: the second token chosen", dppOrder[1], 2);
+
 Console.WriteLine(failures.Count == 0 ? "every check passed" : failures.Count + " checks failed");
 return failures.Count == 0 ? 0 : 1;

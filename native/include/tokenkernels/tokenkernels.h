@@ -655,15 +655,16 @@ TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, c
  * centre -1 in the centre mode) gets zeros and size 0. Host assignment and centre values out of range
  * are rejected; on CUDA such an assignment matches no cluster and such a centre counts as -1. Exact
  * rules: docs/SPEC.md section 6. */
-typedef enum tk_cluster_merge_mode {
+typedef int32_t tk_cluster_merge_mode;
+enum {
     TK_CLUSTER_MERGE_MEAN = 0,
     TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1,
     TK_CLUSTER_MERGE_CENTRE_BLEND = 2
-} tk_cluster_merge_mode;
+};
 
 typedef struct tk_cluster_merge_params {
     int32_t clusters; /* K, the rows of out per item; >= 0 */
-    int32_t mode;     /* a tk_cluster_merge_mode */
+    tk_cluster_merge_mode mode;
     float beta;       /* the centre's weight in TK_CLUSTER_MERGE_CENTRE_BLEND (HoliTom's Beta); finite */
 } tk_cluster_merge_params;
 
