@@ -1,8 +1,7 @@
 """Correctness comparison and timing, the same for every case.
 
 Timing interleaves the contenders (baseline, ours, copy) within each repetition, so that a change in
-machine load during a run shifts them alike, and takes the median; on the CPU each timed call follows
-an untimed one of the same contender. On CUDA the samples are bracketed
+machine load during a run shifts them alike, and takes the median. On CUDA the samples are bracketed
 by events recorded on the current stream, the stream both sides enqueue on.
 """
 import math
@@ -88,15 +87,10 @@ def time_interleaved(contenders, device, warmup, repeats):
         torch.cuda.synchronize(device)
         return {name: [start.elapsed_time(end) / 1e3 / CUDA_CALLS_PER_SAMPLE for start, end in pairs]
                 for name, pairs in events.items()}
-    # On the CPU each timed call follows an untimed call of the same contender: a call made straight
-    # after another contender's runs beside that one's threads while they still spin (PyTorch's after
-    # its parallel regions), which slowed the next call by up to a quarter. The untimed call takes the
-    # previous input set, so the timed one's inputs are as cold as without it.
     seconds = {name: [] for name in names}
     for i in range(repeats):
         for name in names:
             calls = contenders[name]
-            calls[(i - 1) % len(calls)]()
             begin = time.perf_counter()
             calls[i % len(calls)]()
             seconds[name].append(time.perf_counter() - begin)
