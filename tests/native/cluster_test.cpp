@@ -107,8 +107,9 @@ void expect_matches(const DpcRun& run, const DpcResult& ref, const std::string& 
     for (size_t i = 0; i < assignment.size(); ++i)
         ASSERT_EQ(static_cast<int64_t>(assignment[i]), ref.assignment[i]) << what << " assignment flat " << i;
     for (size_t i = 0; i < density.size(); ++i) {
-        ASSERT_NEAR(density[i], ref.density[i], 1e-5 + 1e-4 * std::fabs(ref.density[i])) << what << " density " << i;
-        ASSERT_NEAR(delta[i], ref.delta[i], 1e-5 + 1e-4 * std::fabs(ref.delta[i])) << what << " delta " << i;
+        ASSERT_NEAR(density[i], ref.density[i], 1e-5 + 1e-4 * std::fabs(ref.density[i]) + ref.density_error[i])
+            << what << " density " << i;
+        ASSERT_NEAR(delta[i], ref.delta[i], 1e-5 + 1e-4 * std::fabs(ref.delta[i]) + ref.delta_error[i]) << what << " delta " << i;
     }
 }
 

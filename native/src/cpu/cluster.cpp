@@ -1,10 +1,10 @@
 // CPU backend of clustering and aggregation (SPEC section 6). DPC-kNN runs one item per thread (the
 // workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are converted once into
-// float32 rows zero-padded to 16 floats, the upper triangle of its squared distances is computed by
-// diversity selection's vectorised distance blocks (same bits for a pair whatever the block, and
-// d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment
-// are read off the matrix. Aggregation runs one task per (item, cluster), adding members in token
-// order.
+// float32 rows and column panels, the upper triangle of its Gram matrix is computed block by block on
+// token merging's register-blocked GEMM micro-kernels (cpu/merge_microkernel.hpp), turned into squared
+// distances |a|^2 + |b|^2 - 2 a.b with the norms read off its diagonal (so d(i, i) is exactly 0 and
+// d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment are
+// read off the matrix. Aggregation runs one task per (item, cluster), adding members in token order.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -15,15 +15,17 @@
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
 #include "core/regions.hpp"
-#include "cpu/diversity_distance.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/merge_microkernel.hpp"
 #include "ops/cluster.hpp"
 #include "ops/vidcom2.hpp"
 
 namespace tk::cpu {
 namespace {
 
-constexpr int64_t kRowBlock = 32;  // rows of one distance block call
+// Channels of one GEMM pass (ops/cluster.hpp's kDpcChannelBlock): a block of every column panel stays in
+// this core's L2 while the row panels run over it.
+constexpr int64_t kChannelBlock = kDpcChannelBlock;
 
 int64_t padded_channels(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
 
@@ -43,8 +45,9 @@ float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
 // One item's scratch, carved from a slot of the workspace.
 struct ItemScratch {
     float* rows;            // [N, stride]
-    const float** row_ptr;  // [N]
-    float* distance;        // [N, N]
+    float* columns;         // channel blocks of column panels: [C / kc][ceil(N / nr)][kc][nr]
+    float* distance;        // [round_up(N, mr), round_up(N, nr)]
+    float* norm;            // [N], the squared norms (the Gram matrix's diagonal)
     float* nearest;         // [N], one row's distances being partially sorted
     float* density;         // [N]
     float* delta;           // [N]
@@ -53,7 +56,7 @@ struct ItemScratch {
 };
 
 struct ItemLayout {
-    uint64_t rows, row_ptr, distance, nearest, density, delta, order, cluster_of, total;
+    uint64_t rows, columns, distance, norm, nearest, density, delta, order, cluster_of, total;
 };
 
 ItemLayout item_layout(const DpcKnnPlan& plan) {
@@ -61,8 +64,11 @@ ItemLayout item_layout(const DpcKnnPlan& plan) {
     RegionCursor cursor;
     ItemLayout l{};
     l.rows = cursor.take(n * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
-    l.row_ptr = cursor.take(n * sizeof(float*));
-    l.distance = cursor.take(n * n * sizeof(float));
+    const MicroKernel& kernel = best_micro_kernel();
+    const uint64_t columns = static_cast<uint64_t>(round_up(plan.tokens, kernel.nr));
+    l.columns = cursor.take(columns * static_cast<uint64_t>(plan.channels) * sizeof(float));
+    l.distance = cursor.take(static_cast<uint64_t>(round_up(plan.tokens, kernel.mr)) * columns * sizeof(float));
+    l.norm = cursor.take(n * sizeof(float));
     l.nearest = cursor.take(n * sizeof(float));
     l.density = cursor.take(n * sizeof(float));
     l.delta = cursor.take(n * sizeof(float));
@@ -73,47 +79,69 @@ ItemLayout item_layout(const DpcKnnPlan& plan) {
 }
 
 ItemScratch carve(void* slot, const ItemLayout& l) {
-    return ItemScratch{at_offset<float>(slot, l.rows),       at_offset<const float*>(slot, l.row_ptr),
-                       at_offset<float>(slot, l.distance),   at_offset<float>(slot, l.nearest),
+    return ItemScratch{at_offset<float>(slot, l.rows),       at_offset<float>(slot, l.columns),
+                       at_offset<float>(slot, l.distance),   at_offset<float>(slot, l.norm),
+                       at_offset<float>(slot, l.nearest),
                        at_offset<float>(slot, l.density),    at_offset<float>(slot, l.delta),
                        at_offset<int32_t>(slot, l.order),    at_offset<int32_t>(slot, l.cluster_of)};
 }
 
 template <class T>
-void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceBlockFn distance_block) {
+void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const MicroKernel& kernel) {
     const int64_t n = plan.tokens;
+    const int64_t channels = plan.channels;
     const int64_t length = item_value(plan.lengths, b, n);
     const int64_t clusters = std::min<int64_t>(item_value(plan.item_clusters, b, plan.clusters), length);
-    const int64_t stride = padded_channels(plan.channels);
+    const int64_t stride = padded_channels(channels);
+    const int64_t mr = kernel.mr, nr = kernel.nr;
+    const int64_t ld = round_up(length, nr);  // the matrix's row stride: whole column panels
 
-    // Rows in float32, zero-padded (the padding adds exact zeros to every sum).
+    // Rows in float32, and the same values in column panels (block k0 of panel p at
+    // columns + k0 * ld + p * nr * kc, [kc][nr]); columns past the length are zeros.
     for (int64_t i = 0; i < length; ++i) {
         const T* x = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0] + i * plan.x.strides[1];
         float* row = s.rows + i * stride;
-        for (int64_t c = 0; c < plan.channels; ++c) row[c] = to_float(x[c]);
-        std::fill(row + plan.channels, row + stride, 0.0f);
-        s.row_ptr[i] = row;
+        for (int64_t c = 0; c < channels; ++c) row[c] = to_float(x[c]);
     }
-    // Squared distances of the upper triangle, block by block, then mirrored; then the distance.
+    for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
+        const int64_t kc = std::min(kChannelBlock, channels - k0);
+        for (int64_t j0 = 0; j0 < ld; j0 += nr) {
+            float* panel = s.columns + k0 * ld + j0 * kc;
+            for (int64_t j = j0; j < j0 + nr; ++j) {
+                const float* row = j < length ? s.rows + j * stride + k0 : nullptr;
+                for (int64_t c = 0; c < kc; ++c) panel[c * nr + (j - j0)] = row != nullptr ? row[c] : 0.0f;
+            }
+        }
+    }
+    // The Gram matrix's upper triangle (and the few entries below it that share a tile), channel block
+    // by channel block; k0 == 0 runs even with C = 0, so every tile is written (zeros then). Lanes past
+    // the length read row 0; their rows of the matrix are never read.
     float* d = s.distance;
-    for (int64_t r = 0; r < length; r += kRowBlock) {
-        const int64_t count = std::min(kRowBlock, length - r);
-        distance_block(s.row_ptr + r, count, s.row_ptr + r, length - r, stride, d + r * length + r, length);
+    for (int64_t k0 = 0; length > 0 && (k0 == 0 || k0 < channels); k0 += kChannelBlock) {
+        const int64_t kc = std::min(kChannelBlock, channels - k0);
+        for (int64_t r = 0; r < length; r += mr) {
+            const float* lanes[kMaxMr];
+            for (int64_t l = 0; l < mr; ++l) lanes[l] = s.rows + (r + l < length ? r + l : 0) * stride + k0;
+            for (int64_t j0 = r / nr * nr; j0 < ld; j0 += nr)
+                kernel.rows_fn(kc, lanes, s.columns + k0 * ld + j0 * kc, d + r * ld + j0, ld, k0 > 0);
+        }
     }
-    const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(plan.channels)));
+    // Squared distances from the dot products and the diagonal's norms, then the distance, mirrored.
+    for (int64_t i = 0; i < length; ++i) s.norm[i] = d[i * ld + i];
+    const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(channels)));
     float largest = 0.0f;  // NaN ignored
     for (int64_t i = 0; i < length; ++i) {
         for (int64_t j = i; j < length; ++j) {
-            const float v = dpc_distance(d[i * length + j], root_channels);
-            d[i * length + j] = v;
-            d[j * length + i] = v;
+            const float v = dpc_distance(dpc_squared_distance(s.norm[i], s.norm[j], d[i * ld + j]), root_channels);
+            d[i * ld + j] = v;
+            d[j * ld + i] = v;
             if (v > largest) largest = v;
         }
     }
     // Density: exp(-mean of the k smallest squared distances), added in ascending order.
     const int64_t k = std::min(plan.neighbours, length);
     for (int64_t i = 0; i < length; ++i) {
-        std::copy(d + i * length, d + (i + 1) * length, s.nearest);
+        std::copy(d + i * ld, d + i * ld + length, s.nearest);
         std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
         std::sort(s.nearest, s.nearest + k, nearer);
         float sum = 0.0f;
@@ -123,7 +151,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceB
     // Delta: the distance to the nearest token ranked before this one by density; the item's largest
     // distance for the first.
     for (int64_t i = 0; i < length; ++i) {
-        const float* row = d + i * length;
+        const float* row = d + i * ld;
         const float own = s.density[i];
         float best = largest;
         for (int64_t j = 0; j < length; ++j)
@@ -148,7 +176,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceB
         if (i < length && clusters > 0) {
             cluster = s.cluster_of[i];
             if (cluster < 0) {
-                const float* row = d + i * length;
+                const float* row = d + i * ld;
                 cluster = 0;
                 float best = row[s.order[0]];
                 for (int64_t j = 1; j < clusters; ++j)
@@ -232,14 +260,14 @@ void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes) 
         slots = std::min<int64_t>(slots, static_cast<int64_t>((workspace_bytes - (kWorkspaceAlignment - 1)) / layout.total));
     }
     void* base = aligned_start(workspace);
-    const DistanceBlockFn distance_block = best_distance_block(true);
+    const MicroKernel& kernel = best_micro_kernel();
     std::atomic<int64_t> next_item{0};
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
         parallel_team(slots, [&](const Team& team) {
             const ItemScratch scratch = carve(at_offset<char>(base, static_cast<uint64_t>(team.thread) * layout.total), layout);
             for (int64_t b = next_item.fetch_add(1); b < plan.batch; b = next_item.fetch_add(1))
-                dpc_item<T>(plan, b, scratch, distance_block);
+                dpc_item<T>(plan, b, scratch, kernel);
         });
     });
 }
