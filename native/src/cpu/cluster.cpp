@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -26,6 +27,9 @@ namespace {
 // Channels of one GEMM pass (ops/cluster.hpp's kDpcChannelBlock): a block of every column panel stays in
 // this core's L2 while the row panels run over it.
 constexpr int64_t kChannelBlock = kDpcChannelBlock;
+constexpr int64_t kMirrorBlock = 64;          // rows and columns of one block of the mirroring
+constexpr int64_t kInsertionNeighbours = 32;  // the largest k kept by insertion
+constexpr int64_t kDeltaLanes = 16;
 
 int64_t padded_channels(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
 
@@ -106,10 +110,13 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
         const int64_t kc = std::min(kChannelBlock, channels - k0);
         for (int64_t j0 = 0; j0 < ld; j0 += nr) {
+            // Channel by channel, so the writes are contiguous and the nr rows read stay in L1.
             float* panel = s.columns + k0 * ld + j0 * kc;
-            for (int64_t j = j0; j < j0 + nr; ++j) {
-                const float* row = j < length ? s.rows + j * stride + k0 : nullptr;
-                for (int64_t c = 0; c < kc; ++c) panel[c * nr + (j - j0)] = row != nullptr ? row[c] : 0.0f;
+            const int64_t real = std::min(nr, length - j0);
+            const float* first = s.rows + j0 * stride + k0;
+            for (int64_t c = 0; c < kc; ++c) {
+                for (int64_t j = 0; j < real; ++j) panel[c * nr + j] = first[j * stride + c];
+                for (int64_t j = real; j < nr; ++j) panel[c * nr + j] = 0.0f;
             }
         }
     }
@@ -126,36 +133,84 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
                 kernel.rows_fn(kc, lanes, s.columns + k0 * ld + j0 * kc, d + r * ld + j0, ld, k0 > 0);
         }
     }
-    // Squared distances from the dot products and the diagonal's norms, then the distance, mirrored.
+    // Squared distances from the dot products and the diagonal's norms, then the distance; then the
+    // upper triangle mirrored in square blocks, so the column writes stay in cache.
     for (int64_t i = 0; i < length; ++i) s.norm[i] = d[i * ld + i];
     const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(channels)));
-    float largest = 0.0f;  // NaN ignored
+    float lane_largest[kDeltaLanes] = {};  // the largest distance in 16 lanes (exact in any order); NaN ignored
     for (int64_t i = 0; i < length; ++i) {
-        for (int64_t j = i; j < length; ++j) {
-            const float v = dpc_distance(dpc_squared_distance(s.norm[i], s.norm[j], d[i * ld + j]), root_channels);
-            d[i * ld + j] = v;
-            d[j * ld + i] = v;
-            if (v > largest) largest = v;
-        }
+        float* row = d + i * ld;
+        const float norm_i = s.norm[i];
+        for (int64_t j = i; j < length; ++j) row[j] = dpc_distance(dpc_squared_distance(norm_i, s.norm[j], row[j]), root_channels);
+        int64_t j = i;
+        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+            for (int64_t l = 0; l < kDeltaLanes; ++l) lane_largest[l] = row[j + l] > lane_largest[l] ? row[j + l] : lane_largest[l];
+        for (; j < length; ++j) lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
     }
-    // Density: exp(-mean of the k smallest squared distances), added in ascending order.
+    float largest = 0.0f;
+    for (const float v : lane_largest) largest = v > largest ? v : largest;
+    for (int64_t i0 = 0; i0 < length; i0 += kMirrorBlock)
+        for (int64_t j0 = i0; j0 < length; j0 += kMirrorBlock)
+            for (int64_t i = i0; i < std::min(i0 + kMirrorBlock, length); ++i)
+                for (int64_t j = std::max(j0, i + 1); j < std::min(j0 + kMirrorBlock, length); ++j) d[j * ld + i] = d[i * ld + j];
+    // Density: exp(-mean of the k smallest squared distances), added in ascending order. A small k keeps
+    // the k smallest by insertion (one well-predicted compare per distance); a large one selects.
     const int64_t k = std::min(plan.neighbours, length);
     for (int64_t i = 0; i < length; ++i) {
-        std::copy(d + i * ld, d + i * ld + length, s.nearest);
-        std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
-        std::sort(s.nearest, s.nearest + k, nearer);
+        const float* row = d + i * ld;
+        if (k <= kInsertionNeighbours) {
+            float* smallest = s.nearest;
+            std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());  // after every number
+            for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
+                // Most chunks hold nothing nearer than the k-th kept: one vectorised test skips them.
+                const int64_t end = std::min(j0 + kDeltaLanes, length);
+                const float kth = smallest[k - 1];
+                bool any = false;
+                if (end - j0 == kDeltaLanes) {
+                    for (int64_t l = 0; l < kDeltaLanes; ++l) any |= nearer(row[j0 + l], kth);
+                    if (!any) continue;
+                }
+                for (int64_t j = j0; j < end; ++j) {
+                    const float v = row[j];
+                    if (!nearer(v, smallest[k - 1])) continue;
+                    int64_t p = k - 1;
+                    for (; p > 0 && nearer(v, smallest[p - 1]); --p) smallest[p] = smallest[p - 1];
+                    smallest[p] = v;
+                }
+            }
+        } else {
+            std::copy(row, row + length, s.nearest);
+            std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
+            std::sort(s.nearest, s.nearest + k, nearer);
+        }
         float sum = 0.0f;
         for (int64_t t = 0; t < k; ++t) sum += s.nearest[t] * s.nearest[t];
         s.density[i] = portable_exp(-(sum / static_cast<float>(k)));
     }
     // Delta: the distance to the nearest token ranked before this one by density; the item's largest
-    // distance for the first.
+    // distance for the first. Each token's place in the density order (in cluster_of until the centres
+    // need it) turns "ranked before" into one integer compare; the minimum runs in 16 lanes (a minimum
+    // is exact in any order; NaN never passes the strict compare).
+    int32_t* place = s.cluster_of;
+    for (int64_t i = 0; i < length; ++i) s.order[i] = static_cast<int32_t>(i);
+    std::sort(s.order, s.order + length,
+              [&s](int32_t a, int32_t c) { return ranks_before(s.density[a], a, s.density[c], c); });
+    for (int64_t r = 0; r < length; ++r) place[s.order[r]] = static_cast<int32_t>(r);
     for (int64_t i = 0; i < length; ++i) {
         const float* row = d + i * ld;
-        const float own = s.density[i];
+        const int32_t own = place[i];
+        float lane[kDeltaLanes];
+        std::fill(lane, lane + kDeltaLanes, largest);
+        int64_t j = 0;
+        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+            for (int64_t l = 0; l < kDeltaLanes; ++l) {
+                const float v = row[j + l];
+                lane[l] = place[j + l] < own && v < lane[l] ? v : lane[l];
+            }
         float best = largest;
-        for (int64_t j = 0; j < length; ++j)
-            if (ranks_before(s.density[j], j, own, i) && row[j] < best) best = row[j];
+        for (; j < length; ++j)
+            if (place[j] < own && row[j] < best) best = row[j];
+        for (const float v : lane) best = v < best ? v : best;
         s.delta[i] = best;
     }
     // Centres: the top `clusters` of delta x density (stored in nearest), in rank order.
