@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.hpp"
@@ -48,7 +49,7 @@ float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
 
 // One item's scratch, carved from a slot of the workspace.
 struct ItemScratch {
-    float* rows;            // [N, stride]
+    float* rows;            // [N, stride], f16 and bf16 tokens converted
     float* columns;         // channel blocks of column panels: [C / kc][ceil(N / nr)][kc][nr]
     float* distance;        // [round_up(N, mr), round_up(N, nr)]
     float* norm;            // [N], the squared norms (the Gram matrix's diagonal)
@@ -67,7 +68,8 @@ ItemLayout item_layout(const DpcKnnPlan& plan) {
     const uint64_t n = static_cast<uint64_t>(plan.tokens);
     RegionCursor cursor;
     ItemLayout l{};
-    l.rows = cursor.take(n * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
+    const uint64_t converted = plan.x.dtype == TK_DTYPE_F32 ? 0 : n;  // float32 tokens are read in place
+    l.rows = cursor.take(converted * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
     const MicroKernel& kernel = best_micro_kernel();
     const uint64_t columns = static_cast<uint64_t>(round_up(plan.tokens, kernel.nr));
     l.columns = cursor.take(columns * static_cast<uint64_t>(plan.channels) * sizeof(float));
@@ -100,12 +102,18 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     const int64_t mr = kernel.mr, nr = kernel.nr;
     const int64_t ld = round_up(length, nr);  // the matrix's row stride: whole column panels
 
-    // Rows in float32, and the same values in column panels (block k0 of panel p at
-    // columns + k0 * ld + p * nr * kc, [kc][nr]); columns past the length are zeros.
-    for (int64_t i = 0; i < length; ++i) {
-        const T* x = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0] + i * plan.x.strides[1];
-        float* row = s.rows + i * stride;
-        for (int64_t c = 0; c < channels; ++c) row[c] = to_float(x[c]);
+    // Rows in float32 (float32 tokens are read in place: channels are contiguous), and the same values
+    // in column panels (block k0 of panel p at columns + k0 * ld + p * nr * kc, [kc][nr]); columns past
+    // the length are zeros.
+    const float* rows = s.rows;
+    int64_t row_stride = stride;
+    const T* item = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0];
+    if constexpr (std::is_same_v<T, float>) {
+        rows = item;
+        row_stride = plan.x.strides[1];
+    } else {
+        for (int64_t i = 0; i < length; ++i)
+            for (int64_t c = 0; c < channels; ++c) s.rows[i * stride + c] = to_float(item[i * plan.x.strides[1] + c]);
     }
     for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
         const int64_t kc = std::min(kChannelBlock, channels - k0);
@@ -113,9 +121,9 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
             // Channel by channel, so the writes are contiguous and the nr rows read stay in L1.
             float* panel = s.columns + k0 * ld + j0 * kc;
             const int64_t real = std::min(nr, length - j0);
-            const float* first = s.rows + j0 * stride + k0;
+            const float* first = rows + j0 * row_stride + k0;
             for (int64_t c = 0; c < kc; ++c) {
-                for (int64_t j = 0; j < real; ++j) panel[c * nr + j] = first[j * stride + c];
+                for (int64_t j = 0; j < real; ++j) panel[c * nr + j] = first[j * row_stride + c];
                 for (int64_t j = real; j < nr; ++j) panel[c * nr + j] = 0.0f;
             }
         }
@@ -128,7 +136,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
         const int64_t kc = std::min(kChannelBlock, channels - k0);
         for (int64_t r = 0; r < length; r += mr) {
             const float* lanes[kMaxMr];
-            for (int64_t l = 0; l < mr; ++l) lanes[l] = s.rows + (r + l < length ? r + l : 0) * stride + k0;
+            for (int64_t l = 0; l < mr; ++l) lanes[l] = rows + (r + l < length ? r + l : 0) * row_stride + k0;
             for (int64_t j0 = r / nr * nr; j0 < ld; j0 += nr)
                 kernel.rows_fn(kc, lanes, s.columns + k0 * ld + j0 * kc, d + r * ld + j0, ld, k0 > 0);
         }
