@@ -18,6 +18,7 @@
 #include "core/parallel.hpp"
 #include "core/regions.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/isa.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/cluster.hpp"
 #include "ops/vidcom2.hpp"
@@ -45,6 +46,51 @@ int32_t& at2(const StridedTensor& t, int64_t b, int64_t i) {
 
 float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
     return *(static_cast<float*>(t.data) + b * t.strides[0] + i * t.strides[1]);
+}
+
+// panel[c * nr + j] = rows[j * row_stride + c] for c < kc, j < nr: one channel block of a column panel.
+void pack_panel_portable(const float* rows, int64_t row_stride, int64_t kc, int64_t nr, float* panel) {
+    for (int64_t c = 0; c < kc; ++c)
+        for (int64_t j = 0; j < nr; ++j) panel[c * nr + j] = rows[j * row_stride + c];
+}
+
+#if defined(TK_MERGE_X86_KERNELS)
+// The same by 8 x 8 transposes in AVX registers (nr is a multiple of 8 for every micro-kernel), the
+// channels left over one by one.
+__attribute__((target("avx2"))) void pack_panel_avx2(const float* rows, int64_t row_stride, int64_t kc, int64_t nr,
+                                                   float* panel) {
+    int64_t c = 0;
+    for (; c + 8 <= kc; c += 8)
+        for (int64_t j = 0; j < nr; j += 8) {
+            __m256 r[8], t[8];
+            for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows + (j + q) * row_stride + c);
+            for (int q = 0; q < 8; q += 2) {
+                t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+                t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+            }
+            for (int q = 0; q < 8; q += 4) {
+                r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+                r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+                r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+                r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+            }
+            // r[0..3]: channels (0, 1, 2, 3) of rows 0-3 in the low lane and (4, 5, 6, 7) in the high.
+            for (int q = 0; q < 4; ++q) {
+                _mm256_storeu_ps(panel + (c + q) * nr + j, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+                _mm256_storeu_ps(panel + (c + q + 4) * nr + j, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+            }
+        }
+    pack_panel_portable(rows + c, row_stride, kc - c, nr, panel + c * nr);
+}
+#endif
+
+using PackPanelFn = void (*)(const float*, int64_t, int64_t, int64_t, float*);
+
+PackPanelFn best_pack_panel() {
+#if defined(TK_MERGE_X86_KERNELS)
+    if (cpu_isa() != CpuIsa::kPortable) return pack_panel_avx2;
+#endif
+    return pack_panel_portable;
 }
 
 // One item's scratch, carved from a slot of the workspace.
@@ -101,6 +147,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     const int64_t stride = padded_channels(channels);
     const int64_t mr = kernel.mr, nr = kernel.nr;
     const int64_t ld = round_up(length, nr);  // the matrix's row stride: whole column panels
+    static const PackPanelFn pack_panel = best_pack_panel();
 
     // Rows in float32 (float32 tokens are read in place: channels are contiguous), and the same values
     // in column panels (block k0 of panel p at columns + k0 * ld + p * nr * kc, [kc][nr]); columns past
@@ -122,6 +169,10 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
             float* panel = s.columns + k0 * ld + j0 * kc;
             const int64_t real = std::min(nr, length - j0);
             const float* first = rows + j0 * row_stride + k0;
+            if (real == nr) {
+                pack_panel(first, row_stride, kc, nr, panel);
+                continue;
+            }
             for (int64_t c = 0; c < kc; ++c) {
                 for (int64_t j = 0; j < real; ++j) panel[c * nr + j] = first[j * row_stride + c];
                 for (int64_t j = real; j < nr; ++j) panel[c * nr + j] = 0.0f;
