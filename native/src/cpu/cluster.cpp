@@ -224,10 +224,10 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
                 // Most chunks hold nothing nearer than the k-th kept: one vectorised test skips them.
                 const int64_t end = std::min(j0 + kDeltaLanes, length);
                 const float kth = smallest[k - 1];
-                bool any = false;
-                if (end - j0 == kDeltaLanes) {
-                    for (int64_t l = 0; l < kDeltaLanes; ++l) any |= nearer(row[j0 + l], kth);
-                    if (!any) continue;
+                if (end - j0 == kDeltaLanes && kth == kth) {  // with kth NaN every number is nearer
+                    int32_t nearer_count = 0;
+                    for (int64_t l = 0; l < kDeltaLanes; ++l) nearer_count += row[j0 + l] < kth ? 1 : 0;
+                    if (nearer_count == 0) continue;
                 }
                 for (int64_t j = j0; j < end; ++j) {
                     const float v = row[j];
