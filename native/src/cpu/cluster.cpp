@@ -1,6 +1,6 @@
 // CPU backend of clustering and aggregation (SPEC section 6). DPC-kNN runs one item per thread (the
-// workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are converted once into
-// float32 rows and column panels, the upper triangle of its Gram matrix is computed block by block on
+// workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are packed once into
+// float32 column panels (f16 and bf16 also into float32 rows), the upper triangle of its Gram matrix is computed block by block on
 // token merging's register-blocked GEMM micro-kernels (cpu/merge_microkernel.hpp), turned into squared
 // distances |a|^2 + |b|^2 - 2 a.b with the norms read off its diagonal (so d(i, i) is exactly 0 and
 // d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment are
