@@ -1,10 +1,11 @@
 // CPU backend of clustering and aggregation (SPEC section 6). DPC-kNN runs one item per thread (the
 // workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are packed once into
-// float32 column panels (f16 and bf16 also into float32 rows), the upper triangle of its Gram matrix is computed block by block on
-// token merging's register-blocked GEMM micro-kernels (cpu/merge_microkernel.hpp), turned into squared
-// distances |a|^2 + |b|^2 - 2 a.b with the norms read off its diagonal (so d(i, i) is exactly 0 and
-// d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment are
-// read off the matrix. Aggregation runs one task per (item, cluster), adding members in token order.
+// float32 column panels (f16 and bf16 also into float32 rows), the upper triangle of its Gram matrix
+// is computed block by block on token merging's register-blocked GEMM micro-kernels
+// (cpu/merge_microkernel.hpp), turned into squared distances |a|^2 + |b|^2 - 2 a.b with the norms
+// read off its diagonal (so d(i, i) is exactly 0 for finite norms and d(a, b) == d(b, a) bit for bit)
+// and mirrored, and density, delta, the centres and the assignment are read off the matrix.
+// Aggregation runs one task per (item, cluster), adding members in token order.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
