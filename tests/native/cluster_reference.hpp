@@ -21,8 +21,13 @@ struct DpcResult {
     std::vector<int64_t> assignment;  // [B, N], -1 past an item's length
     std::vector<double> density;      // [B, N], 0 past an item's length
     std::vector<double> delta;        // [B, N], 0 past an item's length
+    // Bounds on how far the float32 density and delta may lie from the values above: the GEMM form's
+    // squared distances are exact only to about C * eps * (|a|^2 + |b|^2), absolute.
+    std::vector<double> density_error;  // [B, N]
+    std::vector<double> delta_error;    // [B, N]
     // Whether some decision (density order that changes a delta, score rank, nearest centre) was
-    // decided by a relative margin below the tolerance given, so float32 may decide it otherwise.
+    // decided by a margin below the tolerance given (relative) plus the float32 error bounds of the
+    // values compared, so float32 may decide it otherwise.
     bool near_tie = false;
 };
 

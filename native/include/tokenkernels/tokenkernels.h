@@ -570,8 +570,8 @@ TK_API tk_status tk_framefusion_merge(const tk_framefusion_params* params, const
 
 /* -- DPC-kNN -- */
 /* Density-peaks clustering with k nearest neighbours (LightCompress holitom.py::cluster_dpc_knn, as
- * HoliTom, FastVID and PruneVid use it), per item of x [B, N, C]: d_ij = |x_i - x_j| / sqrt(C);
- * density_i = exp(-mean of the `neighbours` smallest d_ij^2, the token itself included); delta_i =
+ * HoliTom, FastVID and PruneVid use it), per item of x [B, N, C]: d_ij = |x_i - x_j| / sqrt(C), the
+ * square in torch.cdist's GEMM form |x_i|^2 + |x_j|^2 - 2 x_i.x_j clamped at 0; density_i = exp(-mean of the `neighbours` smallest d_ij^2, the token itself included); delta_i =
  * the distance to the nearest denser token (the item's largest distance for the densest); the
  * `clusters` tokens of largest delta x density are the centres, cluster j being the j-th of them;
  * every other token joins its nearest centre. Ties go to the lower index (LightCompress's random

@@ -1,29 +1,38 @@
 // CPU backend of clustering and aggregation (SPEC section 6). DPC-kNN runs one item per thread (the
-// workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are converted once into
-// float32 rows zero-padded to 16 floats, the upper triangle of its squared distances is computed by
-// diversity selection's vectorised distance blocks (same bits for a pair whatever the block, and
-// d(a, b) == d(b, a) bit for bit) and mirrored, and density, delta, the centres and the assignment
-// are read off the matrix. Aggregation runs one task per (item, cluster), adding members in token
-// order.
+// workloads are thousands of items of 196 to 1,000 tokens): the item's tokens are packed once into
+// float32 column panels (f16 and bf16 also into float32 rows), the upper triangle of its Gram matrix
+// is computed block by block on token merging's register-blocked GEMM micro-kernels
+// (cpu/merge_microkernel.hpp), turned into squared distances |a|^2 + |b|^2 - 2 a.b with the norms
+// read off its diagonal (so d(i, i) is exactly 0 for finite norms and d(a, b) == d(b, a) bit for bit)
+// and mirrored, and density, delta, the centres and the assignment are read off the matrix.
+// Aggregation runs one task per (item, cluster), adding members in token order.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
 #include "core/regions.hpp"
-#include "cpu/diversity_distance.hpp"
 #include "cpu/float16.hpp"
+#include "cpu/isa.hpp"
+#include "cpu/merge_microkernel.hpp"
 #include "ops/cluster.hpp"
 #include "ops/vidcom2.hpp"
 
 namespace tk::cpu {
 namespace {
 
-constexpr int64_t kRowBlock = 32;  // rows of one distance block call
+// Channels of one GEMM pass (ops/cluster.hpp's kDpcChannelBlock): a block of every column panel stays in
+// this core's L2 while the row panels run over it.
+constexpr int64_t kChannelBlock = kDpcChannelBlock;
+constexpr int64_t kMirrorBlock = 64;          // rows and columns of one block of the mirroring
+constexpr int64_t kInsertionNeighbours = 32;  // the largest k kept by insertion
+constexpr int64_t kDeltaLanes = 16;
 
 int64_t padded_channels(int64_t channels) { return round_up(std::max<int64_t>(channels, 1), 16); }
 
@@ -40,11 +49,57 @@ float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
     return *(static_cast<float*>(t.data) + b * t.strides[0] + i * t.strides[1]);
 }
 
+// panel[c * nr + j] = rows[j * row_stride + c] for c < kc, j < nr: one channel block of a column panel.
+void pack_panel_portable(const float* rows, int64_t row_stride, int64_t kc, int64_t nr, float* panel) {
+    for (int64_t c = 0; c < kc; ++c)
+        for (int64_t j = 0; j < nr; ++j) panel[c * nr + j] = rows[j * row_stride + c];
+}
+
+#if defined(TK_MERGE_X86_KERNELS)
+// The same by 8 x 8 transposes in AVX registers (nr is a multiple of 8 for every micro-kernel), the
+// channels left over one by one.
+__attribute__((target("avx2"))) void pack_panel_avx2(const float* rows, int64_t row_stride, int64_t kc, int64_t nr,
+                                                   float* panel) {
+    int64_t c = 0;
+    for (; c + 8 <= kc; c += 8)
+        for (int64_t j = 0; j < nr; j += 8) {
+            __m256 r[8], t[8];
+            for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(rows + (j + q) * row_stride + c);
+            for (int q = 0; q < 8; q += 2) {
+                t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+                t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+            }
+            for (int q = 0; q < 8; q += 4) {
+                r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+                r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+                r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+                r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+            }
+            // r[0..3]: channels (0, 1, 2, 3) of rows 0-3 in the low lane and (4, 5, 6, 7) in the high.
+            for (int q = 0; q < 4; ++q) {
+                _mm256_storeu_ps(panel + (c + q) * nr + j, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+                _mm256_storeu_ps(panel + (c + q + 4) * nr + j, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+            }
+        }
+    pack_panel_portable(rows + c, row_stride, kc - c, nr, panel + c * nr);
+}
+#endif
+
+using PackPanelFn = void (*)(const float*, int64_t, int64_t, int64_t, float*);
+
+PackPanelFn best_pack_panel() {
+#if defined(TK_MERGE_X86_KERNELS)
+    if (cpu_isa() != CpuIsa::kPortable) return pack_panel_avx2;
+#endif
+    return pack_panel_portable;
+}
+
 // One item's scratch, carved from a slot of the workspace.
 struct ItemScratch {
-    float* rows;            // [N, stride]
-    const float** row_ptr;  // [N]
-    float* distance;        // [N, N]
+    float* rows;            // [N, stride], f16 and bf16 tokens converted
+    float* columns;         // channel blocks of column panels: [C / kc][ceil(N / nr)][kc][nr]
+    float* distance;        // [round_up(N, mr), round_up(N, nr)]
+    float* norm;            // [N], the squared norms (the Gram matrix's diagonal)
     float* nearest;         // [N], one row's distances being partially sorted
     float* density;         // [N]
     float* delta;           // [N]
@@ -53,16 +108,20 @@ struct ItemScratch {
 };
 
 struct ItemLayout {
-    uint64_t rows, row_ptr, distance, nearest, density, delta, order, cluster_of, total;
+    uint64_t rows, columns, distance, norm, nearest, density, delta, order, cluster_of, total;
 };
 
 ItemLayout item_layout(const DpcKnnPlan& plan) {
     const uint64_t n = static_cast<uint64_t>(plan.tokens);
     RegionCursor cursor;
     ItemLayout l{};
-    l.rows = cursor.take(n * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
-    l.row_ptr = cursor.take(n * sizeof(float*));
-    l.distance = cursor.take(n * n * sizeof(float));
+    const uint64_t converted = plan.x.dtype == TK_DTYPE_F32 ? 0 : n;  // float32 tokens are read in place
+    l.rows = cursor.take(converted * static_cast<uint64_t>(padded_channels(plan.channels)) * sizeof(float));
+    const MicroKernel& kernel = best_micro_kernel();
+    const uint64_t columns = static_cast<uint64_t>(round_up(plan.tokens, kernel.nr));
+    l.columns = cursor.take(columns * static_cast<uint64_t>(plan.channels) * sizeof(float));
+    l.distance = cursor.take(static_cast<uint64_t>(round_up(plan.tokens, kernel.mr)) * columns * sizeof(float));
+    l.norm = cursor.take(n * sizeof(float));
     l.nearest = cursor.take(n * sizeof(float));
     l.density = cursor.take(n * sizeof(float));
     l.delta = cursor.take(n * sizeof(float));
@@ -73,61 +132,145 @@ ItemLayout item_layout(const DpcKnnPlan& plan) {
 }
 
 ItemScratch carve(void* slot, const ItemLayout& l) {
-    return ItemScratch{at_offset<float>(slot, l.rows),       at_offset<const float*>(slot, l.row_ptr),
-                       at_offset<float>(slot, l.distance),   at_offset<float>(slot, l.nearest),
+    return ItemScratch{at_offset<float>(slot, l.rows),       at_offset<float>(slot, l.columns),
+                       at_offset<float>(slot, l.distance),   at_offset<float>(slot, l.norm),
+                       at_offset<float>(slot, l.nearest),
                        at_offset<float>(slot, l.density),    at_offset<float>(slot, l.delta),
                        at_offset<int32_t>(slot, l.order),    at_offset<int32_t>(slot, l.cluster_of)};
 }
 
 template <class T>
-void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceBlockFn distance_block) {
+void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const MicroKernel& kernel) {
     const int64_t n = plan.tokens;
+    const int64_t channels = plan.channels;
     const int64_t length = item_value(plan.lengths, b, n);
     const int64_t clusters = std::min<int64_t>(item_value(plan.item_clusters, b, plan.clusters), length);
-    const int64_t stride = padded_channels(plan.channels);
+    const int64_t stride = padded_channels(channels);
+    const int64_t mr = kernel.mr, nr = kernel.nr;
+    const int64_t ld = round_up(length, nr);  // the matrix's row stride: whole column panels
+    static const PackPanelFn pack_panel = best_pack_panel();
 
-    // Rows in float32, zero-padded (the padding adds exact zeros to every sum).
-    for (int64_t i = 0; i < length; ++i) {
-        const T* x = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0] + i * plan.x.strides[1];
-        float* row = s.rows + i * stride;
-        for (int64_t c = 0; c < plan.channels; ++c) row[c] = to_float(x[c]);
-        std::fill(row + plan.channels, row + stride, 0.0f);
-        s.row_ptr[i] = row;
+    // Rows in float32 (float32 tokens are read in place: channels are contiguous), and the same values
+    // in column panels (block k0 of panel p at columns + k0 * ld + p * nr * kc, [kc][nr]); columns past
+    // the length are zeros.
+    const float* rows = s.rows;
+    int64_t row_stride = stride;
+    const T* item = static_cast<const T*>(plan.x.data) + b * plan.x.strides[0];
+    if constexpr (std::is_same_v<T, float>) {
+        rows = item;
+        row_stride = plan.x.strides[1];
+    } else {
+        for (int64_t i = 0; i < length; ++i)
+            for (int64_t c = 0; c < channels; ++c) s.rows[i * stride + c] = to_float(item[i * plan.x.strides[1] + c]);
     }
-    // Squared distances of the upper triangle, block by block, then mirrored; then the distance.
-    float* d = s.distance;
-    for (int64_t r = 0; r < length; r += kRowBlock) {
-        const int64_t count = std::min(kRowBlock, length - r);
-        distance_block(s.row_ptr + r, count, s.row_ptr + r, length - r, stride, d + r * length + r, length);
-    }
-    const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(plan.channels)));
-    float largest = 0.0f;  // NaN ignored
-    for (int64_t i = 0; i < length; ++i) {
-        for (int64_t j = i; j < length; ++j) {
-            const float v = dpc_distance(d[i * length + j], root_channels);
-            d[i * length + j] = v;
-            d[j * length + i] = v;
-            if (v > largest) largest = v;
+    for (int64_t k0 = 0; k0 < channels; k0 += kChannelBlock) {
+        const int64_t kc = std::min(kChannelBlock, channels - k0);
+        for (int64_t j0 = 0; j0 < ld; j0 += nr) {
+            // Channel by channel, so the writes are contiguous and the nr rows read stay in L1.
+            float* panel = s.columns + k0 * ld + j0 * kc;
+            const int64_t real = std::min(nr, length - j0);
+            const float* first = rows + j0 * row_stride + k0;
+            if (real == nr) {
+                pack_panel(first, row_stride, kc, nr, panel);
+                continue;
+            }
+            for (int64_t c = 0; c < kc; ++c) {
+                for (int64_t j = 0; j < real; ++j) panel[c * nr + j] = first[j * row_stride + c];
+                for (int64_t j = real; j < nr; ++j) panel[c * nr + j] = 0.0f;
+            }
         }
     }
-    // Density: exp(-mean of the k smallest squared distances), added in ascending order.
+    // The Gram matrix's upper triangle (and the few entries below it that share a tile), channel block
+    // by channel block; k0 == 0 runs even with C = 0, so every tile is written (zeros then). Lanes past
+    // the length read row 0; their rows of the matrix are never read.
+    float* d = s.distance;
+    for (int64_t k0 = 0; length > 0 && (k0 == 0 || k0 < channels); k0 += kChannelBlock) {
+        const int64_t kc = std::min(kChannelBlock, channels - k0);
+        for (int64_t r = 0; r < length; r += mr) {
+            const float* lanes[kMaxMr];
+            for (int64_t l = 0; l < mr; ++l) lanes[l] = rows + (r + l < length ? r + l : 0) * row_stride + k0;
+            for (int64_t j0 = r / nr * nr; j0 < ld; j0 += nr)
+                kernel.rows_fn(kc, lanes, s.columns + k0 * ld + j0 * kc, d + r * ld + j0, ld, k0 > 0);
+        }
+    }
+    // Squared distances from the dot products and the diagonal's norms, then the distance; then the
+    // upper triangle mirrored in square blocks, so the column writes stay in cache.
+    for (int64_t i = 0; i < length; ++i) s.norm[i] = d[i * ld + i];
+    const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(channels)));
+    float lane_largest[kDeltaLanes] = {};  // the largest distance in 16 lanes (exact in any order); NaN ignored
+    for (int64_t i = 0; i < length; ++i) {
+        float* row = d + i * ld;
+        const float norm_i = s.norm[i];
+        for (int64_t j = i; j < length; ++j) row[j] = dpc_distance(dpc_squared_distance(norm_i, s.norm[j], row[j]), root_channels);
+        int64_t j = i;
+        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+            for (int64_t l = 0; l < kDeltaLanes; ++l) lane_largest[l] = row[j + l] > lane_largest[l] ? row[j + l] : lane_largest[l];
+        for (; j < length; ++j) lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
+    }
+    float largest = 0.0f;
+    for (const float v : lane_largest) largest = v > largest ? v : largest;
+    for (int64_t i0 = 0; i0 < length; i0 += kMirrorBlock)
+        for (int64_t j0 = i0; j0 < length; j0 += kMirrorBlock)
+            for (int64_t i = i0; i < std::min(i0 + kMirrorBlock, length); ++i)
+                for (int64_t j = std::max(j0, i + 1); j < std::min(j0 + kMirrorBlock, length); ++j) d[j * ld + i] = d[i * ld + j];
+    // Density: exp(-mean of the k smallest squared distances), added in ascending order. A small k keeps
+    // the k smallest by insertion (one well-predicted compare per distance); a large one selects.
     const int64_t k = std::min(plan.neighbours, length);
     for (int64_t i = 0; i < length; ++i) {
-        std::copy(d + i * length, d + (i + 1) * length, s.nearest);
-        std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
-        std::sort(s.nearest, s.nearest + k, nearer);
+        const float* row = d + i * ld;
+        if (k <= kInsertionNeighbours) {
+            float* smallest = s.nearest;
+            std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());  // after every number
+            for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
+                // Most chunks hold nothing nearer than the k-th kept: one vectorised test skips them.
+                const int64_t end = std::min(j0 + kDeltaLanes, length);
+                const float kth = smallest[k - 1];
+                if (end - j0 == kDeltaLanes && kth == kth) {  // with kth NaN every number is nearer
+                    int32_t nearer_count = 0;
+                    for (int64_t l = 0; l < kDeltaLanes; ++l) nearer_count += row[j0 + l] < kth ? 1 : 0;
+                    if (nearer_count == 0) continue;
+                }
+                for (int64_t j = j0; j < end; ++j) {
+                    const float v = row[j];
+                    if (!nearer(v, smallest[k - 1])) continue;
+                    int64_t p = k - 1;
+                    for (; p > 0 && nearer(v, smallest[p - 1]); --p) smallest[p] = smallest[p - 1];
+                    smallest[p] = v;
+                }
+            }
+        } else {
+            std::copy(row, row + length, s.nearest);
+            std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
+            std::sort(s.nearest, s.nearest + k, nearer);
+        }
         float sum = 0.0f;
         for (int64_t t = 0; t < k; ++t) sum += s.nearest[t] * s.nearest[t];
         s.density[i] = portable_exp(-(sum / static_cast<float>(k)));
     }
     // Delta: the distance to the nearest token ranked before this one by density; the item's largest
-    // distance for the first.
+    // distance for the first. Each token's place in the density order (in cluster_of until the centres
+    // need it) turns "ranked before" into one integer compare; the minimum runs in 16 lanes (a minimum
+    // is exact in any order; NaN never passes the strict compare).
+    int32_t* place = s.cluster_of;
+    for (int64_t i = 0; i < length; ++i) s.order[i] = static_cast<int32_t>(i);
+    std::sort(s.order, s.order + length,
+              [&s](int32_t a, int32_t c) { return ranks_before(s.density[a], a, s.density[c], c); });
+    for (int64_t r = 0; r < length; ++r) place[s.order[r]] = static_cast<int32_t>(r);
     for (int64_t i = 0; i < length; ++i) {
-        const float* row = d + i * length;
-        const float own = s.density[i];
+        const float* row = d + i * ld;
+        const int32_t own = place[i];
+        float lane[kDeltaLanes];
+        std::fill(lane, lane + kDeltaLanes, largest);
+        int64_t j = 0;
+        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+            for (int64_t l = 0; l < kDeltaLanes; ++l) {
+                const float v = row[j + l];
+                lane[l] = place[j + l] < own && v < lane[l] ? v : lane[l];
+            }
         float best = largest;
-        for (int64_t j = 0; j < length; ++j)
-            if (ranks_before(s.density[j], j, own, i) && row[j] < best) best = row[j];
+        for (; j < length; ++j)
+            if (place[j] < own && row[j] < best) best = row[j];
+        for (const float v : lane) best = v < best ? v : best;
         s.delta[i] = best;
     }
     // Centres: the top `clusters` of delta x density (stored in nearest), in rank order.
@@ -148,7 +291,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, DistanceB
         if (i < length && clusters > 0) {
             cluster = s.cluster_of[i];
             if (cluster < 0) {
-                const float* row = d + i * length;
+                const float* row = d + i * ld;
                 cluster = 0;
                 float best = row[s.order[0]];
                 for (int64_t j = 1; j < clusters; ++j)
@@ -232,14 +375,14 @@ void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes) 
         slots = std::min<int64_t>(slots, static_cast<int64_t>((workspace_bytes - (kWorkspaceAlignment - 1)) / layout.total));
     }
     void* base = aligned_start(workspace);
-    const DistanceBlockFn distance_block = best_distance_block(true);
+    const MicroKernel& kernel = best_micro_kernel();
     std::atomic<int64_t> next_item{0};
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = storage_t<decltype(tag)>;
         parallel_team(slots, [&](const Team& team) {
             const ItemScratch scratch = carve(at_offset<char>(base, static_cast<uint64_t>(team.thread) * layout.total), layout);
             for (int64_t b = next_item.fetch_add(1); b < plan.batch; b = next_item.fetch_add(1))
-                dpc_item<T>(plan, b, scratch, distance_block);
+                dpc_item<T>(plan, b, scratch, kernel);
         });
     });
 }

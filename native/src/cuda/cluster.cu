@@ -1,12 +1,15 @@
-// CUDA backend of clustering and aggregation (SPEC section 6). DPC-kNN in five kernels over all items at
-// once, with no host synchronisation: the distance matrix of every item (one thread per pair, 16x16
-// tiles of rows staged in shared memory 16 channels at a time, the CPU's 16 lanes and halving), each
-// item's largest distance, each token's density (its k smallest distances by repeated selection, added
-// in ascending order), delta and score, each token's rank by score (its count of tokens ranked before
-// it: the ranks below K_b are the centres) and the assignment. Aggregation: one block per (item,
-// cluster), threads over channels, members added in token order; no float atomics anywhere. Every
-// float operation is rounded on its own (-fmad=false), as on the CPU: the bits are the CPU's where the
-// CPU's distances are (its AVX2 and portable variants; its AVX-512 variant fuses multiply-adds).
+// CUDA backend of clustering and aggregation (SPEC section 6). DPC-kNN in seven kernels over all items
+// at once, with no host synchronisation: every token's squared norm, the distance matrix of every item
+// in the GEMM form (one thread per pair, 16x16 tiles of rows staged in shared memory 16 channels at a
+// time, each dot product accumulated in the CPU micro-kernel's order: fused multiply-adds in increasing
+// channel, blocks of kDpcChannelBlock channels added in order), each item's largest distance, each
+// token's density (its k smallest distances by repeated selection, added in ascending order), delta
+// and score, each token's rank by score (its count of tokens ranked before it: the ranks below K_b are
+// the centres) and the assignment. Aggregation: one block per (item, cluster), threads over channels,
+// members added in token order; no float atomics anywhere. Outside the dot products every float
+// operation is rounded on its own (-fmad=false), as on the CPU: the bits are the CPU's where the CPU's
+// dot products fuse their multiply-adds (its AVX-512 and AVX2 variants; its portable variant rounds
+// each product).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -31,7 +34,7 @@ constexpr int kMergeThreads = 128; // aggregation: channels per block step
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 struct Layout {
-    uint64_t distance, largest, density, delta, score, total;
+    uint64_t distance, norm, largest, density, delta, score, total;
 };
 
 Layout layout_of(const DpcKnnPlan& plan) {
@@ -39,6 +42,7 @@ Layout layout_of(const DpcKnnPlan& plan) {
     RegionCursor cursor;
     Layout l{};
     l.distance = cursor.take(b * n * n * sizeof(float));
+    l.norm = cursor.take(b * n * sizeof(float));
     l.largest = cursor.take(b * sizeof(float));
     l.density = cursor.take(b * n * sizeof(float));
     l.delta = cursor.take(b * n * sizeof(float));
@@ -71,10 +75,42 @@ __device__ float& at2f(const StridedTensor& t, int64_t b, int64_t i) {
     return *(static_cast<float*>(t.data) + b * t.strides[0] + i * t.strides[1]);
 }
 
-// d(i, j) for the pairs of a 16 x 16 tile (blocks: item, then tile row, then tile column): lane l of a pair sums the squared
-// differences of channels c = l (mod 16) in increasing c, then the lanes are halved (width 8 .. 1).
+// Adds the dot product of channels [c0, c0 + kTile) to the running sums in the order of
+// kDpcChannelBlock: `block` by fused multiply-adds, folded into `dot` where a channel block (or the
+// channels) ends. Padding channels add fma(0, 0, block) == block.
+__device__ void end_tile_step(int64_t c0, int64_t channels, float& block, float& dot) {
+    const int64_t next = c0 + kTile;
+    if (next % kDpcChannelBlock == 0 || next >= channels) {
+        dot = c0 < kDpcChannelBlock ? block : dot + block;
+        block = 0.0f;
+    }
+}
+
+// |x_i|^2 of every token (one thread per token): the dot product of the row with itself in the same
+// order as distance_kernel's, so it equals that kernel's diagonal and the CPU's.
 template <class T>
-__global__ void distance_kernel(DpcKnnPlan p, float* distance) {
+__global__ void norm_kernel(DpcKnnPlan p, float* norm) {
+    const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (t >= p.batch * p.tokens) return;
+    const int64_t b = t / p.tokens, i = t % p.tokens;
+    if (i >= item_length(p, b)) return;
+    const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + i * p.x.strides[1];
+    float dot = 0.0f, block = 0.0f;
+    for (int64_t c0 = 0; c0 < p.channels; c0 += kTile) {
+        for (int64_t c = c0; c < c0 + kTile && c < p.channels; ++c) {
+            const float v = to_float(x[c]);
+            block = fmaf(v, v, block);
+        }
+        end_tile_step(c0, p.channels, block, dot);
+    }
+    norm[t] = dot;
+}
+
+// d(i, j) for the pairs of a 16 x 16 tile (blocks: item, then tile row, then tile column): the dot
+// product of the two rows (end_tile_step's order), then dpc_squared_distance with the norms and
+// dpc_distance, as on the CPU.
+template <class T>
+__global__ void distance_kernel(DpcKnnPlan p, const float* norm, float* distance) {
     __shared__ float rows_i[kTile][kTile + 1];
     __shared__ float rows_j[kTile][kTile + 1];
     const int64_t n = p.tokens;
@@ -86,9 +122,7 @@ __global__ void distance_kernel(DpcKnnPlan p, float* distance) {
     const int64_t length = item_length(p, b);
     if (tile_i * kTile >= length || tile_j * kTile >= length) return;  // the whole block
     const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0];
-    float partial[kTile];
-#pragma unroll
-    for (int l = 0; l < kTile; ++l) partial[l] = 0.0f;
+    float dot = 0.0f, block = 0.0f;
     for (int64_t c0 = 0; c0 < p.channels; c0 += kTile) {
         // Thread (y, x) stages channel c0 + x of row y of each side; channels past C are zeros.
         const int64_t c = c0 + threadIdx.x;
@@ -98,19 +132,14 @@ __global__ void distance_kernel(DpcKnnPlan p, float* distance) {
         rows_j[threadIdx.y][threadIdx.x] = row_j < length && c < p.channels ? to_float(x[row_j * p.x.strides[1] + c]) : 0.0f;
         __syncthreads();
 #pragma unroll
-        for (int l = 0; l < kTile; ++l) {
-            const float diff = rows_i[threadIdx.y][l] - rows_j[threadIdx.x][l];
-            partial[l] += diff * diff;
-        }
+        for (int l = 0; l < kTile; ++l) block = fmaf(rows_i[threadIdx.y][l], rows_j[threadIdx.x][l], block);
         __syncthreads();
+        end_tile_step(c0, p.channels, block, dot);
     }
-#pragma unroll
-    for (int width = kTile / 2; width >= 1; width /= 2)
-#pragma unroll
-        for (int l = 0; l < width; ++l) partial[l] += partial[l + width];
     if (i < length && j < length) {
         const float root_channels = static_cast<float>(sqrt(static_cast<double>(p.channels)));
-        distance[(b * n + i) * n + j] = dpc_distance(partial[0], root_channels);
+        const float* item_norm = norm + b * n;
+        distance[(b * n + i) * n + j] = dpc_distance(dpc_squared_distance(item_norm[i], item_norm[j], dot), root_channels);
     }
 }
 
@@ -305,19 +334,23 @@ void dpc_knn(const DpcKnnPlan& plan, void* workspace, void* stream_handle) {
     Scratch scratch(workspace, layout.total, stream, "DPC-kNN workspace");
     void* base = scratch.data();
     float* distance = at_offset<float>(base, layout.distance);
+    float* norm = at_offset<float>(base, layout.norm);
     float* largest = at_offset<float>(base, layout.largest);
     float* density = at_offset<float>(base, layout.density);
     float* delta = at_offset<float>(base, layout.delta);
     float* score = at_offset<float>(base, layout.score);
     const int64_t tiles = ceil_div(plan.tokens, kTile);
+    const unsigned token_blocks = static_cast<unsigned>(ceil_div(plan.batch * plan.tokens, kThreads));
     dispatch_float(plan.x.dtype, [&](auto tag) {
         using T = typename StorageOf<decltype(tag)::value>::type;
-        distance_kernel<T><<<static_cast<unsigned>(plan.batch * tiles * tiles), dim3(kTile, kTile), 0, stream>>>(plan, distance);
+        norm_kernel<T><<<token_blocks, kThreads, 0, stream>>>(plan, norm);
+        check(cudaGetLastError(), "norm_kernel launch");
+        distance_kernel<T><<<static_cast<unsigned>(plan.batch * tiles * tiles), dim3(kTile, kTile), 0, stream>>>(plan, norm,
+                                                                                                                  distance);
     });
     check(cudaGetLastError(), "distance_kernel launch");
     largest_kernel<<<static_cast<unsigned>(plan.batch), kThreads, 0, stream>>>(plan, distance, largest);
     check(cudaGetLastError(), "largest_kernel launch");
-    const unsigned token_blocks = static_cast<unsigned>(ceil_div(plan.batch * plan.tokens, kThreads));
     density_kernel<<<token_blocks, kThreads, 0, stream>>>(plan, distance, density);
     check(cudaGetLastError(), "density_kernel launch");
     delta_kernel<<<token_blocks, kThreads, 0, stream>>>(plan, distance, largest, density, delta, score);

@@ -44,6 +44,18 @@ struct ClusterMergePlan {
     StridedTensor out_size;    // [B, K] f32, data NULL when absent
 };
 
+// DPC-kNN's dot products a.b (and squared norms a.a) are sums over channel blocks of this many
+// channels, each block's terms accumulated in increasing channel by fused multiply-adds from 0, the
+// blocks added in increasing order: the CPU GEMM micro-kernel's order, which CUDA repeats.
+constexpr int64_t kDpcChannelBlock = 256;
+
+// The squared Euclidean distance in the GEMM form (torch.cdist's for these sizes): (|a|^2 + |b|^2) -
+// 2 a.b, clamped at 0 against cancellation (NaN kept).
+TK_HOST_DEVICE float dpc_squared_distance(float norm_a, float norm_b, float dot) {
+    const float s = (norm_a + norm_b) - 2.0f * dot;
+    return s < 0.0f ? 0.0f : s;
+}
+
 // The distance of DPC-kNN from a float32 squared Euclidean distance: sqrt(s) / sqrt(C), each step
 // rounded once (LightCompress's torch.cdist(x, x) / C ** 0.5, the divisor rounded to float32).
 TK_HOST_DEVICE float dpc_distance(float squared, float root_channels) { return sqrtf(squared) / root_channels; }
@@ -59,7 +71,7 @@ TK_HOST_DEVICE bool ranks_before(float a, int64_t i, float b, int64_t j) {
 }
 
 namespace cpu {
-// Scratch of one item in flight (its packed rows, its distance matrix, per-token values) times
+// Scratch of one item in flight (its rows and column panels, its distance matrix, per-token values) times
 // `threads` items at once. Given at least dpc_knn_workspace_bytes(plan, 1) the op allocates nothing.
 uint64_t dpc_knn_workspace_bytes(const DpcKnnPlan& plan, int64_t threads);
 void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes);
