@@ -22,7 +22,7 @@
 #include "cpu/isa.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/cluster.hpp"
-#include "ops/vidcom2.hpp"
+#include "ops/portable_math.hpp"
 
 namespace tk::cpu {
 namespace {

@@ -20,6 +20,7 @@
 #include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
+#include "ops/portable_math.hpp"
 #include "ops/relevance.hpp"
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
@@ -411,7 +412,7 @@ void dpp_item(const DppPlan& plan, int64_t b, const DppLayout& layout, char* scr
             if (plan.relevance.data != nullptr) {
                 const float r = *(static_cast<const float*>(plan.relevance.data) + b * plan.relevance.strides[0] +
                                   n * plan.relevance.strides[1]);
-                w = plan.weighting == TK_DPP_WEIGHT_EXP ? weight_exp(plan.alpha * r) : r;
+                w = plan.weighting == TK_DPP_WEIGHT_EXP ? portable_exp(plan.alpha * r) : r;
             }
             weight[n] = w;
             residual[n] = (w * self_similarity(rows + n * stride, residual[n], stride, kernels)) * w;

@@ -22,7 +22,7 @@
 #include "cuda/dtype.cuh"
 #include "cuda/scratch.cuh"
 #include "ops/cluster.hpp"
-#include "ops/vidcom2.hpp"
+#include "ops/portable_math.hpp"
 
 namespace tk::cuda {
 namespace {

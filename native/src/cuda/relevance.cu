@@ -22,6 +22,7 @@
 #include "cuda/scratch.cuh"
 #include "ops/lane_sum.hpp"
 #include "ops/merge.hpp"
+#include "ops/portable_math.hpp"
 #include "ops/relevance.hpp"
 
 namespace tk::cuda {
@@ -217,7 +218,7 @@ __global__ void dpp_kernel(DppArgs args) {
             if (plan.relevance.data != nullptr) {
                 const float r = *(static_cast<const float*>(plan.relevance.data) + b * plan.relevance.strides[0] +
                                   n * plan.relevance.strides[1]);
-                w = plan.weighting == TK_DPP_WEIGHT_EXP ? weight_exp(plan.alpha * r) : r;
+                w = plan.weighting == TK_DPP_WEIGHT_EXP ? portable_exp(plan.alpha * r) : r;
             }
             const float* u = rows + n * channels;
             const float squares = args.squares[b * tokens + n];

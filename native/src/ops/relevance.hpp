@@ -43,27 +43,6 @@ struct DppPlan {
     StridedTensor sorted;     // [B, k] i32, data NULL when absent
 };
 
-// exp(x) for TK_DPP_WEIGHT_EXP, the same bits on both backends (libm's expf and CUDA's differ in the
-// last place): x = n ln2 + r with n = rint(x log2(e)) and ln2 in two parts, exp(r) by its Taylor
-// polynomial of degree 7 (|r| <= 0.35: truncation below 1e-8 relative), scaled by 2^n.
-TK_HOST_DEVICE float weight_exp(float x) {
-    if (x != x) return x;
-    if (x > 88.8f) return HUGE_VALF;
-    if (x < -104.0f) return 0.0f;
-    const float n = rintf(x * 1.44269504f);
-    float r = fmaf(-n, 0.693145751953125f, x);
-    r = fmaf(-n, 1.42860677e-6f, r);
-    float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
-    return ldexpf(p, static_cast<int>(n));
-}
-
 // The min-max normalisation of one score, given the item's min and max (NaN-free unless all are NaN).
 TK_HOST_DEVICE float min_max_relevance(float score, float lo, float hi) {
     const float range = hi - lo;
