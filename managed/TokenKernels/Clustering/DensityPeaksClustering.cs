@@ -211,12 +211,4 @@ public static unsafe class DensityPeaksClustering
         NativeLibraryLoader.EnsureLoaded();
         return new TkDpcKnnParams { Clusters = clusters, Neighbours = neighbours };
     }
-
-    private static void RequireItemVector(TensorShape shape, long batch, string parameter)
-    {
-        if (IsGiven(shape) && (shape.Rank != 1 || shape[0] != batch))
-        {
-            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
-        }
-    }
 }

@@ -282,17 +282,4 @@ public static unsafe class KMeans
             throw new ArgumentException(parameter + " has shape " + shape + " but must be " + layout + " = " + expected + ".", parameter);
         }
     }
-
-    private static void RequireItemVector(TensorShape shape, TensorDataType dataType, long batch, string parameter)
-    {
-        if (!IsGiven(shape))
-        {
-            return;
-        }
-        RequireType(dataType, TensorDataType.Int32, parameter);
-        if (shape.Rank != 1 || shape[0] != batch)
-        {
-            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
-        }
-    }
 }

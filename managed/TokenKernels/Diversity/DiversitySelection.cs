@@ -380,19 +380,6 @@ public static unsafe class DiversitySelection
         }
     }
 
-    private static void RequireItemVector(TensorShape shape, TensorDataType dataType, long batch, string parameter)
-    {
-        if (!IsGiven(shape))
-        {
-            return;
-        }
-        RequireType(dataType, TensorDataType.Int32, parameter);
-        if (shape.Rank != 1 || shape[0] != batch)
-        {
-            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
-        }
-    }
-
     private const string Family = "Diversity selection";
 
     private static void RequireFloat(TensorDataType dataType, string parameter) => RequireFloatOf(Family, dataType, parameter);

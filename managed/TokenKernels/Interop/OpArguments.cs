@@ -42,6 +42,25 @@ internal static unsafe class OpArguments
         }
     }
 
+    /// <summary>An optional per-item vector (lengths, counts): left out, or <c>[B]</c>.</summary>
+    internal static void RequireItemVector(TensorShape shape, long batch, string parameter)
+    {
+        if (IsGiven(shape) && (shape.Rank != 1 || shape[0] != batch))
+        {
+            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
+        }
+    }
+
+    /// <summary>An optional per-item vector whose element type is not fixed by its C# type: left out, or Int32 <c>[B]</c>.</summary>
+    internal static void RequireItemVector(TensorShape shape, TensorDataType dataType, long batch, string parameter)
+    {
+        if (IsGiven(shape))
+        {
+            RequireType(dataType, TensorDataType.Int32, parameter);
+            RequireItemVector(shape, batch, parameter);
+        }
+    }
+
     internal static void RequireType(TensorDataType actual, TensorDataType expected, string parameter, string? what = null)
     {
         if (actual != expected)

@@ -750,19 +750,6 @@ public static unsafe class TokenPruning
         return shape;
     }
 
-    private static void RequireItemVector(TensorShape shape, TensorDataType dataType, long batch, string parameter)
-    {
-        if (!IsGiven(shape))
-        {
-            return;
-        }
-        RequireType(dataType, TensorDataType.Int32, parameter);
-        if (shape.Rank != 1 || shape[0] != batch)
-        {
-            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
-        }
-    }
-
     private static void PrepareGather(TensorShape x, TensorShape indices, TensorDataType indicesType, TensorShape output, TensorDataType outputType, TensorDataType xType)
     {
         RequireRank(x, 3, "[B, N, C]", nameof(x));

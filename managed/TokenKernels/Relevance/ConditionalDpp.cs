@@ -62,8 +62,8 @@ public static unsafe class ConditionalDpp
         {
             RequireShape(sorted.Shape, x.Shape[0], k, "[B, k]", nameof(sorted));
         }
-        QueryRelevance.RequireItemVector(lengths.Shape, x.Shape[0], nameof(lengths));
-        QueryRelevance.RequireItemVector(itemK.Shape, x.Shape[0], nameof(itemK));
+        RequireItemVector(lengths.Shape, x.Shape[0], nameof(lengths));
+        RequireItemVector(itemK.Shape, x.Shape[0], nameof(itemK));
         fixed (T* xp = x.Data)
         fixed (float* rp = relevance.Data)
         fixed (int* op = order.Data)

@@ -142,12 +142,4 @@ public static unsafe class QueryRelevance
         RequireItemVector(textLengths, visual[0], nameof(textLengths));
         NativeLibraryLoader.EnsureLoaded();
     }
-
-    internal static void RequireItemVector(TensorShape shape, long batch, string parameter)
-    {
-        if (IsGiven(shape) && (shape.Rank != 1 || shape[0] != batch))
-        {
-            throw new ArgumentException(parameter + " has shape " + shape + " but must be [B] = [" + batch + "].", parameter);
-        }
-    }
 }
