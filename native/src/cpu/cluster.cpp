@@ -94,6 +94,146 @@ PackPanelFn best_pack_panel() {
     return pack_panel_portable;
 }
 
+// The passes over the distance matrix's rows. Every step is exact or rounded once (sqrt, division,
+// compares, minima and maxima), so the AVX-512 variants give the portable loops' results bit for bit.
+
+// row[j] for j in [begin, end): the distance from the dot product row[j] and the norms; the largest in
+// lane (j - begin) % 16 (NaN ignored).
+void distances_portable(float* row, const float* norm, int64_t begin, int64_t end, float norm_i, float root_channels,
+                        float* lane_largest) {
+    for (int64_t j = begin; j < end; ++j) row[j] = dpc_distance(dpc_squared_distance(norm_i, norm[j], row[j]), root_channels);
+    int64_t j = begin;
+    for (; j + kDeltaLanes <= end; j += kDeltaLanes)
+        for (int64_t l = 0; l < kDeltaLanes; ++l) lane_largest[l] = row[j + l] > lane_largest[l] ? row[j + l] : lane_largest[l];
+    for (; j < end; ++j) lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
+}
+
+void keep_if_nearer(float v, int64_t k, float* smallest) {
+    if (!nearer(v, smallest[k - 1])) return;
+    int64_t p = k - 1;
+    for (; p > 0 && nearer(v, smallest[p - 1]); --p) smallest[p] = smallest[p - 1];
+    smallest[p] = v;
+}
+
+// smallest[0, k): the k nearest of row[0, length) in ascending order (NaN after every number), kept by
+// insertion; k <= kInsertionNeighbours.
+void nearest_portable(const float* row, int64_t length, int64_t k, float* smallest) {
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());  // after every number
+    for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
+        // Most chunks hold nothing nearer than the k-th kept: one vectorised test skips them.
+        const int64_t end = std::min(j0 + kDeltaLanes, length);
+        const float kth = smallest[k - 1];
+        if (end - j0 == kDeltaLanes && kth == kth) {  // with kth NaN every number is nearer
+            int32_t nearer_count = 0;
+            for (int64_t l = 0; l < kDeltaLanes; ++l) nearer_count += row[j0 + l] < kth ? 1 : 0;
+            if (nearer_count == 0) continue;
+        }
+        for (int64_t j = j0; j < end; ++j) keep_if_nearer(row[j], k, smallest);
+    }
+}
+
+// The nearest of row[0, length) among the tokens placed before `own`, or `largest` when none is (the
+// minimum in 16 lanes, then the tail; NaN never passes the strict compare).
+float delta_portable(const float* row, const int32_t* place, int32_t own, int64_t length, float largest) {
+    float lane[kDeltaLanes];
+    std::fill(lane, lane + kDeltaLanes, largest);
+    int64_t j = 0;
+    for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+        for (int64_t l = 0; l < kDeltaLanes; ++l) {
+            const float v = row[j + l];
+            lane[l] = place[j + l] < own && v < lane[l] ? v : lane[l];
+        }
+    float best = largest;
+    for (; j < length; ++j)
+        if (place[j] < own && row[j] < best) best = row[j];
+    for (const float v : lane) best = v < best ? v : best;
+    return best;
+}
+
+#if defined(TK_MERGE_X86_KERNELS)
+// Every lane (the unmasked intrinsics' undefined pass-through trips GCC 12's uninitialised warning).
+constexpr __mmask16 kAll = 0xFFFF;
+
+__attribute__((target("avx512f"))) void distances_avx512(float* row, const float* norm, int64_t begin, int64_t end,
+                                                         float norm_i, float root_channels, float* lane_largest) {
+    const __m512 ni = _mm512_set1_ps(norm_i), two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps();
+    const __m512 root = _mm512_set1_ps(root_channels);
+    __m512 largest = _mm512_loadu_ps(lane_largest);
+    int64_t j = begin;
+    for (; j + kDeltaLanes <= end; j += kDeltaLanes) {
+        __m512 s = _mm512_sub_ps(_mm512_add_ps(ni, _mm512_loadu_ps(norm + j)), _mm512_mul_ps(two, _mm512_loadu_ps(row + j)));
+        s = _mm512_maskz_max_ps(kAll, zero, s);  // zero > s ? zero : s, so NaN stays NaN
+        const __m512 distance = _mm512_div_ps(_mm512_maskz_sqrt_ps(kAll, s), root);
+        _mm512_storeu_ps(row + j, distance);
+        largest = _mm512_maskz_max_ps(kAll, distance, largest);  // distance > largest ? distance : largest
+    }
+    _mm512_storeu_ps(lane_largest, largest);
+    for (; j < end; ++j) {
+        row[j] = dpc_distance(dpc_squared_distance(norm_i, norm[j], row[j]), root_channels);
+        lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
+    }
+}
+
+// Two passes. The first takes the minimum of each of 16 lanes: 16 distinct entries, so the k-th
+// smallest of them (`bound`) is no nearer than the row's k-th nearest. The second tries, in order, only
+// the entries no farther than `bound`, which include the k nearest: the same k values as the portable
+// loop's, in the same order. k above 16, or fewer than k lanes with a number, go the portable way.
+__attribute__((target("avx512f,bmi"))) void nearest_avx512(const float* row, int64_t length, int64_t k,
+                                                           float* smallest) {
+    const int64_t full = length / kDeltaLanes * kDeltaLanes;
+    if (k > kDeltaLanes || full == 0) return nearest_portable(row, length, k, smallest);
+    __m512 lane_min = _mm512_loadu_ps(row);
+    for (int64_t j = kDeltaLanes; j < full; j += kDeltaLanes)
+        lane_min = _mm512_maskz_min_ps(kAll, _mm512_loadu_ps(row + j), lane_min);  // v < min ? v : min; NaN never
+    alignas(64) float minima[kDeltaLanes];
+    _mm512_store_ps(minima, lane_min);
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    for (const float v : minima) keep_if_nearer(v, k, smallest);
+    const float bound = smallest[k - 1];
+    if (bound != bound) return nearest_portable(row, length, k, smallest);
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    const __m512 limit = _mm512_set1_ps(bound);
+    for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
+        const int64_t count = std::min<int64_t>(kDeltaLanes, length - j0);
+        const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
+        unsigned hits = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, row + j0), limit, _CMP_LE_OQ);
+        for (; hits != 0; hits &= hits - 1) keep_if_nearer(row[j0 + static_cast<int64_t>(_tzcnt_u32(hits))], k, smallest);
+    }
+}
+
+__attribute__((target("avx512f"))) float delta_avx512(const float* row, const int32_t* place, int32_t own, int64_t length,
+                                                      float largest) {
+    __m512 lane = _mm512_set1_ps(largest);
+    const __m512i own_place = _mm512_set1_epi32(own);
+    int64_t j = 0;
+    for (; j + kDeltaLanes <= length; j += kDeltaLanes) {
+        const __m512 v = _mm512_loadu_ps(row + j);
+        const __mmask16 before = _mm512_cmplt_epi32_mask(_mm512_loadu_si512(place + j), own_place);
+        lane = _mm512_mask_mov_ps(lane, _mm512_mask_cmp_ps_mask(before, v, lane, _CMP_LT_OQ), v);
+    }
+    float best = largest;
+    for (; j < length; ++j)
+        if (place[j] < own && row[j] < best) best = row[j];
+    alignas(64) float lanes[kDeltaLanes];
+    _mm512_store_ps(lanes, lane);
+    for (const float v : lanes) best = v < best ? v : best;
+    return best;
+}
+#endif
+
+struct RowPasses {
+    decltype(&distances_portable) distances;
+    decltype(&nearest_portable) nearest;
+    decltype(&delta_portable) delta;
+};
+
+RowPasses best_row_passes() {
+#if defined(TK_MERGE_X86_KERNELS)
+    if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512};
+#endif
+    return {distances_portable, nearest_portable, delta_portable};
+}
+
 // One item's scratch, carved from a slot of the workspace.
 struct ItemScratch {
     float* rows;            // [N, stride], f16 and bf16 tokens converted
@@ -149,6 +289,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     const int64_t mr = kernel.mr, nr = kernel.nr;
     const int64_t ld = round_up(length, nr);  // the matrix's row stride: whole column panels
     static const PackPanelFn pack_panel = best_pack_panel();
+    static const RowPasses passes = best_row_passes();
 
     // Rows in float32 (float32 tokens are read in place: channels are contiguous), and the same values
     // in column panels (block k0 of panel p at columns + k0 * ld + p * nr * kc, [kc][nr]); columns past
@@ -198,15 +339,8 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     for (int64_t i = 0; i < length; ++i) s.norm[i] = d[i * ld + i];
     const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(channels)));
     float lane_largest[kDeltaLanes] = {};  // the largest distance in 16 lanes (exact in any order); NaN ignored
-    for (int64_t i = 0; i < length; ++i) {
-        float* row = d + i * ld;
-        const float norm_i = s.norm[i];
-        for (int64_t j = i; j < length; ++j) row[j] = dpc_distance(dpc_squared_distance(norm_i, s.norm[j], row[j]), root_channels);
-        int64_t j = i;
-        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
-            for (int64_t l = 0; l < kDeltaLanes; ++l) lane_largest[l] = row[j + l] > lane_largest[l] ? row[j + l] : lane_largest[l];
-        for (; j < length; ++j) lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
-    }
+    for (int64_t i = 0; i < length; ++i)
+        passes.distances(d + i * ld, s.norm, i, length, s.norm[i], root_channels, lane_largest);
     float largest = 0.0f;
     for (const float v : lane_largest) largest = v > largest ? v : largest;
     for (int64_t i0 = 0; i0 < length; i0 += kMirrorBlock)
@@ -219,25 +353,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     for (int64_t i = 0; i < length; ++i) {
         const float* row = d + i * ld;
         if (k <= kInsertionNeighbours) {
-            float* smallest = s.nearest;
-            std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());  // after every number
-            for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
-                // Most chunks hold nothing nearer than the k-th kept: one vectorised test skips them.
-                const int64_t end = std::min(j0 + kDeltaLanes, length);
-                const float kth = smallest[k - 1];
-                if (end - j0 == kDeltaLanes && kth == kth) {  // with kth NaN every number is nearer
-                    int32_t nearer_count = 0;
-                    for (int64_t l = 0; l < kDeltaLanes; ++l) nearer_count += row[j0 + l] < kth ? 1 : 0;
-                    if (nearer_count == 0) continue;
-                }
-                for (int64_t j = j0; j < end; ++j) {
-                    const float v = row[j];
-                    if (!nearer(v, smallest[k - 1])) continue;
-                    int64_t p = k - 1;
-                    for (; p > 0 && nearer(v, smallest[p - 1]); --p) smallest[p] = smallest[p - 1];
-                    smallest[p] = v;
-                }
-            }
+            passes.nearest(row, length, k, s.nearest);
         } else {
             std::copy(row, row + length, s.nearest);
             std::nth_element(s.nearest, s.nearest + (k - 1), s.nearest + length, nearer);
@@ -256,23 +372,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
     std::sort(s.order, s.order + length,
               [&s](int32_t a, int32_t c) { return ranks_before(s.density[a], a, s.density[c], c); });
     for (int64_t r = 0; r < length; ++r) place[s.order[r]] = static_cast<int32_t>(r);
-    for (int64_t i = 0; i < length; ++i) {
-        const float* row = d + i * ld;
-        const int32_t own = place[i];
-        float lane[kDeltaLanes];
-        std::fill(lane, lane + kDeltaLanes, largest);
-        int64_t j = 0;
-        for (; j + kDeltaLanes <= length; j += kDeltaLanes)
-            for (int64_t l = 0; l < kDeltaLanes; ++l) {
-                const float v = row[j + l];
-                lane[l] = place[j + l] < own && v < lane[l] ? v : lane[l];
-            }
-        float best = largest;
-        for (; j < length; ++j)
-            if (place[j] < own && row[j] < best) best = row[j];
-        for (const float v : lane) best = v < best ? v : best;
-        s.delta[i] = best;
-    }
+    for (int64_t i = 0; i < length; ++i) s.delta[i] = passes.delta(d + i * ld, place, place[i], length, largest);
     // Centres: the top `clusters` of delta x density (stored in nearest), in rank order.
     float* score = s.nearest;
     for (int64_t i = 0; i < length; ++i) {
