@@ -40,8 +40,8 @@ int64_t packed_stride(int64_t channels) { return round_up(std::max<int64_t>(chan
 struct RowKernels {
     // out[r] = dot(a, rows[r]) for r < count; rows `stride` floats apart, stride a multiple of 16.
     void (*dot_rows)(const float* a, const float* rows, int64_t count, int64_t stride, float* out);
-    // row[c] /= divisor for c < count.
-    void (*divide)(float* row, int64_t count, float divisor);
+    // out[c] = in[c] / divisor for c < count (in may be out).
+    void (*divide)(const float* in, float* out, int64_t count, float divisor);
     // out[q][r] = dot(a[q], rows[r]) for q < a_count, r < count: each pair's bits as dot_rows gives them.
     void (*dot_tile)(const float* const* a, int64_t a_count, const float* rows, int64_t count, int64_t stride, float* const* out);
 };
@@ -67,8 +67,8 @@ void dot_tile_portable(const float* const* a, int64_t a_count, const float* rows
     for (int64_t q = 0; q < a_count; ++q) dot_rows_portable(a[q], rows, count, stride, out[q]);
 }
 
-void divide_portable(float* row, int64_t count, float divisor) {
-    for (int64_t c = 0; c < count; ++c) row[c] /= divisor;
+void divide_portable(const float* in, float* out, int64_t count, float divisor) {
+    for (int64_t c = 0; c < count; ++c) out[c] = in[c] / divisor;
 }
 
 #if defined(TK_RELEVANCE_X86_KERNELS)
@@ -112,11 +112,11 @@ __attribute__((target("avx2,fma"))) void dot_tile_avx2(const float* const* a, in
     for (int64_t q = 0; q < a_count; ++q) dot_rows_avx2(a[q], rows, count, stride, out[q]);
 }
 
-__attribute__((target("avx2"))) void divide_avx2(float* row, int64_t count, float divisor) {
+__attribute__((target("avx2"))) void divide_avx2(const float* in, float* out, int64_t count, float divisor) {
     const __m256 d = _mm256_set1_ps(divisor);
     int64_t c = 0;
-    for (; c + 8 <= count; c += 8) _mm256_storeu_ps(row + c, _mm256_div_ps(_mm256_loadu_ps(row + c), d));
-    for (; c < count; ++c) row[c] /= divisor;
+    for (; c + 8 <= count; c += 8) _mm256_storeu_ps(out + c, _mm256_div_ps(_mm256_loadu_ps(in + c), d));
+    for (; c < count; ++c) out[c] = in[c] / divisor;
 }
 
 __attribute__((target("avx512f"))) void dot_rows_avx512(const float* a, const float* rows, int64_t count, int64_t stride,
@@ -176,11 +176,11 @@ __attribute__((target("avx512f"))) void dot_tile_avx512(const float* const* a, i
     for (; q < a_count; ++q) dot_rows_avx512(a[q], rows, count, stride, out[q]);
 }
 
-__attribute__((target("avx512f"))) void divide_avx512(float* row, int64_t count, float divisor) {
+__attribute__((target("avx512f"))) void divide_avx512(const float* in, float* out, int64_t count, float divisor) {
     const __m512 d = _mm512_set1_ps(divisor);
     int64_t c = 0;
-    for (; c + 16 <= count; c += 16) _mm512_storeu_ps(row + c, _mm512_div_ps(_mm512_loadu_ps(row + c), d));
-    for (; c < count; ++c) row[c] /= divisor;
+    for (; c + 16 <= count; c += 16) _mm512_storeu_ps(out + c, _mm512_div_ps(_mm512_loadu_ps(in + c), d));
+    for (; c < count; ++c) out[c] = in[c] / divisor;
 }
 #endif
 
@@ -205,17 +205,22 @@ int64_t per_item(const StridedTensor& t, int64_t b, int64_t fallback) {
 }
 
 // u = x / max(sqrt(dot(x, x)), 1e-12) into `out` (stride floats, zero past C); returns dot(x, x).
+// Float32 rows as long as the stride are read in place (the padding's zeros add nothing to the sum).
 template <class T>
 float pack_unit_row(const T* x, int64_t channels, int64_t stride, float* out, const RowKernels& kernels) {
+    const float* source = out;
     if constexpr (std::is_same_v<T, float>) {
-        std::memcpy(out, x, static_cast<size_t>(channels) * sizeof(float));
+        if (channels == stride)
+            source = x;
+        else
+            std::memcpy(out, x, static_cast<size_t>(channels) * sizeof(float));
     } else {
         for (int64_t c = 0; c < channels; ++c) out[c] = to_float(x[c]);
     }
     std::fill(out + channels, out + stride, 0.0f);
     float squares = 0.0f;
-    kernels.dot_rows(out, out, 1, stride, &squares);
-    kernels.divide(out, channels, std::max(std::sqrt(squares), kCosineEps));
+    kernels.dot_rows(source, source, 1, stride, &squares);
+    kernels.divide(source, out, channels, std::max(std::sqrt(squares), kCosineEps));
     return squares;
 }
 
