@@ -144,34 +144,35 @@ __attribute__((target("avx512f"))) void dot_rows_avx512(const float* a, const fl
     }
 }
 
-// Four queries by two rows at a time: six loads for eight multiply-adds (dot_rows_avx512 takes five for
-// four), each pair in its own accumulator, so its bits are dot_rows_avx512's.
+// Four queries by four rows at a time: eight loads for sixteen multiply-adds (dot_rows_avx512 takes five
+// for four), each pair in its own accumulator, so its bits are dot_rows_avx512's.
 __attribute__((target("avx512f"))) void dot_tile_avx512(const float* const* a, int64_t a_count, const float* rows, int64_t count,
                                                          int64_t stride, float* const* out) {
+    constexpr int kQueries = 4, kRows = 4;
     alignas(64) float partial[kLanes];
     int64_t q = 0;
-    for (; q + 4 <= a_count; q += 4) {
+    for (; q + kQueries <= a_count; q += kQueries) {
         int64_t r = 0;
-        for (; r + 2 <= count; r += 2) {
-            __m512 acc[4][2];
-            for (int i = 0; i < 4; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-            const float* row0 = rows + r * stride;
-            const float* row1 = row0 + stride;
+        for (; r + kRows <= count; r += kRows) {
+            __m512 acc[kQueries][kRows];
+            for (int i = 0; i < kQueries; ++i)
+                for (int h = 0; h < kRows; ++h) acc[i][h] = _mm512_setzero_ps();
+            const float* first = rows + r * stride;
             for (int64_t c = 0; c < stride; c += kLanes) {
-                const __m512 v0 = _mm512_loadu_ps(row0 + c), v1 = _mm512_loadu_ps(row1 + c);
-                for (int i = 0; i < 4; ++i) {
+                __m512 v[kRows];
+                for (int h = 0; h < kRows; ++h) v[h] = _mm512_loadu_ps(first + h * stride + c);
+                for (int i = 0; i < kQueries; ++i) {
                     const __m512 av = _mm512_loadu_ps(a[q + i] + c);
-                    acc[i][0] = _mm512_fmadd_ps(av, v0, acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(av, v1, acc[i][1]);
+                    for (int h = 0; h < kRows; ++h) acc[i][h] = _mm512_fmadd_ps(av, v[h], acc[i][h]);
                 }
             }
-            for (int i = 0; i < 4; ++i)
-                for (int h = 0; h < 2; ++h) {
+            for (int i = 0; i < kQueries; ++i)
+                for (int h = 0; h < kRows; ++h) {
                     _mm512_store_ps(partial, acc[i][h]);
                     out[q + i][r + h] = add_lanes(partial);
                 }
         }
-        for (int i = 0; i < 4; ++i) dot_rows_avx512(a[q + i], rows + r * stride, count - r, stride, out[q + i] + r);
+        for (int i = 0; i < kQueries; ++i) dot_rows_avx512(a[q + i], rows + r * stride, count - r, stride, out[q + i] + r);
     }
     for (; q < a_count; ++q) dot_rows_avx512(a[q], rows, count, stride, out[q]);
 }
@@ -277,10 +278,11 @@ void relevance_item(const RelevancePlan& plan, int64_t b, const RowKernels& kern
 // ---- Conditional DPP ------------------------------------------------------------------------------
 
 // Rows of s computed per pass over the packed tokens: the chosen token's and, speculatively, those of
-// the tokens with the next largest residuals, which the greedy steps that follow mostly choose (on
-// CDPruner's shapes about one pass in eight steps). A pass streams the N packed rows once for all of
-// them instead of once per step; each dot product has the same bits either way.
-constexpr int64_t kRowsPerPass = 8;
+// the tokens with the next largest residuals, which the greedy steps that follow mostly choose (at
+// CDPruner's N = 576, k = 64 on random tokens every row computed was used: four passes). A pass streams
+// the N packed rows once for all of them instead of once per step; each dot product has the same bits
+// either way.
+constexpr int64_t kRowsPerPass = 16;
 // Similarity rows kept for later steps; a pass that finds too few free slots drops those of the smallest
 // residuals.
 constexpr int64_t kCachedRows = 2 * kRowsPerPass;
