@@ -1,5 +1,6 @@
 using System;
 using System.Linq;
+using System.Runtime.InteropServices;
 
 namespace TokenKernels;
 
@@ -109,5 +110,51 @@ public static class ClusterRecipes
         var centresTensor = new ReadOnlyHostTensor<int>(centres, new TensorShape(batch, clusters));
         (T[] merged, float[] sizes) = ClusterAggregation.Merge(x, assignmentTensor, clusters, ClusterMergeMode.CentreBlend, beta, centres: centresTensor);
         return new ClusterAggregateResult<T>(merged, sizes, assignment, centres, new TensorShape(batch, clusters, x.Shape[2]));
+    }
+
+    /// <summary>
+    /// k-means seeded by density peaks, as the issue of batched clustering asks beside k-means++: each item's K DPC-kNN centres
+    /// (LightCompress's algorithm, <paramref name="neighbours"/> nearest) become its initial centres (scikit-learn's <c>init</c>
+    /// array), then Lloyd's iterations run with the options' cap and tolerance. Deterministic without a seed; the DPC-kNN centres
+    /// start k-means at the density peaks instead of random draws.
+    /// </summary>
+    /// <param name="x">Tokens <c>[B, N, C]</c> (float32, float16 or bfloat16).</param>
+    /// <param name="options">K, the iteration cap and the tolerance (its initialisation and seed are not read).</param>
+    /// <param name="neighbours">k of the DPC-kNN density (LightCompress's default 5).</param>
+    /// <returns>The centres <c>[B, K, C]</c>, the assignment <c>[B, N]</c>, the sizes <c>[B, K]</c> and the iterations <c>[B]</c>, as <see cref="KMeans"/> gives them.</returns>
+    /// <exception cref="ArgumentException">A wrong rank or element type, or K outside [1, N].</exception>
+    public static (float[] Centres, int[] Assignment, float[] Sizes, int[] Iterations) KMeansFromDensityPeaks<T>(
+        ReadOnlyHostTensor<T> x, in KMeansOptions options, int neighbours = DensityPeaksClustering.DefaultNeighbours)
+        where T : unmanaged
+    {
+        if (options.Clusters < 1)
+        {
+            throw new ArgumentException("options asks for K = " + options.Clusters + " clusters; k-means seeded by density peaks needs at least one.", nameof(options));
+        }
+        (int[] centres, _) = DensityPeaksClustering.Cluster(x, options.Clusters, neighbours);
+        (T[] seeds, TensorShape seedShape) = TokenPruning.Gather(x, new ReadOnlyHostTensor<int>(centres, new TensorShape(x.Shape[0], options.Clusters)));
+        var seeded = new KMeansOptions(options.Clusters) { MaxIterations = options.MaxIterations, Tolerance = options.Tolerance, Init = KMeansInit.Given };
+        return KMeans.Cluster(x, seeded, new ReadOnlyHostTensor<float>(ToSingles(seeds), seedShape));
+    }
+
+    private static float[] ToSingles<T>(T[] values)
+        where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+        {
+            return (float[])(object)values;
+        }
+        var singles = new float[values.Length];
+        if (typeof(T) == typeof(Float16))
+        {
+            ReadOnlySpan<Float16> halves = MemoryMarshal.Cast<T, Float16>(values);
+            for (int i = 0; i < singles.Length; i++) singles[i] = halves[i];
+        }
+        else
+        {
+            ReadOnlySpan<BFloat16> halves = MemoryMarshal.Cast<T, BFloat16>(values);
+            for (int i = 0; i < singles.Length; i++) singles[i] = halves[i];
+        }
+        return singles;
     }
 }

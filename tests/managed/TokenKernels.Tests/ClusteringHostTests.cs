@@ -131,6 +131,62 @@ public class ClusteringHostTests
         }
     }
 
+    [TestCase(2, 45, 9, 5)]
+    [TestCase(3, 61, 16, 8)]
+    public void KMeansFromDensityPeaksIsKMeansStartedAtTheDpcCentres(int batch, int tokens, int channels, int clusters)
+    {
+        var random = new Random(PruningHostTests.HashSeed($"kmeans from dpc {batch} {tokens} {channels} {clusters}"));
+        var options = new KMeansOptions(clusters) { MaxIterations = 20 };
+        for (int attempt = 0; ; attempt++)
+        {
+            Assert.That(attempt, Is.LessThan(40), "no draw without a near-tie in 40 attempts");
+            (float[] x, ClusteringReference.DpcResult dpc) = Draw(random, batch, tokens, channels, clusters, 5);
+            double[] exact = x.Select(v => (double)v).ToArray();
+            var seeds = new double[batch * clusters * channels];
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < clusters; j++)
+                    Array.Copy(exact, (b * tokens + dpc.Centres[b * clusters + j]) * channels, seeds, (b * clusters + j) * channels, channels);
+            KMeansReferenceResult expected = KMeansReference.Cluster(exact, batch, tokens, channels, options with { Init = KMeansInit.Given }, seeds);
+            if (expected.Margin < 1e-4)
+            {
+                continue;
+            }
+            (float[] centres, int[] assignment, float[] sizes, int[] iterations) =
+                ClusterRecipes.KMeansFromDensityPeaks(new ReadOnlyHostTensor<float>(x, new TensorShape(batch, tokens, channels)), options);
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(assignment, Is.EqualTo(expected.Assignment), "assignment");
+                Assert.That(iterations, Is.EqualTo(expected.Iterations), "iterations");
+                Assert.That(sizes.Select(v => (double)v), Is.EqualTo(expected.Sizes), "sizes");
+                for (int i = 0; i < centres.Length; i++)
+                    Assert.That(centres[i], Is.EqualTo(expected.Centres[i]).Within(2e-4 * (1 + Math.Abs(expected.Centres[i]))), "centre " + i);
+            }
+            return;
+        }
+    }
+
+    [Test]
+    public void KMeansFromDensityPeaksTakesHalfPrecisionTokens()
+    {
+        const int batch = 2, tokens = 33, channels = 6, clusters = 4;
+        var random = new Random(PruningHostTests.HashSeed("kmeans from dpc half"));
+        (float[] x, _) = Draw(random, batch, tokens, channels, clusters, 5);
+        var shape = new TensorShape(batch, tokens, channels);
+        BFloat16[] rounded = x.Select(v => (BFloat16)v).ToArray();
+        var options = new KMeansOptions(clusters) { MaxIterations = 5 };
+        (float[] centres, int[] assignment, _, _) = ClusterRecipes.KMeansFromDensityPeaks(new ReadOnlyHostTensor<BFloat16>(rounded, shape), options);
+        (int[] dpcCentres, _) = DensityPeaksClustering.Cluster(new ReadOnlyHostTensor<BFloat16>(rounded, shape), clusters);
+        var seeds = new float[batch * clusters * channels];
+        for (int b = 0; b < batch; b++)
+            for (int j = 0; j < clusters; j++)
+                for (int c = 0; c < channels; c++)
+                    seeds[(b * clusters + j) * channels + c] = rounded[(b * tokens + dpcCentres[b * clusters + j]) * channels + c];
+        (float[] direct, int[] directAssignment, _, _) = KMeans.Cluster(new ReadOnlyHostTensor<BFloat16>(rounded, shape), options with { Init = KMeansInit.Given },
+            new ReadOnlyHostTensor<float>(seeds, new TensorShape(batch, clusters, channels)));
+        Assert.That((centres, assignment), Is.EqualTo((direct, directAssignment)));
+        Assert.Throws<ArgumentException>(() => ClusterRecipes.KMeansFromDensityPeaks(new ReadOnlyHostTensor<BFloat16>(rounded, shape), new KMeansOptions(0)));
+    }
+
     [Test]
     public void ClusterAndAggregateGivesEachClustersMeanAndASourceMap()
     {
