@@ -150,6 +150,15 @@ float delta_portable(const float* row, const int32_t* place, int32_t own, int64_
     return best;
 }
 
+// The lower triangle of d[0, length)^2 (row stride ld) copied from the upper, in square blocks so the
+// column writes stay in cache.
+void mirror_portable(float* d, int64_t length, int64_t ld) {
+    for (int64_t i0 = 0; i0 < length; i0 += kMirrorBlock)
+        for (int64_t j0 = i0; j0 < length; j0 += kMirrorBlock)
+            for (int64_t i = i0; i < std::min(i0 + kMirrorBlock, length); ++i)
+                for (int64_t j = std::max(j0, i + 1); j < std::min(j0 + kMirrorBlock, length); ++j) d[j * ld + i] = d[i * ld + j];
+}
+
 #if defined(TK_MERGE_X86_KERNELS)
 // Every lane (the unmasked intrinsics' undefined pass-through trips GCC 12's uninitialised warning).
 constexpr __mmask16 kAll = 0xFFFF;
@@ -219,19 +228,57 @@ __attribute__((target("avx512f"))) float delta_avx512(const float* row, const in
     for (const float v : lanes) best = v < best ? v : best;
     return best;
 }
+// The same in 16 x 16 tiles transposed in registers: four rounds, each swapping the off-diagonal
+// sub-blocks of size h (8, 4, 2, 1) between rows r and r + h. A diagonal tile writes only below the
+// diagonal; the columns past the last whole tile are copied one by one.
+__attribute__((target("avx512f"))) void mirror_avx512(float* d, int64_t length, int64_t ld) {
+    __m512i low[4], high[4];
+    for (int round = 0; round < 4; ++round) {
+        const int h = 8 >> round;
+        alignas(64) int32_t lo[kDeltaLanes], hi[kDeltaLanes];
+        for (int l = 0; l < kDeltaLanes; ++l) {
+            lo[l] = (l & h) == 0 ? l : 16 + l - h;
+            hi[l] = (l & h) == 0 ? l + h : 16 + l;
+        }
+        low[round] = _mm512_load_si512(lo);
+        high[round] = _mm512_load_si512(hi);
+    }
+    const int64_t whole = length / kDeltaLanes * kDeltaLanes;
+    for (int64_t i0 = 0; i0 < whole; i0 += kDeltaLanes)
+        for (int64_t j0 = i0; j0 < whole; j0 += kDeltaLanes) {
+            __m512 t[kDeltaLanes];
+            for (int r = 0; r < kDeltaLanes; ++r) t[r] = _mm512_loadu_ps(d + (i0 + r) * ld + j0);
+            for (int round = 0; round < 4; ++round) {
+                const int h = 8 >> round;
+                for (int r = 0; r < kDeltaLanes; ++r) {
+                    if ((r & h) != 0) continue;
+                    const __m512 a = t[r], b = t[r + h];
+                    t[r] = _mm512_permutex2var_ps(a, low[round], b);
+                    t[r + h] = _mm512_permutex2var_ps(a, high[round], b);
+                }
+            }
+            for (int c = 0; c < kDeltaLanes; ++c) {
+                const __mmask16 lanes = i0 == j0 ? static_cast<__mmask16>((1u << c) - 1u) : kAll;
+                _mm512_mask_storeu_ps(d + (j0 + c) * ld + i0, lanes, t[c]);
+            }
+        }
+    for (int64_t i = 0; i < length; ++i)
+        for (int64_t j = std::max(whole, i + 1); j < length; ++j) d[j * ld + i] = d[i * ld + j];
+}
 #endif
 
 struct RowPasses {
     decltype(&distances_portable) distances;
     decltype(&nearest_portable) nearest;
     decltype(&delta_portable) delta;
+    decltype(&mirror_portable) mirror;
 };
 
 RowPasses best_row_passes() {
 #if defined(TK_MERGE_X86_KERNELS)
-    if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512};
+    if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512, mirror_avx512};
 #endif
-    return {distances_portable, nearest_portable, delta_portable};
+    return {distances_portable, nearest_portable, delta_portable, mirror_portable};
 }
 
 // One item's scratch, carved from a slot of the workspace.
@@ -335,7 +382,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
         }
     }
     // Squared distances from the dot products and the diagonal's norms, then the distance; then the
-    // upper triangle mirrored in square blocks, so the column writes stay in cache.
+    // upper triangle mirrored.
     for (int64_t i = 0; i < length; ++i) s.norm[i] = d[i * ld + i];
     const float root_channels = static_cast<float>(std::sqrt(static_cast<double>(channels)));
     float lane_largest[kDeltaLanes] = {};  // the largest distance in 16 lanes (exact in any order); NaN ignored
@@ -343,10 +390,7 @@ void dpc_item(const DpcKnnPlan& plan, int64_t b, const ItemScratch& s, const Mic
         passes.distances(d + i * ld, s.norm, i, length, s.norm[i], root_channels, lane_largest);
     float largest = 0.0f;
     for (const float v : lane_largest) largest = v > largest ? v : largest;
-    for (int64_t i0 = 0; i0 < length; i0 += kMirrorBlock)
-        for (int64_t j0 = i0; j0 < length; j0 += kMirrorBlock)
-            for (int64_t i = i0; i < std::min(i0 + kMirrorBlock, length); ++i)
-                for (int64_t j = std::max(j0, i + 1); j < std::min(j0 + kMirrorBlock, length); ++j) d[j * ld + i] = d[i * ld + j];
+    passes.mirror(d, length, ld);
     // Density: exp(-mean of the k smallest squared distances), added in ascending order. A small k keeps
     // the k smallest by insertion (one well-predicted compare per distance); a large one selects.
     const int64_t k = std::min(plan.neighbours, length);
