@@ -265,6 +265,75 @@ __attribute__((target("avx512f"))) void mirror_avx512(float* d, int64_t length, 
     for (int64_t i = 0; i < length; ++i)
         for (int64_t j = std::max(whole, i + 1); j < length; ++j) d[j * ld + i] = d[i * ld + j];
 }
+// The AVX2 variants: a chunk of 16 entries as two 8-float halves.
+__attribute__((target("avx2"))) void distances_avx2(float* row, const float* norm, int64_t begin, int64_t end, float norm_i,
+                                                    float root_channels, float* lane_largest) {
+    const __m256 ni = _mm256_set1_ps(norm_i), two = _mm256_set1_ps(2.0f), zero = _mm256_setzero_ps();
+    const __m256 root = _mm256_set1_ps(root_channels);
+    __m256 largest[2] = {_mm256_loadu_ps(lane_largest), _mm256_loadu_ps(lane_largest + 8)};
+    int64_t j = begin;
+    for (; j + kDeltaLanes <= end; j += kDeltaLanes)
+        for (int h = 0; h < 2; ++h) {
+            const int64_t at = j + 8 * h;
+            __m256 s = _mm256_sub_ps(_mm256_add_ps(ni, _mm256_loadu_ps(norm + at)), _mm256_mul_ps(two, _mm256_loadu_ps(row + at)));
+            s = _mm256_max_ps(zero, s);  // zero > s ? zero : s, so NaN stays NaN
+            const __m256 distance = _mm256_div_ps(_mm256_sqrt_ps(s), root);
+            _mm256_storeu_ps(row + at, distance);
+            largest[h] = _mm256_max_ps(distance, largest[h]);  // distance > largest ? distance : largest
+        }
+    _mm256_storeu_ps(lane_largest, largest[0]);
+    _mm256_storeu_ps(lane_largest + 8, largest[1]);
+    for (; j < end; ++j) {
+        row[j] = dpc_distance(dpc_squared_distance(norm_i, norm[j], row[j]), root_channels);
+        lane_largest[0] = row[j] > lane_largest[0] ? row[j] : lane_largest[0];
+    }
+}
+
+// As nearest_avx512 (the bound from 16 lane minima), the entries no farther than it found eight at a time.
+__attribute__((target("avx2,bmi"))) void nearest_avx2(const float* row, int64_t length, int64_t k, float* smallest) {
+    const int64_t full = length / kDeltaLanes * kDeltaLanes;
+    if (k > kDeltaLanes || full == 0) return nearest_portable(row, length, k, smallest);
+    __m256 lane_min[2] = {_mm256_loadu_ps(row), _mm256_loadu_ps(row + 8)};
+    for (int64_t j = kDeltaLanes; j < full; j += kDeltaLanes)
+        for (int h = 0; h < 2; ++h) lane_min[h] = _mm256_min_ps(_mm256_loadu_ps(row + j + 8 * h), lane_min[h]);  // NaN never
+    alignas(32) float minima[kDeltaLanes];
+    _mm256_store_ps(minima, lane_min[0]);
+    _mm256_store_ps(minima + 8, lane_min[1]);
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    for (const float v : minima) keep_if_nearer(v, k, smallest);
+    const float bound = smallest[k - 1];
+    if (bound != bound) return nearest_portable(row, length, k, smallest);
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    const __m256 limit = _mm256_set1_ps(bound);
+    int64_t j0 = 0;
+    for (; j0 + 8 <= length; j0 += 8) {
+        unsigned hits = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j0), limit, _CMP_LE_OQ)));
+        for (; hits != 0; hits &= hits - 1) keep_if_nearer(row[j0 + static_cast<int64_t>(_tzcnt_u32(hits))], k, smallest);
+    }
+    for (; j0 < length; ++j0)
+        if (row[j0] <= bound) keep_if_nearer(row[j0], k, smallest);
+}
+
+__attribute__((target("avx2"))) float delta_avx2(const float* row, const int32_t* place, int32_t own, int64_t length, float largest) {
+    __m256 lane[2] = {_mm256_set1_ps(largest), _mm256_set1_ps(largest)};
+    const __m256i own_place = _mm256_set1_epi32(own);
+    int64_t j = 0;
+    for (; j + kDeltaLanes <= length; j += kDeltaLanes)
+        for (int h = 0; h < 2; ++h) {
+            const __m256 v = _mm256_loadu_ps(row + j + 8 * h);
+            const __m256i placed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(place + j + 8 * h));
+            const __m256 before = _mm256_castsi256_ps(_mm256_cmpgt_epi32(own_place, placed));
+            lane[h] = _mm256_blendv_ps(lane[h], v, _mm256_and_ps(before, _mm256_cmp_ps(v, lane[h], _CMP_LT_OQ)));
+        }
+    float best = largest;
+    for (; j < length; ++j)
+        if (place[j] < own && row[j] < best) best = row[j];
+    alignas(32) float lanes[kDeltaLanes];
+    _mm256_store_ps(lanes, lane[0]);
+    _mm256_store_ps(lanes + 8, lane[1]);
+    for (const float v : lanes) best = v < best ? v : best;
+    return best;
+}
 #endif
 
 struct RowPasses {
@@ -277,6 +346,7 @@ struct RowPasses {
 RowPasses best_row_passes() {
 #if defined(TK_MERGE_X86_KERNELS)
     if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512, mirror_avx512};
+    if (cpu_isa() == CpuIsa::kAvx2) return {distances_avx2, nearest_avx2, delta_avx2, mirror_portable};
 #endif
     return {distances_portable, nearest_portable, delta_portable, mirror_portable};
 }
