@@ -115,6 +115,16 @@ void keep_if_nearer(float v, int64_t k, float* smallest) {
     smallest[p] = v;
 }
 
+// The k-th nearest of the 16 lane minima of a row (k <= 16), which is no nearer than the row's k-th
+// nearest (NaN when fewer than k are numbers); smallest[0, k) is left NaN for the second pass.
+float kth_of_lane_minima(const float* minima, int64_t k, float* smallest) {
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    for (int64_t l = 0; l < kDeltaLanes; ++l) keep_if_nearer(minima[l], k, smallest);
+    const float bound = smallest[k - 1];
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    return bound;
+}
+
 // smallest[0, k): the k nearest of row[0, length) in ascending order (NaN after every number), kept by
 // insertion; k <= kInsertionNeighbours.
 void nearest_portable(const float* row, int64_t length, int64_t k, float* smallest) {
@@ -196,11 +206,8 @@ __attribute__((target("avx512f,bmi"))) void nearest_avx512(const float* row, int
         lane_min = _mm512_maskz_min_ps(kAll, _mm512_loadu_ps(row + j), lane_min);  // v < min ? v : min; NaN never
     alignas(64) float minima[kDeltaLanes];
     _mm512_store_ps(minima, lane_min);
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
-    for (const float v : minima) keep_if_nearer(v, k, smallest);
-    const float bound = smallest[k - 1];
+    const float bound = kth_of_lane_minima(minima, k, smallest);
     if (bound != bound) return nearest_portable(row, length, k, smallest);
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
     const __m512 limit = _mm512_set1_ps(bound);
     for (int64_t j0 = 0; j0 < length; j0 += kDeltaLanes) {
         const int64_t count = std::min<int64_t>(kDeltaLanes, length - j0);
@@ -299,11 +306,8 @@ __attribute__((target("avx2,bmi"))) void nearest_avx2(const float* row, int64_t 
     alignas(32) float minima[kDeltaLanes];
     _mm256_store_ps(minima, lane_min[0]);
     _mm256_store_ps(minima + 8, lane_min[1]);
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
-    for (const float v : minima) keep_if_nearer(v, k, smallest);
-    const float bound = smallest[k - 1];
+    const float bound = kth_of_lane_minima(minima, k, smallest);
     if (bound != bound) return nearest_portable(row, length, k, smallest);
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
     const __m256 limit = _mm256_set1_ps(bound);
     int64_t j0 = 0;
     for (; j0 + 8 <= length; j0 += 8) {
