@@ -250,15 +250,27 @@ void relevance_item(const RelevancePlan& plan, int64_t b, const RowKernels& kern
     score.assign(static_cast<size_t>(length), 0.0f);
     parallel_for(length, min_tasks_per_chunk(plan.channels * std::max<int64_t>(text_length, 1)),
                  [&](int64_t begin, int64_t end) {
-                     std::vector<float> unit(static_cast<size_t>(stride));
-                     std::vector<float> cosines(static_cast<size_t>(std::max<int64_t>(text_length, 1)));
-                     for (int64_t i = begin; i < end; ++i) {
-                         pack_unit_row(row_at<T>(plan.visual, b, i), plan.channels, stride, unit.data(), kernels);
-                         kernels.dot_rows(unit.data(), text_rows.data(), text_length, stride, cosines.data());
-                         const float mean =
-                             lane_sum(text_length, [&](int64_t t) { return cosines[static_cast<size_t>(t)]; }) /
-                             static_cast<float>(text_length);
-                         score[static_cast<size_t>(i)] = plan.negate ? -mean : mean;
+                     // A few visual tokens at a time share each load of the text rows (dot_tile).
+                     constexpr int64_t kGroup = 4;
+                     const int64_t cosine_count = std::max<int64_t>(text_length, 1);
+                     std::vector<float> unit(static_cast<size_t>(kGroup * stride));
+                     std::vector<float> cosines(static_cast<size_t>(kGroup * cosine_count));
+                     const float* queries[kGroup];
+                     float* outs[kGroup];
+                     for (int64_t g = 0; g < kGroup; ++g) {
+                         queries[g] = unit.data() + g * stride;
+                         outs[g] = cosines.data() + g * cosine_count;
+                     }
+                     for (int64_t i0 = begin; i0 < end; i0 += kGroup) {
+                         const int64_t group = std::min(kGroup, end - i0);
+                         for (int64_t g = 0; g < group; ++g)
+                             pack_unit_row(row_at<T>(plan.visual, b, i0 + g), plan.channels, stride, unit.data() + g * stride, kernels);
+                         kernels.dot_tile(queries, group, text_rows.data(), text_length, stride, outs);
+                         for (int64_t g = 0; g < group; ++g) {
+                             const float mean = lane_sum(text_length, [&](int64_t t) { return outs[g][t]; }) /
+                                                static_cast<float>(text_length);
+                             score[static_cast<size_t>(i0 + g)] = plan.negate ? -mean : mean;
+                         }
                      }
                  });
     // fmin / fmax: NaN scores are ignored, and stay NaN below.
