@@ -651,8 +651,9 @@ TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, c
  * members' summed sizes, or their count without sizes). Members are added in increasing token
  * index, in float32, on every backend. Modes: the mean of the members; the size-weighted mean
  * (sizes [B, N] f32 needed); HoliTom's beta x x[centre] + (1 - beta) x the mean of the other members
- * (centres [B, K] i32 needed; x[centre] alone when it has none). An empty cluster (no member, or
- * centre -1 in the centre mode) gets zeros and size 0. Host assignment and centre values out of range
+ * (centres [B, K] i32 needed; x[centre] alone when it has none); FastVID's DTM blend, the same with the
+ * centre's weight max(1 / (n + 1), beta), n the other members. An empty cluster (no member, or
+ * centre -1 in a centre mode) gets zeros and size 0. Host assignment and centre values out of range
  * are rejected; on CUDA such an assignment matches no cluster and such a centre counts as -1. Exact
  * rules: docs/SPEC.md section 6. */
 typedef int32_t tk_cluster_merge_mode;
