@@ -49,6 +49,18 @@ const tk_tensor* optional_input(const tk_tensor* ptr, const char* name, const in
     return ptr;
 }
 
+// Host centres [B, K] (i32) are tokens in [-1, limit(b)), checked before anything is written; device ones
+// cannot be without a host synchronisation.
+template <class Limit, class LimitText>
+void require_host_centres(const tk_tensor& centres, int64_t batch, int64_t clusters, Limit limit, LimitText limit_text) {
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < clusters; ++j) {
+            const int64_t v = tk::host_index(centres, b, j);
+            require(v >= -1 && v < limit(b), [&] { return "centres[" + std::to_string(b) + ", " + std::to_string(j) + "]"; },
+                    [&] { return limit_text(b); }, number(v));
+        }
+}
+
 }  // namespace
 
 extern "C" {
@@ -145,14 +157,9 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
                             [&] { return "a cluster in [-1, " + std::to_string(p.clusters) + ") (-1: in none)"; }, number(v));
                 }
             if (centres != nullptr)
-                for (int64_t b = 0; b < plan.batch; ++b)
-                    for (int64_t j = 0; j < plan.clusters; ++j) {
-                        const int64_t v = tk::host_index(*centres, b, j);
-                        require(v >= -1 && v < plan.tokens,
-                                [&] { return "centres[" + std::to_string(b) + ", " + std::to_string(j) + "]"; },
-                                [&] { return "a token in [-1, " + std::to_string(plan.tokens) + ") (-1: no centre)"; },
-                                number(v));
-                    }
+                require_host_centres(*centres, plan.batch, plan.clusters, [&](int64_t) { return plan.tokens; }, [&](int64_t) {
+                    return "a token in [-1, " + std::to_string(plan.tokens) + ") (-1: no centre)";
+                });
         }
         tk::NamedTensors written = {{x_ptr, "x"}, {assignment, "assignment"}, {sizes, "sizes"}, {centres, "centres"}};
         const int64_t out_shape[3] = {plan.batch, plan.clusters, plan.channels};
@@ -195,18 +202,12 @@ TK_API tk_status tk_cluster_assign(const tk_cluster_assign_params* params, const
         const int64_t token_shape[2] = {plan.batch, plan.tokens};
         require(centres != nullptr, "centres", "a [B, clusters] i32 tensor", null_text);
         optional_input(centres, "centres", cluster_shape, "[B, clusters]", TK_DTYPE_I32, "i32", x);
-        // Host centres are checked before anything is written; device ones cannot be without a sync.
-        if (x.device_kind == TK_DEVICE_CPU)
-            for (int64_t b = 0; b < plan.batch; ++b) {
-                const int64_t length = lengths != nullptr ? tk::host_index(*lengths, b) : plan.tokens;
-                for (int64_t j = 0; j < plan.clusters; ++j) {
-                    const int64_t v = tk::host_index(*centres, b, j);
-                    require(v >= -1 && v < length, [&] { return "centres[" + std::to_string(b) + ", " + std::to_string(j) + "]"; },
-                            [&] { return "a token in [-1, " + std::to_string(length) + ") (item " + std::to_string(b) +
-                                         "'s length; -1: no centre)"; },
-                            number(v));
-                }
-            }
+        if (x.device_kind == TK_DEVICE_CPU) {
+            const auto length = [&](int64_t b) { return lengths != nullptr ? tk::host_index(*lengths, b) : plan.tokens; };
+            require_host_centres(*centres, plan.batch, plan.clusters, length, [&](int64_t b) {
+                return "a token in [-1, " + std::to_string(length(b)) + ") (item " + std::to_string(b) + "'s length; -1: no centre)";
+            });
+        }
         const tk::NamedTensors inputs = {{x_ptr, "x"}, {lengths, "lengths"}, {centres, "centres"}};
         plan.assignment =
             tk::strided(tk::require_output(assignment, "assignment", 2, token_shape, "[B, N]", TK_DTYPE_I32, x, "x", inputs));
