@@ -20,12 +20,18 @@ The cluster-and-aggregate case ("Token Sequence Compression for Efficient Multim
 then one mean token per cluster) adds the per-cluster mean after the clustering: index_add_ of the
 tokens and the counts per cluster, as TCFormer's merge_tokens does, against tk_dpc_knn then
 tk_cluster_merge.
+
+FastVID's DTM merge (LunarShen/FastVID, fastvid_llavavideo modeling_qwen2.py, the loop over
+cur_context_indexs): for one anchor frame, every other token of its segment joins the anchor of largest
+cosine (unit rows, torch.mm, argmax), and each anchor becomes w x anchor + (1 - w) x the mean of its raw
+tokens, w = clamp(1 / (n + 1), min=beta). Ours: tk_cluster_assign then tk_cluster_merge in the centre count
+blend. The anchors (which DPC-kNN chooses in FastVID) are every 6th token of the segment's last frame here.
 """
 
 import torch
 
 import tokenkernels_abi as tk
-from case import Case
+from case import Case, random_tokens
 
 NEIGHBOURS = 5  # LightCompress's default k
 
@@ -108,6 +114,55 @@ def prepare_cluster_mean(library, x):
     return (merged, sizes), tk.chained(cluster, merge)
 
 
+DTM_BETA = 0.6  # fastvid_DTM_beta
+DTM_FRAMES = 4  # fastvid_DTM_p: the frames one anchor frame covers
+
+
+def dtm_tokens(shape, dtype, device, strided):
+    """Standard normal tokens (a segment's hidden states)."""
+    return (random_tokens(shape, dtype, device, strided),)
+
+
+def dtm_anchors(tokens, device):
+    """Every 6th token of the last of DTM_FRAMES frames of the segment (tokens = DTM_FRAMES x L)."""
+    frame = tokens // DTM_FRAMES
+    return torch.arange(tokens - frame, tokens, 6, device=device)
+
+
+def fastvid_dtm_baseline(x):
+    """FastVID's merge of a segment into one anchor frame's anchors, per item: (contextual [B, K, C])."""
+    rows = []
+    for b in range(x.shape[0]):
+        hidden = x[b].float()
+        anchors = dtm_anchors(hidden.shape[0], x.device)
+        units = hidden / hidden.norm(dim=-1, keepdim=True)
+        keep = torch.ones(hidden.shape[0], dtype=torch.bool, device=x.device)
+        keep[anchors] = False
+        to_merge = torch.nonzero(keep).squeeze(1)
+        similarity = torch.mm(units[to_merge], units[anchors].T)
+        one_hot = torch.zeros(to_merge.shape[0], anchors.shape[0], device=x.device)
+        one_hot.scatter_(1, similarity.argmax(dim=1).unsqueeze(-1), 1)
+        weights = (1 / (one_hot.sum(dim=0).unsqueeze(-1) + 1)).clamp(min=DTM_BETA)
+        counts = one_hot.sum(dim=0).clamp(min=1).unsqueeze(-1)
+        aggregated = torch.mm(one_hot.T, hidden[to_merge]) / counts
+        rows.append(weights * hidden[anchors] + (1 - weights) * aggregated)
+    return torch.stack(rows).to(x.dtype)
+
+
+def prepare_fastvid_dtm(library, x):
+    batch, tokens, channels = x.shape
+    anchors = dtm_anchors(tokens, x.device)
+    clusters = anchors.shape[0]
+    centres = anchors.to(torch.int32)[None, :].expand(batch, clusters).contiguous()
+    assignment = torch.empty((batch, tokens), dtype=torch.int32, device=x.device)
+    merged = torch.empty((batch, clusters, channels), dtype=x.dtype, device=x.device)
+    assign = library.prepare_cluster_assign(tk.cluster_assign_params(clusters), x, centres, assignment)
+    merge = library.prepare_cluster_merge(
+        tk.cluster_merge_params(clusters, tk.TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND, DTM_BETA), x, assignment, merged,
+        centres=centres)
+    return merged, tk.chained(assign, merge)
+
+
 def clustered_tokens(shape, dtype, device, strided):
     """x [B, N, C]: per frame K random points (standard normal, K = cluster_count(N)), every point with
     members, each token one of them plus normal noise of a spread drawn per token in [0.2, 1]. With as
@@ -142,4 +197,7 @@ CASES = [
          max_warmup=1, max_repeats=3),
     Case("cluster_mean_64x196", "DPC-kNN then one mean token per cluster (cluster-and-aggregate)",
          (64, 196, 1152), (3, 50, 17), clustered_tokens, cluster_mean_baseline, prepare_cluster_mean, False),
+    # LLaVA-Video's 64 frames in 16 segments of 4 frames x 169 tokens, one anchor frame each (C = 3584, Qwen2's).
+    Case("fastvid_dtm_16x676", "FastVID DTM: tokens to their anchors by cosine, then the count-weighted blend (beta 0.6)",
+         (16, 676, 3584), (3, 52, 19), dtm_tokens, fastvid_dtm_baseline, prepare_fastvid_dtm, False),
 ]

@@ -187,13 +187,17 @@ class TkClusterMergeParams(ctypes.Structure):
     ]
 
 
+class TkClusterAssignParams(ctypes.Structure):
+    _fields_ = [("clusters", ctypes.c_int32)]
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
                  "tk_diversity_params": TkDiversityParams, "tk_evs_params": TkEvsParams,
                  "tk_dycoke_params": TkDycokeParams, "tk_vidcom2_params": TkVidcom2Params,
                  "tk_framefusion_params": TkFramefusionParams, "tk_dpc_knn_params": TkDpcKnnParams,
-                 "tk_cluster_merge_params": TkClusterMergeParams,
+                 "tk_cluster_merge_params": TkClusterMergeParams, "tk_cluster_assign_params": TkClusterAssignParams,
                  "tk_relevance_params": TkRelevanceParams, "tk_dpp_params": TkDppParams,
                  "tk_kmeans_params": TkKmeansParams}
 
@@ -275,6 +279,8 @@ def _declare_functions(library):
     _declare(library, "tk_cluster_merge", status,
              [p(TkClusterMergeParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               ctypes.c_void_p])
+    _declare(library, "tk_cluster_assign", status,
+             [p(TkClusterAssignParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
     _declare(library, "tk_framefusion_workspace_size", status, [p(TkFramefusionParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_framefusion_merge", status,
              [p(TkFramefusionParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p,
@@ -584,6 +590,15 @@ class Library:
         merge = self.native.tk_cluster_merge
         return PreparedCall(lambda: self.check(merge(*arguments)), (x, assignment, sizes, centres, out, out_size, views, params))
 
+    def prepare_cluster_assign(self, params, x, centres, assignment, lengths=None):
+        """A zero-argument call of tk_cluster_assign (x [B, N, C], centres [B, K] i32 and lengths [B] i32 or
+        None -> assignment [B, N] i32)."""
+        views = [tensor_view(t) if t is not None else None for t in (x, lengths, centres, assignment)]
+        refs = [ctypes.byref(v) if v is not None else None for v in views]
+        arguments = (ctypes.byref(params), *refs, current_stream(x.device))
+        assign = self.native.tk_cluster_assign
+        return PreparedCall(lambda: self.check(assign(*arguments)), (x, lengths, centres, assignment, views, params))
+
     def _retained_tokens(self, query, params, frames):
         retained = ctypes.c_int64()
         self.check(query(ctypes.byref(params), frames, ctypes.byref(retained)))
@@ -708,6 +723,14 @@ def diversity_params(k, distance=TK_DISTANCE_COSINE, first=TK_FIRST_MOST_ISOLATE
 TK_CLUSTER_MERGE_MEAN = 0
 TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1
 TK_CLUSTER_MERGE_CENTRE_BLEND = 2
+TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND = 3
+
+
+def cluster_assign_params(clusters):
+    """tk_cluster_assign_params: K centre columns per item."""
+    params = TkClusterAssignParams()
+    params.clusters = clusters
+    return params
 
 
 def dpc_knn_params(clusters, neighbours=5):

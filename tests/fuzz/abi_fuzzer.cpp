@@ -907,7 +907,18 @@ void fuzz_cluster(Choices& c, Call& call) {
         });
         return;
     }
-    tk_cluster_merge_params p{static_cast<int32_t>(c.range(0, 6)), around(c, TK_CLUSTER_MERGE_MEAN, TK_CLUSTER_MERGE_CENTRE_BLEND),
+    if (c.one_in(3)) {
+        tk_cluster_assign_params p{static_cast<int32_t>(around(c, 0, 6))};
+        const tk_cluster_assign_params* params = c.one_in(50) ? nullptr : &p;
+        const int64_t clusters = std::max<int32_t>(p.clusters, 0);
+        const tk_tensor* lengths = call.maybe({batch}, TK_DTYPE_I32, Role::kInput, indices(0, tokens));
+        const tk_tensor* centres = call.tensor({batch, clusters}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(tokens - 1, 0)));
+        const tk_tensor* assignment = call.tensor({batch, tokens}, TK_DTYPE_I32, Role::kOutput);
+        call.run("tk_cluster_assign", {x, lengths, centres, assignment},
+                 [&] { return tk_cluster_assign(params, x, lengths, centres, assignment, nullptr); });
+        return;
+    }
+    tk_cluster_merge_params p{static_cast<int32_t>(c.range(0, 6)), around(c, TK_CLUSTER_MERGE_MEAN, TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND),
                               some_float(c, -1.0f, 2.0f)};
     const tk_cluster_merge_params* params = c.one_in(50) ? nullptr : &p;
     const int64_t clusters = std::max<int32_t>(p.clusters, 0);

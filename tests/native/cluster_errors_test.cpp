@@ -1,6 +1,6 @@
 // Every class of invalid clustering and aggregation argument (SPEC section 6): the status, a message
 // naming the argument, and no byte written to any tensor, for tk_dpc_knn, tk_dpc_knn_workspace_size
-// and tk_cluster_merge.
+// tk_cluster_merge and tk_cluster_assign.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -170,7 +170,14 @@ std::vector<InvalidCase<MergeCall>> merge_cases() {
     return {
         {"NullParams", [](C& c) { c.null_params = true; }, "params"},
         {"ClustersNegative", [](C& c) { c.params.clusters = -1; }, "params->clusters"},
-        {"ModeThree", [](C& c) { c.params.mode = 3; }, "params->mode"},
+        {"ModeFour", [](C& c) { c.params.mode = 4; }, "params->mode"},
+        {"ModeNegative", [](C& c) { c.params.mode = -1; }, "params->mode"},
+        {"CentresMissingForCountBlend",
+         [](C& c) {
+             c.params.mode = TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
+             c.null_centres = true;
+         },
+         "centres"},
         {"BetaNaN", [](C& c) { c.params.beta = NAN; }, "params->beta"},
         {"BetaInfinite", [](C& c) { c.params.beta = INFINITY; }, "params->beta"},
         {"XRank2", [](C& c) { c.x.rank = 2; }, "x.rank"},
@@ -209,6 +216,74 @@ TEST(ClusterMergeInvalid, TheUnbrokenCallIsAccepted) {
     MergeCall call;
     ASSERT_EQ(call.run(), TK_STATUS_OK) << tk_last_error();
     EXPECT_EQ(call.out_size_array.get(1, 1), 0.0);  // centre -1: an empty cluster
+}
+
+// x [2, 6, 3] f32, lengths {6, 4}, centres [2, 3] ({0, 5, -1}, {3, -1, 1}): assignment [2, 6].
+struct AssignCall {
+    HostArray x_array{TK_DTYPE_F32, {2, 6, 3}};
+    HostArray lengths_array{TK_DTYPE_I32, {2}};
+    HostArray centres_array{TK_DTYPE_I32, {2, 3}};
+    HostArray assignment_array{TK_DTYPE_I32, {2, 6}};
+    tk_cluster_assign_params params{3};
+    tk_tensor x{}, lengths{}, centres{}, assignment{};
+    bool null_params = false, null_x = false, null_centres = false, null_assignment = false;
+
+    AssignCall() {
+        fill_values(x_array);
+        lengths_array.set(0, 0, 0, 6);
+        lengths_array.set(1, 0, 0, 4);
+        const int k[2][3] = {{0, 5, -1}, {3, -1, 1}};
+        for (int64_t b = 0; b < 2; ++b)
+            for (int64_t j = 0; j < 3; ++j) centres_array.set(b, j, 0, k[b][j]);
+        assignment_array.fill_bytes(0xA5);
+        x = x_array.desc();
+        lengths = lengths_array.desc();
+        centres = centres_array.desc();
+        assignment = assignment_array.desc();
+    }
+    std::vector<const HostArray*> arrays() const { return {&x_array, &lengths_array, &centres_array, &assignment_array}; }
+    tk_status run() const {
+        return tk_cluster_assign(null_params ? nullptr : &params, null_x ? nullptr : &x, &lengths,
+                                 null_centres ? nullptr : &centres, null_assignment ? nullptr : &assignment, nullptr);
+    }
+};
+
+std::vector<InvalidCase<AssignCall>> assign_cases() {
+    using C = AssignCall;
+    return {
+        {"NullParams", [](C& c) { c.null_params = true; }, "params"},
+        {"NullX", [](C& c) { c.null_x = true; }, "x"},
+        {"NullCentres", [](C& c) { c.null_centres = true; }, "centres"},
+        {"NullAssignment", [](C& c) { c.null_assignment = true; }, "assignment"},
+        {"ClustersNegative", [](C& c) { c.params.clusters = -1; }, "params->clusters"},
+        {"XRank2", [](C& c) { c.x.rank = 2; }, "x.rank"},
+        {"XI32", [](C& c) { c.x.dtype = TK_DTYPE_I32; }, "x.dtype"},
+        {"XChannelsNotContiguous", [](C& c) { c.x.strides[2] = 2; }, "x.strides[2]"},
+        {"LengthsI64", [](C& c) { c.lengths.dtype = TK_DTYPE_I64; }, "lengths.dtype"},
+        {"LengthAboveN", [](C& c) { c.lengths_array.set(1, 0, 0, 7); }, "lengths[1]"},
+        {"CentresI64", [](C& c) { c.centres.dtype = TK_DTYPE_I64; }, "centres.dtype"},
+        {"CentresColumnsNotClusters", [](C& c) { c.centres.shape[1] = 2; }, "centres.shape[1]"},
+        {"CentreBelowMinusOne", [](C& c) { c.centres_array.set(0, 2, 0, -2); }, "centres[0, 2]"},
+        {"CentrePastTheItemsLength", [](C& c) { c.centres_array.set(1, 0, 0, 4); }, "centres[1, 0]"},
+        {"AssignmentTokensDiffer", [](C& c) { c.assignment.shape[1] = 5; }, "assignment.shape[1]"},
+        {"AssignmentF32", [](C& c) { c.assignment.dtype = TK_DTYPE_F32; }, "assignment.dtype"},
+        {"AssignmentOverlapsCentres", [](C& c) { c.assignment.data = c.centres.data; }, "disjoint from centres"},
+        {"AssignmentOverlapsX", [](C& c) { c.assignment.data = c.x.data; }, "disjoint from x"},
+        {"AssignmentOverlapsItself", [](C& c) { c.assignment.strides[0] = 1; }, "assignment.strides"},
+    };
+}
+
+class ClusterAssignInvalid : public ::testing::TestWithParam<InvalidCase<AssignCall>> {};
+TEST_P(ClusterAssignInvalid, IsRejectedWithoutWriting) { check_invalid(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(ClusterAssign, ClusterAssignInvalid, ::testing::ValuesIn(assign_cases()), case_name<AssignCall>);
+
+TEST(ClusterAssignInvalid, TheUnbrokenCallIsAccepted) {
+    AssignCall call;
+    ASSERT_EQ(call.run(), TK_STATUS_OK) << tk_last_error();
+    EXPECT_EQ(call.assignment_array.get(0, 0), 0.0);  // a centre joins its own column
+    EXPECT_EQ(call.assignment_array.get(1, 3), 0.0);
+    EXPECT_EQ(call.assignment_array.get(1, 1), 2.0);
+    EXPECT_EQ(call.assignment_array.get(1, 4), -1.0);  // past the length
 }
 
 }  // namespace

@@ -146,7 +146,7 @@ ClusterMergeResult cluster_merge_reference(const ClusterMergeInputs& in) {
     for (int64_t b = 0; b < in.batch; ++b)
         for (int64_t j = 0; j < kc; ++j) {
             const int64_t centre = in.centres.empty() ? -1 : in.centres[b * kc + j];
-            const bool blend = in.mode == MergeMode::kCentreBlend;
+            const bool blend = in.mode == MergeMode::kCentreBlend || in.mode == MergeMode::kCentreCountBlend;
             std::vector<double> sum(static_cast<size_t>(c), 0.0);
             double weight = 0.0, size = 0.0;
             for (int64_t i = 0; i < n; ++i) {
@@ -163,13 +163,67 @@ ClusterMergeResult cluster_merge_reference(const ClusterMergeInputs& in) {
                 if (centre < 0) continue;  // zeros, size 0
                 for (int64_t ch = 0; ch < c; ++ch) {
                     const double v = in.x[(b * n + centre) * c + ch];
-                    out[ch] = weight > 0 ? in.beta * v + (1 - in.beta) * sum[ch] / weight : v;
+                    // FastVID: avg_weights = (1 / (n + 1)).clamp(min=beta), n the other members.
+                    const double w = in.mode == MergeMode::kCentreCountBlend ? std::max(1.0 / (weight + 1.0), in.beta) : in.beta;
+                    out[ch] = weight > 0 ? w * v + (1 - w) * sum[ch] / weight : v;
                 }
             } else if (weight != 0.0) {
                 for (int64_t ch = 0; ch < c; ++ch) out[ch] = sum[ch] / weight;
             }
             r.out_size[b * kc + j] = size;
         }
+    return r;
+}
+
+ClusterAssignResult cluster_assign_reference(const ClusterAssignInputs& in, double tie_tolerance) {
+    const int64_t n = in.tokens, c = in.channels, kc = in.clusters;
+    ClusterAssignResult r;
+    r.assignment.assign(static_cast<size_t>(in.batch * n), -1);
+    const auto cosine = [&](int64_t b, int64_t i, int64_t j) {
+        const double* a = &in.x[(b * n + i) * c];
+        const double* z = &in.x[(b * n + j) * c];
+        double dot = 0, na = 0, nz = 0;
+        for (int64_t ch = 0; ch < c; ++ch) {
+            dot += a[ch] * z[ch];
+            na += a[ch] * a[ch];
+            nz += z[ch] * z[ch];
+        }
+        return na == 0 || nz == 0 ? 0.0 : dot / (std::sqrt(na) * std::sqrt(nz));  // a zero row: 0
+    };
+    for (int64_t b = 0; b < in.batch; ++b) {
+        const int64_t length = in.lengths.empty() ? n : in.lengths[b];
+        int64_t first = -1;
+        for (int64_t j = 0; j < kc && first < 0; ++j)
+            if (in.centres[b * kc + j] >= 0) first = j;
+        if (first < 0) continue;
+        for (int64_t i = 0; i < length; ++i) {
+            int64_t own = -1;
+            for (int64_t j = 0; j < kc && own < 0; ++j)
+                if (in.centres[b * kc + j] == i) own = j;
+            if (own >= 0) {
+                r.assignment[b * n + i] = own;
+                continue;
+            }
+            int64_t best = -1;
+            double best_value = 0;
+            std::vector<double> values;
+            for (int64_t j = 0; j < kc; ++j) {
+                const int64_t centre = in.centres[b * kc + j];
+                if (centre < 0) continue;
+                const double v = cosine(b, i, centre);
+                values.push_back(v);
+                if (best < 0 || v > best_value) {
+                    best = j;
+                    best_value = v;
+                }
+            }
+            int close = 0;
+            for (double v : values)
+                if (v != best_value && std::fabs(v - best_value) <= tie_tolerance) ++close;
+            if (close > 0) r.near_tie = true;  // exact ties (C = 1, duplicates) are exact in float32 too
+            r.assignment[b * n + i] = best;
+        }
+    }
     return r;
 }
 

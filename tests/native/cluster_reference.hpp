@@ -33,7 +33,7 @@ struct DpcResult {
 
 DpcResult dpc_knn_reference(const DpcInputs& in, double tie_tolerance = 1e-5);
 
-enum class MergeMode { kMean = 0, kSizeWeighted = 1, kCentreBlend = 2 };
+enum class MergeMode { kMean = 0, kSizeWeighted = 1, kCentreBlend = 2, kCentreCountBlend = 3 };
 
 struct ClusterMergeInputs {
     int64_t batch = 0, tokens = 0, channels = 0, clusters = 0;
@@ -51,5 +51,22 @@ struct ClusterMergeResult {
 };
 
 ClusterMergeResult cluster_merge_reference(const ClusterMergeInputs& in);
+
+// Assignment of every token to its most cosine-similar centre token (tk_cluster_assign).
+struct ClusterAssignInputs {
+    int64_t batch = 0, tokens = 0, channels = 0, clusters = 0;
+    std::vector<double> x;             // [B, N, C]
+    std::vector<int64_t> lengths;      // [B] or empty
+    std::vector<int64_t> centres;      // [B, K], -1: no centre
+};
+
+struct ClusterAssignResult {
+    std::vector<int64_t> assignment;  // [B, N]
+    // Whether some token's best and second-best similarities lie within the tolerance, so float32 may
+    // pick the other.
+    bool near_tie = false;
+};
+
+ClusterAssignResult cluster_assign_reference(const ClusterAssignInputs& in, double tie_tolerance = 1e-5);
 
 }  // namespace tkt

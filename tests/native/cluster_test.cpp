@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -366,7 +367,7 @@ TEST(ClusterMerge, MatchesReference) {
     const Shape shapes[] = {{3, 37, 1, 5}, {2, 50, 19, 7}, {1, 9, 130, 12}, {4, 64, 48, 1}};
     for (const Shape& s : shapes)
         for (tk_dtype dtype : kFloatDtypes)
-            for (int mode = 0; mode < 3; ++mode)
+            for (int mode = 0; mode < 4; ++mode)
                 for (bool strided : {false, true}) {
                     const std::string what = "N=" + std::to_string(s.tokens) + " C=" + std::to_string(s.channels) + " K=" +
                                              std::to_string(s.clusters) + " mode " + std::to_string(mode) + " " +
@@ -377,7 +378,7 @@ TEST(ClusterMerge, MatchesReference) {
                     run.params.mode = mode;
                     run.params.beta = 0.6f;
                     run.has_sizes = mode == 1 || gen() % 2 == 0;
-                    run.has_centres = mode == 2;
+                    run.has_centres = mode >= 2;
                     // Some clusters stay empty: members drawn from the first K - 1 clusters or none.
                     for (int64_t b = 0; b < s.batch; ++b) {
                         for (int64_t i = 0; i < s.tokens; ++i)
@@ -424,7 +425,7 @@ TEST(ClusterMergeCuda, SameBitsAsCpu) {
     const CudaStream stream;
     std::mt19937_64 gen(seed_from_name(test_name()));
     for (tk_dtype dtype : kFloatDtypes)
-        for (int mode = 0; mode < 3; ++mode) {
+        for (int mode = 0; mode < 4; ++mode) {
             SCOPED_TRACE(std::string(dtype_label(dtype)) + " mode " + std::to_string(mode));
             MergeRun cpu(3, 41, 300, 7, dtype, true);
             fill_uniform(cpu.x, gen, -3.0, 3.0);
@@ -432,7 +433,7 @@ TEST(ClusterMergeCuda, SameBitsAsCpu) {
             cpu.params.mode = mode;
             cpu.params.beta = 0.3f;
             cpu.has_sizes = mode != 0;
-            cpu.has_centres = mode == 2;
+            cpu.has_centres = mode >= 2;
             for (int64_t b = 0; b < 3; ++b) {
                 for (int64_t i = 0; i < 41; ++i) cpu.assignment.set(b, i, 0, static_cast<double>(static_cast<int64_t>(gen() % 8) - 1));
                 for (int64_t j = 0; j < 7; ++j) cpu.centres.set(b, j, 0, static_cast<double>(static_cast<int64_t>(gen() % 42) - 1));
@@ -449,6 +450,174 @@ TEST(ClusterMergeCuda, SameBitsAsCpu) {
             ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
             EXPECT_TRUE(cuda.out.bytes() == cpu.out.bytes());
             EXPECT_TRUE(cuda.out_size.bytes() == cpu.out_size.bytes());
+        }
+}
+
+// FastVID's weight max(1 / (n + 1), beta): with beta 0.25, a centre with one other member weighs 1/2,
+// one with four weighs 1/4 (the clamp); exact in binary.
+TEST(ClusterMerge, CentreCountBlendWeighsByCount) {
+    MergeRun run(1, 7, 1, 3, TK_DTYPE_F32, false);
+    const double x[7] = {8, 4, 16, 0, 4, 8, 12};
+    const int assignment[7] = {0, 0, 1, 1, 1, 1, 1};
+    const int centres[3] = {0, 3, 2};  // cluster 2's centre belongs to cluster 1: no other member
+    for (int64_t i = 0; i < 7; ++i) {
+        run.assignment.set(0, i, 0, assignment[i]);
+        run.x.set(0, i, 0, x[i]);
+    }
+    for (int64_t j = 0; j < 3; ++j) run.centres.set(0, j, 0, centres[j]);
+    run.params.mode = TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
+    run.params.beta = 0.25f;
+    run.has_centres = true;
+    ASSERT_TRUE(ok(run.run()));
+    // cluster 0: 0.5 * 8 + 0.5 * 4; cluster 1: centre 0, the others 16, 4, 8, 12 (mean 10) at weight
+    // max(1/5, 1/4); cluster 2: its centre alone (no member).
+    EXPECT_EQ(run.out.values(), (std::vector<double>{6, 7.5, 16}));
+    EXPECT_EQ(run.out_size.values(), (std::vector<double>{2, 5, 0}));
+}
+
+// ---- Assignment to given centres ------------------------------------------------------------------
+
+struct AssignRun {
+    HostArray x, lengths, centres, assignment;
+    tk_cluster_assign_params params{};
+    bool has_lengths = false;
+
+    AssignRun(int64_t batch, int64_t tokens, int64_t channels, int64_t clusters, tk_dtype dtype, bool strided) {
+        const ArrayLayout layout = strided ? ArrayLayout{3, false, 1} : ArrayLayout{};
+        const ArrayLayout small = strided ? ArrayLayout{1, true, 0} : ArrayLayout{};
+        x = HostArray(dtype, {batch, tokens, channels}, layout);
+        lengths = HostArray(TK_DTYPE_I32, {batch});
+        centres = HostArray(TK_DTYPE_I32, {batch, clusters}, small);
+        assignment = HostArray(TK_DTYPE_I32, {batch, tokens}, small);
+        params.clusters = static_cast<int32_t>(clusters);
+        assignment.fill_bytes(0xA5);
+    }
+
+    ClusterAssignInputs inputs() const {
+        ClusterAssignInputs in;
+        in.batch = x.shape()[0];
+        in.tokens = x.shape()[1];
+        in.channels = x.shape()[2];
+        in.clusters = params.clusters;
+        in.x = x.values();
+        if (has_lengths)
+            for (double v : lengths.values()) in.lengths.push_back(static_cast<int64_t>(v));
+        for (double v : centres.values()) in.centres.push_back(static_cast<int64_t>(v));
+        return in;
+    }
+
+    // Lengths and centres at random: distinct tokens of the item, some columns -1.
+    void draw_indices(std::mt19937_64& gen) {
+        const int64_t batch = x.shape()[0], n = x.shape()[1], k = params.clusters;
+        for (int64_t b = 0; b < batch; ++b) {
+            const int64_t length = has_lengths && b > 0 ? static_cast<int64_t>(gen() % static_cast<uint64_t>(n + 1)) : n;
+            lengths.set(b, 0, 0, static_cast<double>(length));
+            std::vector<int64_t> order(static_cast<size_t>(length));
+            std::iota(order.begin(), order.end(), 0);
+            std::shuffle(order.begin(), order.end(), gen);
+            for (int64_t j = 0; j < k; ++j)
+                centres.set(b, j, 0, j < length && gen() % 5 != 0 ? static_cast<double>(order[j]) : -1.0);
+        }
+    }
+
+    std::vector<int64_t> result() const {
+        std::vector<int64_t> r;
+        for (double v : assignment.values()) r.push_back(static_cast<int64_t>(v));
+        return r;
+    }
+
+    tk_status run() {
+        const tk_tensor xd = x.desc(), ld = lengths.desc(), cd = centres.desc(), ad = assignment.desc();
+        return tk_cluster_assign(&params, &xd, has_lengths ? &ld : nullptr, &cd, &ad, nullptr);
+    }
+};
+
+TEST(ClusterAssign, MatchesReference) {
+    std::mt19937_64 gen(seed_from_name(test_name()));
+    struct Shape {
+        int64_t batch, tokens, channels, clusters;
+    };
+    const Shape shapes[] = {{3, 37, 1, 5}, {2, 50, 19, 7}, {1, 9, 130, 1}, {4, 64, 48, 12}, {2, 33, 17, 33}, {1, 5, 3, 0}};
+    for (const Shape& s : shapes)
+        for (tk_dtype dtype : kFloatDtypes)
+            for (bool strided : {false, true}) {
+                const std::string what = "N=" + std::to_string(s.tokens) + " C=" + std::to_string(s.channels) +
+                                         " K=" + std::to_string(s.clusters) + " " + dtype_label(dtype) +
+                                         (strided ? " strided" : "");
+                AssignRun run(s.batch, s.tokens, s.channels, s.clusters, dtype, strided);
+                run.has_lengths = strided;
+                ClusterAssignResult ref;
+                for (int attempt = 0; attempt < 40; ++attempt) {
+                    fill_uniform(run.x, gen, -3.0, 3.0);
+                    run.draw_indices(gen);
+                    ref = cluster_assign_reference(run.inputs());
+                    if (!ref.near_tie) break;
+                }
+                ASSERT_FALSE(ref.near_tie) << what;
+                const HostArray before = run.assignment;
+                ASSERT_TRUE(ok(run.run())) << what;
+                EXPECT_EQ(run.result(), ref.assignment) << what;
+                EXPECT_EQ(first_changed_gap(before, run.assignment), "") << what;
+            }
+}
+
+// Exact decisions: a repeated centre (its later column gets nothing), equal similarities (the lower
+// column), a zero row (similarity 0 to all: the first valid column), a NaN row (the first valid
+// column), a zero centre (similarity 0) and a token past the length (-1).
+TEST(ClusterAssign, TiesZeroRowsAndNaN) {
+    AssignRun run(1, 8, 2, 4, TK_DTYPE_F32, false);
+    const double x[8][2] = {{1, 0}, {0, 1}, {0, 0}, {1, 1}, {0, 0}, {NAN, 1}, {-1, -1}, {1, 0}};
+    for (int64_t i = 0; i < 8; ++i)
+        for (int64_t c = 0; c < 2; ++c) run.x.set(0, i, c, x[i][c]);
+    const int centres[4] = {-1, 0, 2, 1};  // column 0 empty; column 2 the zero row
+    for (int64_t j = 0; j < 4; ++j) run.centres.set(0, j, 0, centres[j]);
+    run.lengths.set(0, 0, 0, 7);
+    run.has_lengths = true;
+    ASSERT_TRUE(ok(run.run()));
+    // token 3 (1, 1): cos 0.7071 to (1, 0) and (0, 1), bit-equal: column 1; token 6: -0.707 to both, 0
+    // to the zero centre: column 2.
+    EXPECT_EQ(run.result(), (std::vector<int64_t>{1, 3, 2, 1, 1, 1, 2, -1}));
+    EXPECT_EQ(run.result(), cluster_assign_reference(run.inputs()).assignment);
+
+    AssignRun twice(1, 3, 2, 2, TK_DTYPE_F32, false);
+    for (int64_t i = 0; i < 3; ++i)
+        for (int64_t c = 0; c < 2; ++c) twice.x.set(0, i, c, static_cast<double>(i + c));
+    twice.centres.set(0, 0, 0, 1);
+    twice.centres.set(0, 1, 0, 1);
+    ASSERT_TRUE(ok(twice.run()));
+    EXPECT_EQ(twice.result(), (std::vector<int64_t>{0, 0, 0}));
+}
+
+TEST(ClusterAssign, CudaTensorsWithoutACudaBuildAreRefused) {
+    if (tk_cuda_is_built()) GTEST_SKIP() << "a CUDA build: ClusterAssignCuda compares the backends";
+    AssignRun run(1, 4, 2, 1, TK_DTYPE_F32, false);
+    tk_tensor xd = run.x.desc(), cd = run.centres.desc(), ad = run.assignment.desc();
+    for (tk_tensor* t : {&xd, &cd, &ad}) t->device_kind = TK_DEVICE_CUDA;
+    expect_rejected(tk_cluster_assign(&run.params, &xd, nullptr, &cd, &ad, nullptr), "CUDA", TK_STATUS_BACKEND_UNAVAILABLE);
+}
+
+// One sum order on both backends: the same assignment on any input.
+TEST(ClusterAssignCuda, SameAsCpu) {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) GTEST_SKIP() << why;
+    const CudaStream stream;
+    std::mt19937_64 gen(seed_from_name(test_name()));
+    for (tk_dtype dtype : kFloatDtypes)
+        for (int64_t channels : {1, 7, 300}) {
+            SCOPED_TRACE(std::string(dtype_label(dtype)) + " C=" + std::to_string(channels));
+            AssignRun cpu(3, 45, channels, 9, dtype, true);
+            cpu.has_lengths = true;
+            fill_uniform(cpu.x, gen, -3.0, 3.0);
+            cpu.draw_indices(gen);
+            AssignRun cuda = cpu;
+            ASSERT_TRUE(ok(cpu.run()));
+            DeviceCopies copies(stream.get());
+            const tk_tensor x = copies.upload(cuda.x), l = copies.upload(cuda.lengths), c = copies.upload(cuda.centres);
+            const tk_tensor a = copies.upload(cuda.assignment);
+            ASSERT_TRUE(ok(tk_cluster_assign(&cuda.params, &x, &l, &c, &a, stream.get())));
+            copies.download(a, cuda.assignment);
+            ASSERT_TRUE(ok(tk_cuda_stream_synchronize(stream.get())));
+            EXPECT_EQ(cuda.result(), cpu.result());
         }
 }
 

@@ -25,10 +25,11 @@ public static unsafe class ClusterAggregation
     /// <param name="assignment"><c>[B, N]</c>: each token's cluster in [0, K), or -1.</param>
     /// <param name="output">Receives <c>[B, K, C]</c> in x's element type; K is its second dimension.</param>
     /// <param name="mode">Mean, size-weighted mean or centre blend.</param>
-    /// <param name="beta">The centre's weight in <see cref="ClusterMergeMode.CentreBlend"/> (HoliTom's Beta); finite.</param>
+    /// <param name="beta">The centre's weight in <see cref="ClusterMergeMode.CentreBlend"/> (HoliTom's Beta), its least weight in
+    /// <see cref="ClusterMergeMode.CentreCountBlend"/> (FastVID's DTM_beta); finite.</param>
     /// <param name="outSize">Optional float32 <c>[B, K]</c>: receives each cluster's summed sizes (or count). Absent when default.</param>
     /// <param name="sizes">Optional float32 <c>[B, N]</c> token sizes; needed by <see cref="ClusterMergeMode.SizeWeighted"/>. Absent when default.</param>
-    /// <param name="centres">Optional int32 <c>[B, K]</c>, a token in [-1, N); needed by <see cref="ClusterMergeMode.CentreBlend"/>. Absent when default.</param>
+    /// <param name="centres">Optional int32 <c>[B, K]</c>, a token in [-1, N); needed by the centre modes. Absent when default.</param>
     /// <exception cref="ArgumentException">A wrong rank, element type or shape, or an input the mode needs is missing.</exception>
     /// <exception cref="TokenKernelsException">An assignment or centre out of range (the message names it), or overlapping tensors; nothing was written.</exception>
     public static void Merge<T>(
@@ -159,7 +160,7 @@ public static unsafe class ClusterAggregation
         {
             throw new ArgumentException("output has more than int.MaxValue clusters.", nameof(output));
         }
-        if (mode < ClusterMergeMode.Mean || mode > ClusterMergeMode.CentreBlend)
+        if (mode < ClusterMergeMode.Mean || mode > ClusterMergeMode.CentreCountBlend)
         {
             throw new ArgumentOutOfRangeException(nameof(mode), mode, "Not a ClusterMergeMode.");
         }
@@ -171,9 +172,9 @@ public static unsafe class ClusterAggregation
         {
             throw new ArgumentException("ClusterMergeMode.SizeWeighted needs the token sizes [B, N].", "sizes");
         }
-        if (mode == ClusterMergeMode.CentreBlend && !hasCentres)
+        if ((mode == ClusterMergeMode.CentreBlend || mode == ClusterMergeMode.CentreCountBlend) && !hasCentres)
         {
-            throw new ArgumentException("ClusterMergeMode.CentreBlend needs the centres [B, K].", "centres");
+            throw new ArgumentException("ClusterMergeMode." + mode + " needs the centres [B, K].", "centres");
         }
         NativeLibraryLoader.EnsureLoaded();
         return new TkClusterMergeParams { Clusters = (int)output[1], Mode = (int)mode, Beta = beta };

@@ -11,4 +11,10 @@ public enum ClusterMergeMode
 
     /// <summary>HoliTom's beta x x[centre] + (1 - beta) x the mean of the other members (x[centre] alone without any); needs centres.</summary>
     CentreBlend = 2,
+
+    /// <summary>
+    /// FastVID's DTM (<c>fastvid_llavavideo</c> <c>modeling_qwen2.py</c>): w x x[centre] + (1 - w) x the mean of the other members,
+    /// w = max(1 / (n + 1), beta) with n their count (x[centre] alone without any); needs centres.
+    /// </summary>
+    CentreCountBlend = 3,
 }

@@ -283,6 +283,7 @@ internal static unsafe class NativeMethods
     public const int TK_CLUSTER_MERGE_MEAN = 0;
     public const int TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1;
     public const int TK_CLUSTER_MERGE_CENTRE_BLEND = 2;
+    public const int TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND = 3;
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_dpc_knn_workspace_size(TkDpcKnnParams* @params, TkTensor* x, ulong* bytes);
@@ -292,4 +293,7 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_cluster_merge(TkClusterMergeParams* @params, TkTensor* x, TkTensor* assignment, TkTensor* sizes, TkTensor* centres, TkTensor* @out, TkTensor* out_size, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_cluster_assign(TkClusterAssignParams* @params, TkTensor* x, TkTensor* lengths, TkTensor* centres, TkTensor* assignment, IntPtr stream);
 }

@@ -148,6 +148,13 @@ internal struct TkClusterMergeParams
     public float Beta;
 }
 
+/// <summary>Mirror of <c>tk_cluster_assign_params</c>: the centre columns per item.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct TkClusterAssignParams
+{
+    public int Clusters;
+}
+
 /// <summary>Mirror of <c>tk_framefusion_params</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct TkFramefusionParams

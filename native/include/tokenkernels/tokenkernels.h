@@ -651,26 +651,49 @@ TK_API tk_status tk_kmeans(const tk_kmeans_params* params, const tk_tensor* x, c
  * members' summed sizes, or their count without sizes). Members are added in increasing token
  * index, in float32, on every backend. Modes: the mean of the members; the size-weighted mean
  * (sizes [B, N] f32 needed); HoliTom's beta x x[centre] + (1 - beta) x the mean of the other members
- * (centres [B, K] i32 needed; x[centre] alone when it has none). An empty cluster (no member, or
- * centre -1 in the centre mode) gets zeros and size 0. Host assignment and centre values out of range
+ * (centres [B, K] i32 needed; x[centre] alone when it has none); FastVID's DTM blend, the same with the
+ * centre's weight max(1 / (n + 1), beta), n the other members. An empty cluster (no member, or
+ * centre -1 in a centre mode) gets zeros and size 0. Host assignment and centre values out of range
  * are rejected; on CUDA such an assignment matches no cluster and such a centre counts as -1. Exact
  * rules: docs/SPEC.md section 6. */
 typedef int32_t tk_cluster_merge_mode;
 enum {
     TK_CLUSTER_MERGE_MEAN = 0,
     TK_CLUSTER_MERGE_SIZE_WEIGHTED = 1,
-    TK_CLUSTER_MERGE_CENTRE_BLEND = 2
+    TK_CLUSTER_MERGE_CENTRE_BLEND = 2,
+    /* FastVID's DTM: w x[centre] + (1 - w) x the mean of the other members, w = max(1 / (n + 1), beta)
+     * with n their count (centres needed; x[centre] alone when n = 0) */
+    TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND = 3
 };
 
 typedef struct tk_cluster_merge_params {
     int32_t clusters; /* K, the rows of out per item; >= 0 */
     tk_cluster_merge_mode mode;
-    float beta;       /* the centre's weight in TK_CLUSTER_MERGE_CENTRE_BLEND (HoliTom's Beta); finite */
+    float beta;       /* the centre's weight in TK_CLUSTER_MERGE_CENTRE_BLEND (HoliTom's Beta), its least
+                         weight in TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND (FastVID's DTM_beta); finite */
 } tk_cluster_merge_params;
 
 TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const tk_tensor* x, const tk_tensor* assignment,
                                   const tk_tensor* sizes, const tk_tensor* centres, const tk_tensor* out,
                                   const tk_tensor* out_size, tk_stream stream);
+
+/* -- Assignment to given centres -- */
+/* Each token of item b of x [B, N, C] (f32/f16/bf16, channels contiguous) joins the centre it is most
+ * cosine-similar to, the centres being tokens of the same item (FastVID's DTM assigns every token of a
+ * segment to an anchor token). centres [B, clusters] i32: a token in [0, L_b), or -1 (no centre in that
+ * column). In float32, u = x / sqrt(|x|^2) per channel (a zero row stays zero: similarity 0 to every
+ * centre), |x|^2 and the dot product summed in ops/lane_sum.hpp's order; a centre token joins its own
+ * column (the lowest one if repeated); every other token i < L_b the column of largest similarity,
+ * ties to the lower column, NaN never the largest (the first valid column when every similarity is
+ * NaN). assignment [B, N] i32: -1 from L_b and everywhere without a valid centre (a source map for
+ * tk_unmerge after tk_cluster_merge). lengths [B] i32 or NULL. Host lengths and centres out of range
+ * are rejected; on CUDA lengths are clamped to [0, N] and a centre outside [0, L_b) counts as -1. */
+typedef struct tk_cluster_assign_params {
+    int32_t clusters; /* K, the columns of centres; >= 0 */
+} tk_cluster_assign_params;
+
+TK_API tk_status tk_cluster_assign(const tk_cluster_assign_params* params, const tk_tensor* x, const tk_tensor* lengths,
+                                   const tk_tensor* centres, const tk_tensor* assignment, tk_stream stream);
 
 
 /* ---- 7. Query relevance (docs/SPEC.md, section 7) ----------------------------------------- */

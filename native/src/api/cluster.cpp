@@ -49,6 +49,18 @@ const tk_tensor* optional_input(const tk_tensor* ptr, const char* name, const in
     return ptr;
 }
 
+// Host centres [B, K] (i32) are tokens in [-1, limit(b)), checked before anything is written; device ones
+// cannot be without a host synchronisation.
+template <class Limit, class LimitText>
+void require_host_centres(const tk_tensor& centres, int64_t batch, int64_t clusters, Limit limit, LimitText limit_text) {
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t j = 0; j < clusters; ++j) {
+            const int64_t v = tk::host_index(centres, b, j);
+            require(v >= -1 && v < limit(b), [&] { return "centres[" + std::to_string(b) + ", " + std::to_string(j) + "]"; },
+                    [&] { return limit_text(b); }, number(v));
+        }
+}
+
 }  // namespace
 
 extern "C" {
@@ -109,9 +121,11 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
         require(params != nullptr, "params", "a tk_cluster_merge_params", null_text);
         const tk_cluster_merge_params& p = *params;
         require(p.clusters >= 0, "params->clusters", "at least 0", number(p.clusters));
-        require(p.mode >= TK_CLUSTER_MERGE_MEAN && p.mode <= TK_CLUSTER_MERGE_CENTRE_BLEND, "params->mode",
-                "TK_CLUSTER_MERGE_MEAN (0), TK_CLUSTER_MERGE_SIZE_WEIGHTED (1) or TK_CLUSTER_MERGE_CENTRE_BLEND (2)",
+        require(p.mode >= TK_CLUSTER_MERGE_MEAN && p.mode <= TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND, "params->mode",
+                "TK_CLUSTER_MERGE_MEAN (0), TK_CLUSTER_MERGE_SIZE_WEIGHTED (1), TK_CLUSTER_MERGE_CENTRE_BLEND (2) or "
+                "TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND (3)",
                 number(p.mode));
+        const bool centre_mode = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND || p.mode == TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
         require(std::isfinite(p.beta), "params->beta", "a finite number", [&] { return std::to_string(p.beta); });
         const tk_tensor& x = tk::require_features(x_ptr, "x", 3, "[B, N, C]");
         tk::ClusterMergePlan plan{};
@@ -130,8 +144,8 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
         require(sizes != nullptr || p.mode != TK_CLUSTER_MERGE_SIZE_WEIGHTED, "sizes",
                 "a [B, N] f32 tensor (params->mode is TK_CLUSTER_MERGE_SIZE_WEIGHTED)", null_text);
         optional_input(sizes, "sizes", token_shape, "[B, N]", TK_DTYPE_F32, "f32", x);
-        require(centres != nullptr || p.mode != TK_CLUSTER_MERGE_CENTRE_BLEND, "centres",
-                "a [B, clusters] i32 tensor (params->mode is TK_CLUSTER_MERGE_CENTRE_BLEND)", null_text);
+        require(centres != nullptr || !centre_mode, "centres",
+                "a [B, clusters] i32 tensor (params->mode blends with the centre)", null_text);
         optional_input(centres, "centres", cluster_shape, "[B, clusters]", TK_DTYPE_I32, "i32", x);
         // Host indices are checked before anything is written; device ones cannot be without a sync.
         if (x.device_kind == TK_DEVICE_CPU) {
@@ -143,14 +157,9 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
                             [&] { return "a cluster in [-1, " + std::to_string(p.clusters) + ") (-1: in none)"; }, number(v));
                 }
             if (centres != nullptr)
-                for (int64_t b = 0; b < plan.batch; ++b)
-                    for (int64_t j = 0; j < plan.clusters; ++j) {
-                        const int64_t v = tk::host_index(*centres, b, j);
-                        require(v >= -1 && v < plan.tokens,
-                                [&] { return "centres[" + std::to_string(b) + ", " + std::to_string(j) + "]"; },
-                                [&] { return "a token in [-1, " + std::to_string(plan.tokens) + ") (-1: no centre)"; },
-                                number(v));
-                    }
+                require_host_centres(*centres, plan.batch, plan.clusters, [&](int64_t) { return plan.tokens; }, [&](int64_t) {
+                    return "a token in [-1, " + std::to_string(plan.tokens) + ") (-1: no centre)";
+                });
         }
         tk::NamedTensors written = {{x_ptr, "x"}, {assignment, "assignment"}, {sizes, "sizes"}, {centres, "centres"}};
         const int64_t out_shape[3] = {plan.batch, plan.clusters, plan.channels};
@@ -169,6 +178,47 @@ TK_API tk_status tk_cluster_merge(const tk_cluster_merge_params* params, const t
         } else {
             tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
             tk::cuda::cluster_merge(plan, stream);
+        }
+    });
+}
+
+TK_API tk_status tk_cluster_assign(const tk_cluster_assign_params* params, const tk_tensor* x_ptr, const tk_tensor* lengths,
+                                   const tk_tensor* centres, const tk_tensor* assignment, tk_stream stream) {
+    return tk::api_call([&] {
+        require(params != nullptr, "params", "a tk_cluster_assign_params", null_text);
+        const tk_cluster_assign_params& p = *params;
+        require(p.clusters >= 0, "params->clusters", "at least 0", number(p.clusters));
+        const tk_tensor& x = tk::require_features(x_ptr, "x", 3, "[B, N, C]");
+        tk::ClusterAssignPlan plan{};
+        plan.batch = x.shape[0];
+        plan.tokens = x.shape[1];
+        plan.channels = x.shape[2];
+        plan.clusters = p.clusters;
+        plan.device_ordinal = x.device_ordinal;
+        plan.x = tk::strided(x);
+        tk::require_token_count(plan.tokens, "x.shape[1]");
+        tk::require_per_item(lengths, "lengths", x, "x", plan.tokens, "N of x");
+        const int64_t cluster_shape[2] = {plan.batch, plan.clusters};
+        const int64_t token_shape[2] = {plan.batch, plan.tokens};
+        require(centres != nullptr, "centres", "a [B, clusters] i32 tensor", null_text);
+        optional_input(centres, "centres", cluster_shape, "[B, clusters]", TK_DTYPE_I32, "i32", x);
+        if (x.device_kind == TK_DEVICE_CPU) {
+            const auto length = [&](int64_t b) { return lengths != nullptr ? tk::host_index(*lengths, b) : plan.tokens; };
+            require_host_centres(*centres, plan.batch, plan.clusters, length, [&](int64_t b) {
+                return "a token in [-1, " + std::to_string(length(b)) + ") (item " + std::to_string(b) + "'s length; -1: no centre)";
+            });
+        }
+        const tk::NamedTensors inputs = {{x_ptr, "x"}, {lengths, "lengths"}, {centres, "centres"}};
+        plan.assignment =
+            tk::strided(tk::require_output(assignment, "assignment", 2, token_shape, "[B, N]", TK_DTYPE_I32, x, "x", inputs));
+        if (lengths != nullptr) plan.lengths = tk::strided(*lengths);
+        plan.centres = tk::strided(*centres);
+        if (plan.batch * plan.tokens == 0) return;
+        if (x.device_kind == TK_DEVICE_CPU) {
+            tk::cpu::cluster_assign(plan);
+        } else {
+            tk::cuda::require_stream_of_device(stream, plan.device_ordinal);
+            tk::cuda::cluster_assign(plan, stream);
         }
     });
 }

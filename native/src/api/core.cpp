@@ -90,6 +90,8 @@ constexpr FieldLayout kLayouts[] = {
     TK_FIELD(tk_cluster_merge_params, clusters),
     TK_FIELD(tk_cluster_merge_params, mode),
     TK_FIELD(tk_cluster_merge_params, beta),
+    TK_STRUCT(tk_cluster_assign_params),
+    TK_FIELD(tk_cluster_assign_params, clusters),
     TK_STRUCT(tk_relevance_params),
     TK_FIELD(tk_relevance_params, negate),
     TK_STRUCT(tk_dpp_params),

@@ -22,6 +22,7 @@
 #include "cpu/isa.hpp"
 #include "cpu/merge_microkernel.hpp"
 #include "ops/cluster.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/portable_math.hpp"
 
 namespace tk::cpu {
@@ -536,7 +537,7 @@ void cluster_merge_typed(const ClusterMergePlan& p) {
             const int64_t b = task / p.clusters;
             const int64_t cluster = task % p.clusters;
             const int32_t centre = p.centres.data != nullptr ? at2(p.centres, b, cluster) : -1;
-            const bool blend = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND;
+            const bool blend = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND || p.mode == TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
             std::fill(sum.begin(), sum.end(), 0.0f);
             float weight = 0.0f;  // the divisor: count, or the summed sizes
             float size = 0.0f;    // out_size
@@ -557,10 +558,11 @@ void cluster_merge_typed(const ClusterMergePlan& p) {
             T* out = static_cast<T*>(p.out.data) + b * p.out.strides[0] + cluster * p.out.strides[1];
             if (blend && centre >= 0) {
                 const T* xc = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + centre * p.x.strides[1];
-                const float rest = 1.0f - p.beta;
+                const float centre_weight = centre_blend_weight(p.mode, p.beta, weight);
+                const float rest = 1.0f - centre_weight;
                 for (int64_t c = 0; c < channels; ++c) {
                     const float v = to_float(xc[c]);
-                    out[c] = from_float<T>(weight > 0.0f ? p.beta * v + rest * (sum[c] / weight) : v);
+                    out[c] = from_float<T>(weight > 0.0f ? centre_weight * v + rest * (sum[c] / weight) : v);
                 }
             } else if (blend || weight == 0.0f) {
                 for (int64_t c = 0; c < channels; ++c) out[c] = from_float<T>(weight == 0.0f || blend ? 0.0f : sum[c]);
@@ -569,6 +571,52 @@ void cluster_merge_typed(const ClusterMergePlan& p) {
                 for (int64_t c = 0; c < channels; ++c) out[c] = from_float<T>(sum[c] / weight);
             }
             if (p.out_size.data != nullptr) at2f(p.out_size, b, cluster) = size;
+        }
+    });
+}
+
+// One task per item: the centres' unit rows once, then each token's unit row against them.
+template <class T>
+void cluster_assign_typed(const ClusterAssignPlan& p) {
+    const int64_t channels = p.channels;
+    parallel_for(p.batch, min_tasks_per_chunk(p.tokens * (p.clusters + 1) * channels), [&](int64_t begin, int64_t end) {
+        std::vector<float> centre_units(static_cast<size_t>(p.clusters * channels)), unit(static_cast<size_t>(channels));
+        const auto unit_row = [&](int64_t b, int64_t i, float* to) {
+            const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + i * p.x.strides[1];
+            const float norm = sqrtf(lane_sum(channels, [&](int64_t c) { return to_float(x[c]) * to_float(x[c]); }));
+            for (int64_t c = 0; c < channels; ++c) to[c] = unit_component(to_float(x[c]), norm);
+        };
+        for (int64_t b = begin; b < end; ++b) {
+            const int64_t length = item_value(p.lengths, b, p.tokens);
+            int64_t first_valid = -1;
+            for (int64_t j = 0; j < p.clusters; ++j) {
+                const int64_t centre = at2(p.centres, b, j);
+                if (centre < 0) continue;
+                if (first_valid < 0) first_valid = j;
+                unit_row(b, centre, centre_units.data() + j * channels);
+            }
+            for (int64_t i = 0; i < p.tokens; ++i) {
+                int32_t cluster = -1;
+                if (i < length && first_valid >= 0) {
+                    for (int64_t j = 0; j < p.clusters && cluster < 0; ++j)
+                        if (at2(p.centres, b, j) == i) cluster = static_cast<int32_t>(j);
+                    if (cluster < 0) {
+                        unit_row(b, i, unit.data());
+                        float best = NAN;
+                        for (int64_t j = 0; j < p.clusters; ++j) {
+                            if (at2(p.centres, b, j) < 0) continue;
+                            const float* u = centre_units.data() + j * channels;
+                            const float similarity = lane_sum(channels, [&](int64_t c) { return unit[c] * u[c]; });
+                            if (more_similar(similarity, best)) {
+                                best = similarity;
+                                cluster = static_cast<int32_t>(j);
+                            }
+                        }
+                        if (cluster < 0) cluster = static_cast<int32_t>(first_valid);
+                    }
+                }
+                at2(p.assignment, b, i) = cluster;
+            }
         }
     });
 }
@@ -607,6 +655,10 @@ void dpc_knn(const DpcKnnPlan& plan, void* workspace, uint64_t workspace_bytes) 
 
 void cluster_merge(const ClusterMergePlan& plan) {
     dispatch_float(plan.x.dtype, [&](auto tag) { cluster_merge_typed<storage_t<decltype(tag)>>(plan); });
+}
+
+void cluster_assign(const ClusterAssignPlan& plan) {
+    dispatch_float(plan.x.dtype, [&](auto tag) { cluster_assign_typed<storage_t<decltype(tag)>>(plan); });
 }
 
 }  // namespace tk::cpu

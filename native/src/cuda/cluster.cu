@@ -22,6 +22,7 @@
 #include "cuda/dtype.cuh"
 #include "cuda/scratch.cuh"
 #include "ops/cluster.hpp"
+#include "ops/lane_sum.hpp"
 #include "ops/portable_math.hpp"
 
 namespace tk::cuda {
@@ -278,7 +279,7 @@ __global__ void cluster_merge_kernel(ClusterMergePlan p) {
         centre = at2(p.centres, b, cluster);
         if (centre < -1 || centre >= p.tokens) centre = -1;
     }
-    const bool blend = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND;
+    const bool blend = p.mode == TK_CLUSTER_MERGE_CENTRE_BLEND || p.mode == TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
     const bool weighted = p.mode == TK_CLUSTER_MERGE_SIZE_WEIGHTED;
     const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0];
     T* out = static_cast<T*>(p.out.data) + b * p.out.strides[0] + cluster * p.out.strides[1];
@@ -305,7 +306,8 @@ __global__ void cluster_merge_kernel(ClusterMergePlan p) {
             float value;
             if (blend && centre >= 0) {
                 const float v = to_float(x[centre * p.x.strides[1] + c]);
-                value = weight > 0.0f ? p.beta * v + (1.0f - p.beta) * (sum / weight) : v;
+                const float centre_weight = centre_blend_weight(p.mode, p.beta, weight);
+                value = weight > 0.0f ? centre_weight * v + (1.0f - centre_weight) * (sum / weight) : v;
             } else if (blend || weight == 0.0f) {
                 value = 0.0f;
             } else {
@@ -315,6 +317,60 @@ __global__ void cluster_merge_kernel(ClusterMergePlan p) {
         }
         if (c == 0 && p.out_size.data != nullptr) at2f(p.out_size, b, cluster) = blend && centre < 0 ? 0.0f : size;
     }
+}
+
+// One thread per (item, token), each sum in ops/lane_sum.hpp's order as on the CPU (the CPU keeps the
+// centres' unit rows; here each thread recomputes them, the same float operations). Device lengths are
+// clamped and a centre outside [0, L_b) counts as -1.
+template <class T>
+__global__ void cluster_assign_kernel(ClusterAssignPlan p) {
+    const int64_t task = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (task >= p.batch * p.tokens) return;
+    const int64_t b = task / p.tokens, i = task % p.tokens;
+    int64_t length = p.tokens;
+    if (p.lengths.data != nullptr) {
+        length = *(static_cast<const int32_t*>(p.lengths.data) + b * p.lengths.strides[0]);
+        length = length < 0 ? 0 : length > p.tokens ? p.tokens : length;
+    }
+    const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0];
+    const int64_t channels = p.channels;
+    const auto norm_of = [&](int64_t t) {
+        const T* row = x + t * p.x.strides[1];
+        return sqrtf(lane_sum(channels, [&](int64_t c) { return to_float(row[c]) * to_float(row[c]); }));
+    };
+    const auto centre_of = [&](int64_t j) {
+        const int64_t centre = at2(p.centres, b, j);
+        return centre < 0 || centre >= length ? int64_t{-1} : centre;
+    };
+    int32_t cluster = -1;
+    if (i < length) {
+        int64_t first_valid = -1;
+        for (int64_t j = 0; j < p.clusters; ++j) {
+            const int64_t centre = centre_of(j);
+            if (centre >= 0 && first_valid < 0) first_valid = j;
+            if (centre == i && cluster < 0) cluster = static_cast<int32_t>(j);
+        }
+        if (cluster < 0 && first_valid >= 0) {
+            const T* row = x + i * p.x.strides[1];
+            const float norm = norm_of(i);
+            float best = NAN;
+            for (int64_t j = 0; j < p.clusters; ++j) {
+                const int64_t centre = centre_of(j);
+                if (centre < 0) continue;
+                const T* centre_row = x + centre * p.x.strides[1];
+                const float centre_norm = norm_of(centre);
+                const float similarity = lane_sum(channels, [&](int64_t c) {
+                    return unit_component(to_float(row[c]), norm) * unit_component(to_float(centre_row[c]), centre_norm);
+                });
+                if (more_similar(similarity, best)) {
+                    best = similarity;
+                    cluster = static_cast<int32_t>(j);
+                }
+            }
+            if (cluster < 0) cluster = static_cast<int32_t>(first_valid);
+        }
+    }
+    at2(p.assignment, b, i) = cluster;
 }
 
 }  // namespace
@@ -371,6 +427,18 @@ void cluster_merge(const ClusterMergePlan& plan, void* stream_handle) {
         cluster_merge_kernel<T><<<static_cast<unsigned>(plan.batch * plan.clusters), kMergeThreads, 0, stream>>>(plan);
     });
     check(cudaGetLastError(), "cluster_merge_kernel launch");
+}
+
+void cluster_assign(const ClusterAssignPlan& plan, void* stream_handle) {
+    DeviceGuard guard(plan.device_ordinal);
+    const auto stream = static_cast<cudaStream_t>(stream_handle);
+    if (plan.batch * plan.tokens == 0) return;
+    const unsigned blocks = static_cast<unsigned>(ceil_div(plan.batch * plan.tokens, kThreads));
+    dispatch_float(plan.x.dtype, [&](auto tag) {
+        using T = typename StorageOf<decltype(tag)::value>::type;
+        cluster_assign_kernel<T><<<blocks, kThreads, 0, stream>>>(plan);
+    });
+    check(cudaGetLastError(), "cluster_assign_kernel launch");
 }
 
 }  // namespace tk::cuda

@@ -88,6 +88,8 @@ void dpc_knn(const DpcKnnPlan&, void*, void*) { unavailable("tk_dpc_knn"); }
 
 void cluster_merge(const ClusterMergePlan&, void*) { unavailable("tk_cluster_merge"); }
 
+void cluster_assign(const ClusterAssignPlan&, void*) { unavailable("tk_cluster_assign"); }
+
 uint64_t merge_workspace_bytes(const MergePlan&) { unavailable("tk_merge_workspace_size"); }
 
 void merge_match(const MergePlan&, void*, void*) { unavailable("tk_merge_match"); }
