@@ -14,4 +14,8 @@ namespace tkt {
 // Row-major [S, N].
 std::vector<double> reference_segment_similarity(const HostArray& x, const std::vector<int32_t>& lengths);
 
+// The same in the float32 arithmetic the SPEC fixes (16 interleaved lanes per sum, each operation rounded
+// on its own, the pairs added in increasing (w, t)), which both backends must match bit for bit.
+std::vector<float> reference_segment_similarity_f32(const HostArray& x, const std::vector<int32_t>& lengths);
+
 }  // namespace tkt

@@ -95,6 +95,12 @@ TEST(SegmentSimilarity, MatchesReferenceForEveryDtypeLayoutAndSegmentation) {
                         ASSERT_NEAR(got[i], expected[i], 4e-6 * std::sqrt(static_cast<double>(c.channels) + 16)) << label << " output " << i;
                     }
                 }
+                // The contract's float32 recipe, bit for bit (what the CUDA backend computes too).
+                const std::vector<float> exact = reference_segment_similarity_f32(x, c.lengths);
+                for (size_t i = 0; i < exact.size(); ++i) {
+                    if (std::isnan(exact[i])) continue;
+                    ASSERT_EQ(static_cast<float>(got[i]), exact[i]) << label << " output " << i;
+                }
                 EXPECT_EQ(first_changed_gap(before, out), "");
             }
 }

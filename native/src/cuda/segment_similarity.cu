@@ -1,8 +1,10 @@
 // tk_segment_similarity on CUDA (SPEC section 5).
 //   segment_similarity_kernel   one thread per (segment, position), grid-stride, positions fastest:
 //                               ops/segment_similarity.hpp's segment_mean_similarity, the function the
-//                               CPU runs, so the bits equal the CPU's. Each thread finds its segment's
-//                               frames from the lengths (device lengths are clipped, not checked).
+//                               CPU runs (each row's norm computed again for every pair, where the CPU
+//                               keeps it: the same bits), so the bits equal the CPU's. Each thread finds
+//                               its segment's frames from the lengths (device lengths are clipped, not
+//                               checked).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -30,9 +32,11 @@ __global__ void __launch_bounds__(kThreads) segment_similarity_kernel(const Segm
         int64_t begin = 0, end = 0;
         segment_frames(p, s, &begin, &end);
         const T* first = x + begin * p.x.strides[0] + i * p.x.strides[1];
+        const auto convert = [](T v) { return to_float(v); };
         const auto row = [&](int64_t w) { return first + w * p.x.strides[0]; };
+        const auto norm = [&](int64_t w) { return segment_clamped_norm(row(w), p.channels, convert); };
         static_cast<float*>(p.out.data)[s * p.out.strides[0] + i * p.out.strides[1]] =
-            segment_mean_similarity(end - begin, p.channels, row, [](T v) { return to_float(v); });
+            segment_mean_similarity(end - begin, p.channels, row, norm, convert);
     }
 }
 

@@ -43,24 +43,27 @@ TK_HOST_DEVICE void segment_frames(const SegmentSimilarityPlan& p, int64_t s, in
     *end = stop < p.frames ? stop : p.frames;
 }
 
+// max(|a|, eps), |a|^2 a lane sum (ops/lane_sum.hpp).
+template <class A, class ToFloat>
+TK_HOST_DEVICE float segment_clamped_norm(const A* a, int64_t channels, ToFloat to_float_fn) {
+    return fmaxf(sqrtf(lane_sum(channels, [&](int64_t c) { const float u = to_float_fn(a[c]); return u * u; })), kSegmentNormEps);
+}
+
 // The mean over the W (W - 1) / 2 pairs w < t of rows [0, W) (row(w) points at W's channels) of
-// cos(a, b) = a.b / (max(|a|, eps) max(|b|, eps)), eps = 1e-12: |a|^2 and a.b are lane sums
-// (ops/lane_sum.hpp), |a| = sqrtf(|a|^2), the pairs' cosines added in increasing (w, t) in float32,
-// then divided by the pair count. NaN for W < 2 (PruneVid's 0 / 0).
-template <class RowFn, class ToFloat>
-TK_HOST_DEVICE float segment_mean_similarity(int64_t window, int64_t channels, RowFn row, ToFloat to_float_fn) {
+// cos(a, b) = a.b / (max(|a|, eps) max(|b|, eps)), eps = 1e-12: a.b a lane sum, norm(w) the row's
+// segment_clamped_norm (computed again or looked up: the same bits), the pairs' cosines added in
+// increasing (w, t) in float32, then divided by the pair count. NaN for W < 2 (PruneVid's 0 / 0).
+template <class RowFn, class NormFn, class ToFloat>
+TK_HOST_DEVICE float segment_mean_similarity(int64_t window, int64_t channels, RowFn row, NormFn norm, ToFloat to_float_fn) {
     if (window < 2) return NAN;
     float sum = 0.0f;
     for (int64_t w = 0; w + 1 < window; ++w) {
         const auto* a = row(w);
-        const float norm_a =
-            fmaxf(sqrtf(lane_sum(channels, [&](int64_t c) { const float u = to_float_fn(a[c]); return u * u; })), kSegmentNormEps);
+        const float norm_a = norm(w);
         for (int64_t t = w + 1; t < window; ++t) {
             const auto* b = row(t);
             const float dot = lane_sum(channels, [&](int64_t c) { return to_float_fn(a[c]) * to_float_fn(b[c]); });
-            const float norm_b =
-                fmaxf(sqrtf(lane_sum(channels, [&](int64_t c) { const float v = to_float_fn(b[c]); return v * v; })), kSegmentNormEps);
-            sum += dot / (norm_a * norm_b);
+            sum += dot / (norm_a * norm(t));
         }
     }
     return sum / static_cast<float>(window * (window - 1) / 2);
