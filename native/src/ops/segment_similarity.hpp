@@ -49,7 +49,7 @@ TK_HOST_DEVICE float segment_clamped_norm(const A* a, int64_t channels, ToFloat 
     return fmaxf(sqrtf(lane_sum(channels, [&](int64_t c) { const float u = to_float_fn(a[c]); return u * u; })), kSegmentNormEps);
 }
 
-// The mean over the W (W - 1) / 2 pairs w < t of rows [0, W) (row(w) points at W's channels) of
+// The mean over the W (W - 1) / 2 pairs w < t of rows [0, W) (row(w) points at row w's C channels) of
 // cos(a, b) = a.b / (max(|a|, eps) max(|b|, eps)), eps = 1e-12: a.b a lane sum, norm(w) the row's
 // segment_clamped_norm (computed again or looked up: the same bits), the pairs' cosines added in
 // increasing (w, t) in float32, then divided by the pair count. NaN for W < 2 (PruneVid's 0 / 0).
