@@ -72,6 +72,7 @@ import measure  # noqa: E402
 import merge_cases  # noqa: E402
 import pool_cases  # noqa: E402
 import relevance_cases  # noqa: E402
+import segment_similarity_cases  # noqa: E402
 import temporal_cases  # noqa: E402
 import report  # noqa: E402
 import tokenkernels_abi as tk  # noqa: E402
@@ -80,7 +81,8 @@ import tokenkernels_abi as tk  # noqa: E402
 CASE_FAMILIES = [pool_cases.CASES, merge_cases.CASES, attention_cases.CASES, diversity_cases.CASES, temporal_cases.CASES,
                  cluster_cases.CASES,
                  relevance_cases.CASES,
-                 kmeans_cases.CASES]
+                 kmeans_cases.CASES,
+                 segment_similarity_cases.CASES]
 
 
 def openblas_core(blas_paths):

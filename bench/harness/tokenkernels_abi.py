@@ -267,6 +267,7 @@ def _declare_functions(library):
              [p(TkKmeansParams), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor), p(TkTensor),
               p(TkTensor), p(TkTensor), ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p])
     _declare(library, "tk_temporal_similarity", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
+    _declare(library, "tk_segment_similarity", status, [p(TkTensor), p(TkTensor), p(TkTensor), ctypes.c_void_p])
     _declare(library, "tk_evs_retained_tokens", status, [p(TkEvsParams), ctypes.c_int64, p(ctypes.c_int64)])
     _declare(library, "tk_evs_workspace_size", status, [p(TkEvsParams), p(TkTensor), p(ctypes.c_uint64)])
     _declare(library, "tk_evs", status,
@@ -580,6 +581,13 @@ class Library:
         cluster = self.native.tk_dpc_knn
         tensors = (x, lengths, item_clusters, centres, assignment, density, delta, workspace, views, params)
         return PreparedCall(lambda: self.check(cluster(*arguments)), tensors)
+
+    def prepare_segment_similarity(self, x, segment_lengths, out):
+        """A zero-argument call of tk_segment_similarity (x [T, N, C], segment_lengths [S] i32 -> out [S, N] f32)."""
+        views = [tensor_view(t) for t in (x, segment_lengths, out)]
+        arguments = (*(ctypes.byref(v) for v in views), current_stream(x.device))
+        similarity = self.native.tk_segment_similarity
+        return PreparedCall(lambda: self.check(similarity(*arguments)), (x, segment_lengths, out, views))
 
     def prepare_cluster_merge(self, params, x, assignment, out, out_size=None, sizes=None, centres=None):
         """A zero-argument call of tk_cluster_merge (x [B, N, C] and assignment [B, N] i32 -> out [B, K, C],

@@ -1020,6 +1020,16 @@ void fuzz_temporal(Choices& c, Call& call) {
         });
         return;
     }
+    if (c.one_in(6)) {
+        // PruneVid's segment similarity on the first item: lengths of 1 or 2 frames (sometimes 0) sum
+        // to T now and then.
+        const int64_t segments = c.range(0, 6);
+        const tk_tensor* frames_x = call.tensor({frames, positions, channels}, float_dtype(c), Role::kInput);
+        const tk_tensor* lengths = call.tensor({segments}, TK_DTYPE_I32, Role::kInput, indices(c.one_in(4) ? 0 : 1, 2));
+        const tk_tensor* out = call.tensor({segments, positions}, TK_DTYPE_F32, Role::kOutput);
+        call.run("tk_segment_similarity", {frames_x, lengths, out}, [&] { return tk_segment_similarity(frames_x, lengths, out, nullptr); });
+        return;
+    }
     if (c.one_in(3)) {
         const tk_tensor* reference = call.maybe({frames}, TK_DTYPE_I32, Role::kInput, indices(-1, std::max<int64_t>(frames - 1, 0)));
         const tk_tensor* out = call.tensor({batch, frames, positions}, TK_DTYPE_F32, Role::kOutput);

@@ -245,6 +245,9 @@ internal static unsafe class NativeMethods
     public static extern int tk_temporal_similarity(TkTensor* x, TkTensor* reference, TkTensor* @out, IntPtr stream);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_segment_similarity(TkTensor* x, TkTensor* segment_lengths, TkTensor* @out, IntPtr stream);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_evs_retained_tokens(TkEvsParams* @params, long frames, long* retained);
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

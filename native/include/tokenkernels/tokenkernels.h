@@ -471,6 +471,18 @@ TK_API tk_status tk_diversity_select(const tk_diversity_params* params, const tk
 TK_API tk_status tk_temporal_similarity(const tk_tensor* x, const tk_tensor* reference, const tk_tensor* out,
                                         tk_stream stream);
 
+/* Segment similarity (PruneVid's static-token test): x [T, N, C] (one video, f32/f16/bf16, channels
+ * contiguous) cut into S runs of consecutive frames by segment_lengths [S] i32 (on x's device, each
+ * >= 1, summing to T); out [S, N] f32: for segment s of W frames, at each position p, the mean over
+ * the W (W - 1) / 2 pairs of distinct frames of cos(x[t, p], x[t', p]), where
+ * cos(u, v) = u.v / (max(|u|, 1e-12) max(|v|, 1e-12)) (F.normalize's clamp). W = 1 gives NaN
+ * (PruneVid's 0 / 0: never static). A zero row has cosine 0; a row holding NaN or Inf gives NaN. The
+ * sums run in 16 interleaved lanes and the pairs in order, so both backends give the same bits. Host
+ * lengths are checked; on CUDA (no host synchronisation) a negative length counts as 0 and frames past
+ * T are dropped. Needs no workspace. */
+TK_API tk_status tk_segment_similarity(const tk_tensor* x, const tk_tensor* segment_lengths, const tk_tensor* out,
+                                       tk_stream stream);
+
 /* EVS, Efficient Video Sampling (vLLM vllm/multimodal/evs.py, compute_retention_mask): each token
  * scores d[t, p] = 1 - cos(x[t, p], x[t - 1, p]) (frame 0: +inf, always kept); the item keeps exactly
  *     K = max(P, floor(T * P * (1 - q)))      (tk_evs_retained_tokens)

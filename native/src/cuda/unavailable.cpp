@@ -11,6 +11,7 @@
 #include "ops/merge.hpp"
 #include "ops/pool.hpp"
 #include "ops/relevance.hpp"
+#include "ops/segment_similarity.hpp"
 #include "ops/temporal.hpp"
 
 namespace tk::cuda {
@@ -99,6 +100,8 @@ void merge(const MergePlan&, void*, void*) { unavailable("tk_merge"); }
 void unmerge(const UnmergePlan&, void*) { unavailable("tk_unmerge"); }
 
 void temporal_similarity(const TemporalSimilarityPlan&, void*) { unavailable("tk_temporal_similarity"); }
+
+void segment_similarity(const SegmentSimilarityPlan&, void*) { unavailable("tk_segment_similarity"); }
 
 void framefusion_merge(const FrameFusionPlan&, void*, void*) { unavailable("tk_framefusion_merge"); }
 
