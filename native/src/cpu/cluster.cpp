@@ -161,6 +161,17 @@ float delta_portable(const float* row, const int32_t* place, int32_t own, int64_
     return best;
 }
 
+// similarity[j] = the lane sum (ops/lane_sum.hpp) of unit[c] * centres[j][c] for the valid centres j
+// (valid[j]), each product and sum rounded on its own.
+void similarities_portable(const float* unit, const float* centres, const bool* valid, int64_t clusters,
+                           int64_t channels, float* similarity) {
+    for (int64_t j = 0; j < clusters; ++j) {
+        if (!valid[j]) continue;
+        const float* u = centres + j * channels;
+        similarity[j] = lane_sum(channels, [&](int64_t c) { return unit[c] * u[c]; });
+    }
+}
+
 // The lower triangle of d[0, length)^2 (row stride ld) copied from the upper, in square blocks so the
 // column writes stay in cache.
 void mirror_portable(float* d, int64_t length, int64_t ld) {
@@ -339,6 +350,32 @@ __attribute__((target("avx2"))) float delta_avx2(const float* row, const int32_t
     for (const float v : lanes) best = v < best ? v : best;
     return best;
 }
+// Four centres at a time share each load of the token's row; the 16 lanes are lane_sum's (a masked
+// tail adds +0, which leaves a partial sum unchanged: one that starts at +0 never becomes -0).
+__attribute__((target("avx512f"))) void similarities_avx512(const float* unit, const float* centres, const bool* valid,
+                                                            int64_t clusters, int64_t channels, float* similarity) {
+    int64_t picked[4];
+    int64_t j = 0;
+    while (j < clusters) {
+        int count = 0;
+        for (; j < clusters && count < 4; ++j)
+            if (valid[j]) picked[count++] = j;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t c = 0; c < channels; c += kDeltaLanes) {
+            const __mmask16 lanes = channels - c >= kDeltaLanes ? kAll : static_cast<__mmask16>((1u << (channels - c)) - 1u);
+            const __m512 a = _mm512_maskz_loadu_ps(lanes, unit + c);
+            for (int q = 0; q < count; ++q)
+                acc[q] = _mm512_add_ps(acc[q], _mm512_mul_ps(a, _mm512_maskz_loadu_ps(lanes, centres + picked[q] * channels + c)));
+        }
+        for (int q = 0; q < count; ++q) {
+            alignas(64) float partial[kDeltaLanes];
+            _mm512_store_ps(partial, acc[q]);
+            float sum = 0.0f;
+            for (const float v : partial) sum += v;
+            similarity[picked[q]] = sum;
+        }
+    }
+}
 #endif
 
 struct RowPasses {
@@ -346,14 +383,15 @@ struct RowPasses {
     decltype(&nearest_portable) nearest;
     decltype(&delta_portable) delta;
     decltype(&mirror_portable) mirror;
+    decltype(&similarities_portable) similarities;
 };
 
 RowPasses best_row_passes() {
 #if defined(TK_MERGE_X86_KERNELS)
-    if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512, mirror_avx512};
-    if (cpu_isa() == CpuIsa::kAvx2) return {distances_avx2, nearest_avx2, delta_avx2, mirror_portable};
+    if (cpu_isa() == CpuIsa::kAvx512) return {distances_avx512, nearest_avx512, delta_avx512, mirror_avx512, similarities_avx512};
+    if (cpu_isa() == CpuIsa::kAvx2) return {distances_avx2, nearest_avx2, delta_avx2, mirror_portable, similarities_portable};
 #endif
-    return {distances_portable, nearest_portable, delta_portable, mirror_portable};
+    return {distances_portable, nearest_portable, delta_portable, mirror_portable, similarities_portable};
 }
 
 // One item's scratch, carved from a slot of the workspace.
@@ -580,7 +618,10 @@ template <class T>
 void cluster_assign_typed(const ClusterAssignPlan& p) {
     const int64_t channels = p.channels;
     parallel_for(p.batch, min_tasks_per_chunk(p.tokens * (p.clusters + 1) * channels), [&](int64_t begin, int64_t end) {
+        static const RowPasses passes = best_row_passes();
         std::vector<float> centre_units(static_cast<size_t>(p.clusters * channels)), unit(static_cast<size_t>(channels));
+        std::vector<float> similarity(static_cast<size_t>(p.clusters));
+        std::unique_ptr<bool[]> valid(new bool[static_cast<size_t>(std::max<int64_t>(p.clusters, 1))]);
         const auto unit_row = [&](int64_t b, int64_t i, float* to) {
             const T* x = static_cast<const T*>(p.x.data) + b * p.x.strides[0] + i * p.x.strides[1];
             const float norm = sqrtf(lane_sum(channels, [&](int64_t c) { return to_float(x[c]) * to_float(x[c]); }));
@@ -591,6 +632,7 @@ void cluster_assign_typed(const ClusterAssignPlan& p) {
             int64_t first_valid = -1;
             for (int64_t j = 0; j < p.clusters; ++j) {
                 const int64_t centre = at2(p.centres, b, j);
+                valid[j] = centre >= 0;
                 if (centre < 0) continue;
                 if (first_valid < 0) first_valid = j;
                 unit_row(b, centre, centre_units.data() + j * channels);
@@ -602,15 +644,12 @@ void cluster_assign_typed(const ClusterAssignPlan& p) {
                         if (at2(p.centres, b, j) == i) cluster = static_cast<int32_t>(j);
                     if (cluster < 0) {
                         unit_row(b, i, unit.data());
+                        passes.similarities(unit.data(), centre_units.data(), valid.get(), p.clusters, channels, similarity.data());
                         float best = NAN;
                         for (int64_t j = 0; j < p.clusters; ++j) {
-                            if (at2(p.centres, b, j) < 0) continue;
-                            const float* u = centre_units.data() + j * channels;
-                            const float similarity = lane_sum(channels, [&](int64_t c) { return unit[c] * u[c]; });
-                            if (more_similar(similarity, best)) {
-                                best = similarity;
-                                cluster = static_cast<int32_t>(j);
-                            }
+                            if (!valid[j] || !more_similar(similarity[j], best)) continue;
+                            best = similarity[j];
+                            cluster = static_cast<int32_t>(j);
                         }
                         if (cluster < 0) cluster = static_cast<int32_t>(first_valid);
                     }
