@@ -1,8 +1,11 @@
 """Correctness comparison and timing, the same for every case.
 
 Timing interleaves the contenders (baseline, ours, copy) within each repetition, so that a change in
-machine load during a run shifts them alike, and takes the median. On CUDA the samples are bracketed
-by events recorded on the current stream, the stream both sides enqueue on.
+machine load during a run shifts them alike, and takes the median. On the CPU each timed call starts
+from an idle machine: the threads a contender leaves spinning (OpenBLAS's wait up to 2^28 cycles, about
+0.1 s, after each BLAS call; OpenMP's) would otherwise run beside the next contender, which was always
+ours, straight after the baseline. On CUDA the samples are bracketed by events recorded on the current
+stream, the stream both sides enqueue on.
 """
 import math
 import os
@@ -19,6 +22,8 @@ F32_RELATIVE_TOLERANCE = 1e-5
 # float16 / bfloat16 results are rounded once from float32: allow this many units in the last place
 # of the output dtype on top.
 HALF_ULP_TOLERANCE = 2
+# The CPU's pause before each timed call: longer than OpenBLAS's default THREAD_TIMEOUT spin.
+CPU_SETTLE_SECONDS = 0.25
 
 
 def compare(values, reference, input_scale):
@@ -91,6 +96,7 @@ def time_interleaved(contenders, device, warmup, repeats):
     for i in range(repeats):
         for name in names:
             calls = contenders[name]
+            time.sleep(CPU_SETTLE_SECONDS)
             begin = time.perf_counter()
             calls[i % len(calls)]()
             seconds[name].append(time.perf_counter() - begin)
