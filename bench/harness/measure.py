@@ -1,10 +1,12 @@
 """Correctness comparison and timing, the same for every case.
 
 Timing interleaves the contenders (baseline, ours, copy) within each repetition, so that a change in
-machine load during a run shifts them alike, and takes the median. On the CPU each timed call starts
-from an idle machine: the threads a contender leaves spinning (OpenBLAS's wait up to 2^28 cycles, about
-0.1 s, after each BLAS call; OpenMP's) would otherwise run beside the next contender, which was always
-ours, straight after the baseline. On CUDA the samples are bracketed by events recorded on the current
+machine load during a run shifts them alike, and takes the median. On the CPU each contender's timed
+call follows a pause and then an untimed call of its own: the pause lets the threads the contender
+before left spinning go idle (OpenBLAS waits up to 2^28 cycles, about 0.1 s, after each BLAS call;
+OpenMP and our pool spin too), which would otherwise run beside the next contender (ours always came
+straight after the baseline); the untimed call wakes the idle cores (a VM's halted vCPUs are slow for
+the first milliseconds), so every contender is timed in its own steady state. On CUDA the samples are bracketed by events recorded on the current
 stream, the stream both sides enqueue on.
 """
 import math
@@ -97,6 +99,7 @@ def time_interleaved(contenders, device, warmup, repeats):
         for name in names:
             calls = contenders[name]
             time.sleep(CPU_SETTLE_SECONDS)
+            calls[(i - 1) % len(calls)]()  # untimed, on another input set: wakes the cores it runs on
             begin = time.perf_counter()
             calls[i % len(calls)]()
             seconds[name].append(time.perf_counter() - begin)
