@@ -116,16 +116,6 @@ void keep_if_nearer(float v, int64_t k, float* smallest) {
     smallest[p] = v;
 }
 
-// The k-th nearest of the 16 lane minima of a row (k <= 16), which is no nearer than the row's k-th
-// nearest (NaN when fewer than k are numbers); smallest[0, k) is left NaN for the second pass.
-float kth_of_lane_minima(const float* minima, int64_t k, float* smallest) {
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
-    for (int64_t l = 0; l < kDeltaLanes; ++l) keep_if_nearer(minima[l], k, smallest);
-    const float bound = smallest[k - 1];
-    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
-    return bound;
-}
-
 // smallest[0, k): the k nearest of row[0, length) in ascending order (NaN after every number), kept by
 // insertion; k <= kInsertionNeighbours.
 void nearest_portable(const float* row, int64_t length, int64_t k, float* smallest) {
@@ -182,6 +172,16 @@ void mirror_portable(float* d, int64_t length, int64_t ld) {
 }
 
 #if defined(TK_MERGE_X86_KERNELS)
+// The k-th nearest of the 16 lane minima of a row (k <= 16), which is no nearer than the row's k-th
+// nearest (NaN when fewer than k are numbers); smallest[0, k) is left NaN for the second pass.
+float kth_of_lane_minima(const float* minima, int64_t k, float* smallest) {
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    for (int64_t l = 0; l < kDeltaLanes; ++l) keep_if_nearer(minima[l], k, smallest);
+    const float bound = smallest[k - 1];
+    std::fill(smallest, smallest + k, std::numeric_limits<float>::quiet_NaN());
+    return bound;
+}
+
 // Every lane (the unmasked intrinsics' undefined pass-through trips GCC 12's uninitialised warning).
 constexpr __mmask16 kAll = 0xFFFF;
 
