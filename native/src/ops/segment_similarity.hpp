@@ -50,23 +50,27 @@ TK_HOST_DEVICE float segment_clamped_norm(const A* a, int64_t channels, ToFloat 
 }
 
 // The mean over the W (W - 1) / 2 pairs w < t of rows [0, W) (row(w) points at row w's C channels) of
-// cos(a, b) = a.b / (max(|a|, eps) max(|b|, eps)), eps = 1e-12: a.b a lane sum, norm(w) the row's
-// segment_clamped_norm (computed again or looked up: the same bits), the pairs' cosines added in
-// increasing (w, t) in float32, then divided by the pair count. NaN for W < 2 (PruneVid's 0 / 0).
-template <class RowFn, class NormFn, class ToFloat>
-TK_HOST_DEVICE float segment_mean_similarity(int64_t window, int64_t channels, RowFn row, NormFn norm, ToFloat to_float_fn) {
+// cos(a, b) = a.b / (max(|a|, eps) max(|b|, eps)), eps = 1e-12: dot(a, b) a.b as a lane sum, norm(w)
+// the row's segment_clamped_norm (computed again or looked up: the same bits), the pairs' cosines added
+// in increasing (w, t) in float32, then divided by the pair count. NaN for W < 2 (PruneVid's 0 / 0).
+template <class RowFn, class NormFn, class DotFn>
+TK_HOST_DEVICE float segment_mean_similarity_of(int64_t window, RowFn row, NormFn norm, DotFn dot) {
     if (window < 2) return NAN;
     float sum = 0.0f;
     for (int64_t w = 0; w + 1 < window; ++w) {
         const auto* a = row(w);
         const float norm_a = norm(w);
-        for (int64_t t = w + 1; t < window; ++t) {
-            const auto* b = row(t);
-            const float dot = lane_sum(channels, [&](int64_t c) { return to_float_fn(a[c]) * to_float_fn(b[c]); });
-            sum += dot / (norm_a * norm(t));
-        }
+        for (int64_t t = w + 1; t < window; ++t) sum += dot(a, row(t)) / (norm_a * norm(t));
     }
     return sum / static_cast<float>(window * (window - 1) / 2);
+}
+
+// The same with a.b the lane sum (ops/lane_sum.hpp) of to_float_fn(a[c]) * to_float_fn(b[c]).
+template <class RowFn, class NormFn, class ToFloat>
+TK_HOST_DEVICE float segment_mean_similarity(int64_t window, int64_t channels, RowFn row, NormFn norm, ToFloat to_float_fn) {
+    return segment_mean_similarity_of(window, row, norm, [&](const auto* a, const auto* b) {
+        return lane_sum(channels, [&](int64_t c) { return to_float_fn(a[c]) * to_float_fn(b[c]); });
+    });
 }
 
 namespace cpu {
