@@ -135,6 +135,20 @@ public static class TokenKernelsLibrary
     /// </summary>
     public static bool IsCudaBuilt => NativeLibraryLoader.TryEnsureLoaded(out _) && NativeMethods.tk_cuda_is_built() != 0;
 
+    /// <summary>
+    /// The vector variant the CPU kernels run (<c>tk_cpu_isa()</c>): "avx512", "avx2" or "portable" (arm64 and other
+    /// CPUs: the compiler's own vectorisation); the widest this CPU has, capped by the environment variable TK_CPU_ISA.
+    /// </summary>
+    /// <exception cref="TokenKernelsLoadException">The library could not be loaded.</exception>
+    public static unsafe string CpuIsa
+    {
+        get
+        {
+            NativeLibraryLoader.EnsureLoaded();
+            return NativeStatus.DecodeUtf8(NativeMethods.tk_cpu_isa());
+        }
+    }
+
     /// <summary>The most threads CPU operations use (<see cref="NumThreads"/> accepts 1 to this).</summary>
     public const int MaxNumThreads = 1024;
 

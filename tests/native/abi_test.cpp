@@ -6,6 +6,7 @@
 #include <cctype>
 #include <climits>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -138,6 +139,23 @@ TEST(Abi, NumThreads) {
         EXPECT_NE(std::string(tk_last_error()).find("num_threads"), std::string::npos) << tk_last_error();
         EXPECT_EQ(tk_get_num_threads(), default_threads) << "a rejected count changed the setting";
     }
+}
+
+// The widest variant this CPU has, capped by TK_CPU_ISA (read the same way the test process sees it).
+TEST(Abi, CpuIsaIsTheWidestTheCpuAndTheEnvironmentAllow) {
+    std::string expected = "portable";
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) {
+        expected = "avx512";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        expected = "avx2";
+    }
+#endif
+    const char* cap = std::getenv("TK_CPU_ISA");
+    if (cap != nullptr && std::string(cap) == "portable") expected = "portable";
+    if (cap != nullptr && std::string(cap) == "avx2" && expected == "avx512") expected = "avx2";
+    EXPECT_EQ(std::string(tk_cpu_isa()), expected);
+    EXPECT_EQ(tk_cpu_isa(), tk_cpu_isa()) << "static storage, the same text every call";
 }
 
 // The largest count accepted, on the call that once overflowed a thread's stack: DivPrune's selection

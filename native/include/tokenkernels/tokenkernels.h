@@ -119,6 +119,10 @@ TK_API tk_status tk_struct_layout(const char* struct_name, const char* field, ui
  * A child process made by fork() starts new workers on its first call. */
 TK_API tk_status tk_set_num_threads(int32_t num_threads);
 TK_API int32_t tk_get_num_threads(void);
+/* The vector variant the CPU kernels run, static storage: "avx512", "avx2" or "portable" (arm64 and
+ * other CPUs: the compiler's own vectorisation). The widest this CPU has, at most the one the
+ * environment variable TK_CPU_ISA names, read once per process. Never fails. */
+TK_API const char* tk_cpu_isa(void);
 
 /* ---- CUDA devices, streams and memory ------------------------------------------------------- */
 

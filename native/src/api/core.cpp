@@ -7,6 +7,7 @@
 #include "core/cuda_architectures.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "cpu/isa.hpp"
 #include "cuda/runtime.hpp"
 #include "tokenkernels/tokenkernels.h"
 
@@ -170,6 +171,14 @@ TK_API tk_status tk_set_num_threads(int32_t num_threads) {
 }
 
 TK_API int32_t tk_get_num_threads(void) { return tk::num_threads(); }
+
+TK_API const char* tk_cpu_isa(void) {
+    switch (tk::cpu::cpu_isa()) {
+        case tk::cpu::CpuIsa::kAvx512: return "avx512";
+        case tk::cpu::CpuIsa::kAvx2: return "avx2";
+        default: return "portable";
+    }
+}
 
 TK_API int32_t tk_cuda_is_built(void) { return tk::cuda::is_built() ? 1 : 0; }
 
