@@ -1,0 +1,42 @@
+using System;
+using System.CommandLine;
+using TokenKernels;
+
+namespace TokenKernels.Cli.Commands;
+
+/// <summary><c>tokenkernels info</c>: the library, the CPU variant and threads, and the CUDA build and devices.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("info", "Show the native library's version and path, the CPU vector variant and threads, and the CUDA build and devices.");
+        command.SetAction(_ => Run());
+        return command;
+    }
+
+    private static int Run()
+    {
+        if (!NativeLibrary.TryLoad(out string? loadError))
+        {
+            Console.Error.WriteLine("error: " + loadError);
+            return ExitCodes.Failure;
+        }
+        Console.WriteLine($"library   TokenKernels {TokenKernelsLibrary.VersionString}");
+        Console.WriteLine($"path      {TokenKernelsLibrary.LoadedFrom}");
+        Console.WriteLine($"cpu       {TokenKernelsLibrary.CpuIsa}, {TokenKernelsLibrary.NumThreads} threads ({Environment.ProcessorCount} logical processors)");
+        Console.WriteLine($"cuda      {(TokenKernelsLibrary.IsCudaBuilt ? "built in (architectures " + Cuda.Architectures + ")" : "not built into this library")}");
+        if (Cuda.IsAvailable)
+        {
+            for (int ordinal = 0; ordinal < Cuda.DeviceCount; ordinal++)
+            {
+                (int Major, int Minor)? capability = Cuda.GetComputeCapability(ordinal);
+                Console.WriteLine($"device {ordinal}  {Cuda.GetDeviceName(ordinal)}, compute capability {capability?.Major}.{capability?.Minor}");
+            }
+        }
+        else
+        {
+            Console.WriteLine($"devices   none ({Cuda.UnavailableReason})");
+        }
+        return ExitCodes.Success;
+    }
+}
