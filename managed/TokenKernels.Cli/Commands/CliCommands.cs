@@ -15,6 +15,7 @@ internal static class CliCommands
             HelpName = "tokenkernels",
         };
         root.Add(InfoCommand.Create());
+        root.Add(BenchCommand.Create());
         return root;
     }
 }

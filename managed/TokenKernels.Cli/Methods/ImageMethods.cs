@@ -20,17 +20,23 @@ internal sealed class ToMeMethod : TokenMethod
     // A class token (prefix 1), and a distillation token after it (prefix 2), never merge away.
     public override int? Prefix => null;
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         if (inputs.Grid.Prefix > 2)
         {
             throw new ArgumentException($"tome protects at most 2 prefix tokens (class and distillation); the input has {inputs.Grid.Prefix}.");
         }
         var options = new MergeOptions(settings.Integer(R)) { ProtectFirst = inputs.Grid.Prefix >= 1, ProtectSecond = inputs.Grid.Prefix == 2 };
-        MergeResult<T> merged = TokenMerging.Merge(inputs.View, inputs.View, options);
-        int rows = checked((int)merged.Shape[1]);
-        return new MethodOutcome<T>(merged.X, merged.Shape, merged.SourceMap, new TensorShape(inputs.Batch, inputs.Length),
-            PositionsOfSingletons(inputs.Batch, inputs.Length, rows, merged.SourceMap), merged.Sizes);
+        int rows = checked((int)TokenMerging.GetOutputTokens(inputs.Length, options).OutputTokens);
+        var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        T[] merged = Reuse(previous?.Tokens, shape.ElementCount);
+        float[] sizes = Reuse(previous?.Sizes, (long)inputs.Batch * rows);
+        int[] map = Reuse(previous?.SourceMap, (long)inputs.Batch * inputs.Length);
+        TokenMerging.Merge(inputs.View, inputs.View, new HostTensor<T>(merged, shape), options,
+            outputSizes: new HostTensor<float>(sizes, new TensorShape(inputs.Batch, rows)),
+            sourceMap: new HostTensor<int>(map, new TensorShape(inputs.Batch, inputs.Length)));
+        return new MethodOutcome<T>(merged, shape, map, new TensorShape(inputs.Batch, inputs.Length),
+            PositionsOfSingletons(inputs.Batch, inputs.Length, rows, map), sizes);
     }
 }
 
@@ -54,23 +60,33 @@ internal sealed class VisionZipMethod : TokenMethod
 
     public override int? Prefix => 1;
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         int dominant = settings.Integer(Dominant), contextual = settings.Integer(Contextual);
         AuxiliaryTensor attention = inputs.Find(AuxiliaryRole.Attention)!;
-        PruningResult<T> result = inputs.Find(AuxiliaryRole.Metric) is AuxiliaryTensor metric
-            ? PruningMethods.VisionZip(attention.View, metric.View, inputs.View, dominant, contextual)
-            : PruningMethods.VisionZip(attention.View, inputs.View, inputs.View, dominant, contextual);
         int rows = dominant + contextual;
+        var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        T[] tokens = Reuse(previous?.Tokens, shape.ElementCount);
+        var kept = new int[(long)inputs.Batch * dominant];
+        var output = new HostTensor<T>(tokens, shape);
+        var keptTensor = new HostTensor<int>(kept, new TensorShape(inputs.Batch, dominant));
+        if (inputs.Find(AuxiliaryRole.Metric) is AuxiliaryTensor metric)
+        {
+            PruningMethods.VisionZip(attention.View, metric.View, inputs.View, dominant, contextual, output, keptTensor);
+        }
+        else
+        {
+            PruningMethods.VisionZip(attention.View, inputs.View, inputs.View, dominant, contextual, output, keptTensor);
+        }
         var positions = new int[(long)inputs.Batch * rows];
         Array.Fill(positions, -1);
         for (int b = 0; b < inputs.Batch; b++)
         {
-            Array.Copy(result.Positions, (long)b * dominant, positions, (long)b * rows, dominant);
+            Array.Copy(kept, (long)b * dominant, positions, (long)b * rows, dominant);
         }
         // The source map knows the dominant tokens only: VisionZip does not report which tokens each contextual token merged.
-        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, result.Positions, dominant);
-        return new MethodOutcome<T>(result.Tokens, result.TokensShape, map, new TensorShape(inputs.Batch, inputs.Length), positions);
+        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, kept, dominant);
+        return new MethodOutcome<T>(tokens, shape, map, new TensorShape(inputs.Batch, inputs.Length), positions);
     }
 }
 
@@ -94,13 +110,18 @@ internal sealed class FastVMethod : TokenMethod
 
     public override bool AllowsTrailingTokens => true;
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         long imageStart = inputs.Grid.Prefix, imageEnd = imageStart + inputs.Grid.PatchTokens;
-        PruningResult<T> result = PruningMethods.FastV(inputs.Find(AuxiliaryRole.Attention)!.View, inputs.View, imageStart, imageEnd, settings.Real(R));
-        int rows = checked((int)result.TokensShape[1]);
-        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, result.Positions, rows);
-        return new MethodOutcome<T>(result.Tokens, result.TokensShape, map, new TensorShape(inputs.Batch, inputs.Length), result.Positions);
+        double r = settings.Real(R);
+        int rows = checked((int)(inputs.Length - (imageEnd - imageStart) + PruningMethods.FastVKeptImageTokens(imageEnd - imageStart, r)));
+        var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        T[] tokens = Reuse(previous?.Tokens, shape.ElementCount);
+        int[] positions = Reuse(previous?.Positions, (long)inputs.Batch * rows);
+        PruningMethods.FastV(inputs.Find(AuxiliaryRole.Attention)!.View, inputs.View, imageStart, imageEnd, r,
+            new HostTensor<T>(tokens, shape), new HostTensor<int>(positions, new TensorShape(inputs.Batch, rows)));
+        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, positions, rows);
+        return new MethodOutcome<T>(tokens, shape, map, new TensorShape(inputs.Batch, inputs.Length), positions);
     }
 }
 
@@ -117,12 +138,15 @@ internal sealed class DivPruneMethod : TokenMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Ratio };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         int k = PruningMethods.DivPruneKeptTokens(inputs.Length, settings.Real(Ratio));
-        PruningResult<T> result = PruningMethods.DivPrune(inputs.View, k);
-        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, result.Positions, k);
-        return new MethodOutcome<T>(result.Tokens, result.TokensShape, map, new TensorShape(inputs.Batch, inputs.Length), result.Positions);
+        var shape = new TensorShape(inputs.Batch, k, inputs.Channels);
+        T[] tokens = Reuse(previous?.Tokens, shape.ElementCount);
+        int[] positions = Reuse(previous?.Positions, (long)inputs.Batch * k);
+        PruningMethods.DivPrune(inputs.View, new HostTensor<T>(tokens, shape), new HostTensor<int>(positions, new TensorShape(inputs.Batch, k)));
+        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, positions, k);
+        return new MethodOutcome<T>(tokens, shape, map, new TensorShape(inputs.Batch, inputs.Length), positions);
     }
 }
 
@@ -143,7 +167,7 @@ internal sealed class CDPrunerMethod : TokenMethod
 
     public override IReadOnlyList<AuxiliaryRole> Accepts { get; } = new[] { AuxiliaryRole.TextEmbeddings, AuxiliaryRole.VisualEmbeddings };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         int k = settings.Integer(K);
         ReadOnlyHostTensor<float> visual = inputs.Find(AuxiliaryRole.VisualEmbeddings) is AuxiliaryTensor embeds
@@ -169,7 +193,7 @@ internal sealed class DpcKnnMethod : TokenMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Clusters, Neighbours };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         ClusterAggregateResult<T> result = ClusterRecipes.ClusterAndAggregate(inputs.View, settings.Integer(Clusters), settings.Integer(Neighbours));
         int rows = checked((int)result.MergedShape[1]);
@@ -193,7 +217,7 @@ internal sealed class KMeansMethod : TokenMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Clusters, MaxIterations, Seed };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         var options = new KMeansOptions(settings.Integer(Clusters)) { MaxIterations = settings.Integer(MaxIterations), Seed = (ulong)settings.Integer(Seed) };
         (float[] centres, int[] assignment, float[] sizes, _) = KMeans.Cluster(inputs.View, options);

@@ -17,12 +17,21 @@ internal abstract class PoolingMethod : TokenMethod
     /// <summary>The output cell (t', h', w') whose window covers input patch (t, h, w); null when no window covers it.</summary>
     protected abstract (int Time, int Height, int Width)? Cell(TokenGrid input, TokenGrid output, MethodSettings settings, int t, int h, int w);
 
-    public sealed override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public sealed override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         TokenGrid grid = inputs.Grid;
         var inputShape = new TensorShape(inputs.Batch, grid.Frames, grid.Height, grid.Width, inputs.Channels);
-        (T[] pooled, TensorShape pooledShape) = Pooling.Pool(new ReadOnlyHostTensor<T>(inputs.Tokens, inputShape), Options(grid, settings));
+        PoolOptions options = Options(grid, settings);
+        TensorShape pooledShape = Pooling.GetOutputShape(inputShape, options);
+        T[] pooled = Reuse(previous?.Tokens, pooledShape.ElementCount);
+        Pooling.Pool(new ReadOnlyHostTensor<T>(inputs.Tokens, inputShape), new HostTensor<T>(pooled, pooledShape), options);
         var outputGrid = new TokenGrid(checked((int)pooledShape[1]), checked((int)pooledShape[2]), checked((int)pooledShape[3]));
+        var tokensShape = new TensorShape(inputs.Batch, outputGrid.PatchTokens, inputs.Channels);
+        if (previous is not null)
+        {
+            // The cells depend on the shapes alone.
+            return new MethodOutcome<T>(pooled, tokensShape, previous.SourceMap, previous.SourceMapShape, outputGrid: outputGrid);
+        }
         var map = new int[(long)inputs.Batch * grid.PatchTokens];
         for (int t = 0; t < grid.Frames; t++)
         {
@@ -40,7 +49,6 @@ internal abstract class PoolingMethod : TokenMethod
                 }
             }
         }
-        var tokensShape = new TensorShape(inputs.Batch, outputGrid.PatchTokens, inputs.Channels);
         return new MethodOutcome<T>(pooled, tokensShape, map, new TensorShape(inputs.Batch, grid.PatchTokens), outputGrid: outputGrid);
     }
 }

@@ -66,8 +66,13 @@ internal abstract class TokenMethod
     /// <summary>Whether tokens may follow the patches (FastV's text after the image).</summary>
     public virtual bool AllowsTrailingTokens => false;
 
-    /// <summary>Runs the method on <paramref name="inputs"/>; the library's exceptions pass through.</summary>
-    public abstract MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    /// <summary>
+    /// Runs the method on <paramref name="inputs"/>; the library's exceptions pass through. Where the library has a call into
+    /// the caller's arrays, the output arrays of <paramref name="previous"/> (an outcome of this method on inputs of the same
+    /// shapes and settings) are written again instead of allocated, so that repeated calls (bench) time the method, not the
+    /// allocator.
+    /// </summary>
+    public abstract MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
         where T : unmanaged;
 
     /// <summary>The parameter named <paramref name="name"/>, or null.</summary>
@@ -136,6 +141,10 @@ internal abstract class TokenMethod
     }
 
     // ---- Helpers the methods share ----
+
+    /// <summary><paramref name="previous"/> when it has <paramref name="length"/> elements, else a new array.</summary>
+    protected static TElement[] Reuse<TElement>(TElement[]? previous, long length)
+        => previous is not null && previous.LongLength == length ? previous : new TElement[length];
 
     /// <summary>
     /// The source map <c>[B, N]</c> of a selection: the output row of each kept position (<paramref name="positions"/> <c>[B, K]</c>,

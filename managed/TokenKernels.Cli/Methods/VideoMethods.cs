@@ -11,16 +11,22 @@ internal abstract class VideoSelectionMethod : TokenMethod
 
     public sealed override bool IsVideo => true;
 
-    /// <summary>The library's call on the video <c>[B, T, H x W, C]</c>.</summary>
-    protected abstract VideoSelectionResult<T> Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings)
+    /// <summary>K, the tokens each item keeps, known before the data (the library's count function).</summary>
+    protected abstract long Retained(TokenGrid grid, MethodSettings settings);
+
+    /// <summary>The library's call on the video <c>[B, T, H x W, C]</c>, into <paramref name="output"/> <c>[B, K, C]</c> and <paramref name="indices"/> <c>[B, K]</c>.</summary>
+    protected abstract void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         where T : unmanaged;
 
-    public sealed override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public sealed override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
-        VideoSelectionResult<T> result = Select(inputs.VideoView, inputs.Grid, settings);
-        int kept = checked((int)result.Retained);
-        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, result.Indices, kept);
-        return new MethodOutcome<T>(result.Tokens, result.TokensShape, map, new TensorShape(inputs.Batch, inputs.Length), result.Indices);
+        int kept = checked((int)Retained(inputs.Grid, settings));
+        var shape = new TensorShape(inputs.Batch, kept, inputs.Channels);
+        T[] tokens = Reuse(previous?.Tokens, shape.ElementCount);
+        int[] indices = Reuse(previous?.Positions, (long)inputs.Batch * kept);
+        Select(inputs.VideoView, inputs.Grid, settings, new HostTensor<T>(tokens, shape), new HostTensor<int>(indices, new TensorShape(inputs.Batch, kept)));
+        int[] map = SourceMapOfSelection(inputs.Batch, inputs.Length, indices, kept);
+        return new MethodOutcome<T>(tokens, shape, map, new TensorShape(inputs.Batch, inputs.Length), indices);
     }
 }
 
@@ -35,8 +41,10 @@ internal sealed class EvsMethod : VideoSelectionMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Q };
 
-    protected override VideoSelectionResult<T> Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings)
-        => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q));
+    protected override long Retained(TokenGrid grid, MethodSettings settings) => VideoPruning.EvsRetainedTokens(grid.Frames, grid.Height, grid.Width, settings.Real(Q));
+
+    protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
+        => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices);
 }
 
 /// <summary>DyCoke's temporal token merging: in each window, tokens similar to the anchor frame's are dropped.</summary>
@@ -50,8 +58,10 @@ internal sealed class DyCokeMethod : VideoSelectionMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Ratio };
 
-    protected override VideoSelectionResult<T> Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings)
-        => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio));
+    protected override long Retained(TokenGrid grid, MethodSettings settings) => VideoPruning.DyCokeRetainedTokens(grid.Frames, grid.Height, grid.Width, settings.Real(Ratio));
+
+    protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
+        => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices);
 }
 
 /// <summary>VidCom2: per-frame budgets from frame uniqueness, then the most unique tokens of each frame.</summary>
@@ -67,8 +77,11 @@ internal sealed class VidCom2Method : VideoSelectionMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Retention, Channels, Temperature };
 
-    protected override VideoSelectionResult<T> Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings)
-        => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), settings.Real(Channels), settings.Real(Temperature));
+    protected override long Retained(TokenGrid grid, MethodSettings settings) => VideoPruning.VidCom2RetainedTokens(grid.Frames, grid.Height, grid.Width, settings.Real(Retention));
+
+    protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
+        => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
+                                channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature));
 }
 
 /// <summary>FrameFusion: tokens merged into the same position of the previous frame when similar enough.</summary>
@@ -87,17 +100,23 @@ internal sealed class FrameFusionMethod : TokenMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Threshold, MaxMerges };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
-        MergeResult<T> result = VideoPruning.FrameFusion(inputs.VideoView, (float)settings.Real(Threshold), settings.Integer(MaxMerges, derived: -1));
-        var tokensPerItem = new int[inputs.Batch];
+        // Threshold merging: every item keeps N rows, zero past its N - merges.
+        int rows = inputs.Length;
+        var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        var mapShape = new TensorShape(inputs.Batch, rows);
+        T[] tokens = Reuse(previous?.Tokens, shape.ElementCount);
+        float[] sizes = Reuse(previous?.Sizes, mapShape.ElementCount);
+        int[] map = Reuse(previous?.SourceMap, mapShape.ElementCount);
+        int[] counts = Reuse(previous?.TokensPerItem, inputs.Batch);
+        VideoPruning.FrameFusion(inputs.VideoView, new HostTensor<T>(tokens, shape), new HostTensor<int>(counts, new TensorShape(inputs.Batch)),
+            (float)settings.Real(Threshold), settings.Integer(MaxMerges, derived: -1), new HostTensor<float>(sizes, mapShape), new HostTensor<int>(map, mapShape));
         for (int b = 0; b < inputs.Batch; b++)
         {
-            tokensPerItem[b] = inputs.Length - result.MergeCounts[b];
+            counts[b] = inputs.Length - counts[b];
         }
-        int rows = checked((int)result.Shape[1]);
-        return new MethodOutcome<T>(result.X, result.Shape, result.SourceMap, new TensorShape(inputs.Batch, inputs.Length),
-            PositionsOfSingletons(inputs.Batch, inputs.Length, rows, result.SourceMap), result.Sizes, tokensPerItem);
+        return new MethodOutcome<T>(tokens, shape, map, mapShape, PositionsOfSingletons(inputs.Batch, inputs.Length, rows, map), sizes, counts);
     }
 }
 
@@ -119,7 +138,7 @@ internal sealed class PruneVidMethod : TokenMethod
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { SegmentRatio, ClusterRatio, Tau, K };
 
-    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings)
+    public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         // One video per call: the items' outputs have their own lengths, padded with zero rows to the longest.
         var results = new PruneVidResult<T>[inputs.Batch];
