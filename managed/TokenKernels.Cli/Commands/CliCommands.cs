@@ -15,6 +15,8 @@ internal static class CliCommands
             HelpName = "tokenkernels",
         };
         root.Add(InfoCommand.Create());
+        root.Add(CompressCommand.Create());
+        root.Add(DemoCommand.Create());
         root.Add(BenchCommand.Create());
         return root;
     }

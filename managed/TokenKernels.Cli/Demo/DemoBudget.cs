@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using TokenKernels.Cli.Methods;
 
 namespace TokenKernels.Cli.Demo;
@@ -20,7 +21,7 @@ internal static class DemoBudget
         int side = Math.Max(1, (int)Math.Round(Math.Sqrt(keep)));
         return method switch
         {
-            ToMeMethod => settings.With("r", patches - keep),
+            ToMeMethod => settings.With("r", Math.Min(patches - keep, patches / 2)),
             VisionZipMethod => settings.With("contextual", Contextual(keep)).With("dominant", keep - Contextual(keep)),
             FastVMethod => settings.With("r", 1 - (double)keep / patches),
             DivPruneMethod => settings.With("ratio", (double)keep / patches),

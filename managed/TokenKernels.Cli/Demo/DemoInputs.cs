@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using TokenKernels;
 using TokenKernels.Cli.Methods;
 

@@ -74,38 +74,14 @@ internal static class TensorFileIO
         {
             throw new TensorFileException(path, $"cannot be written: the directory {directory} does not exist");
         }
-        string temporary = System.IO.Path.Combine(
-            directory, "." + System.IO.Path.GetFileName(fullPath) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, fullPath, overwrite: true);
-        }
-        catch (Exception exception)
-        {
-            TryDelete(temporary);
-            if (IsFileError(exception))
-            {
-                string why = exception is UnauthorizedAccessException ? "permission denied" : exception.Message;
-                throw new TensorFileException(path, "cannot be written: " + why, exception);
-            }
-            throw;
-        }
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
+            AtomicFile.Write(path, write, createDirectory: false);
         }
         catch (Exception exception) when (IsFileError(exception))
         {
-            // Nothing more to do: the write has failed already and that is what gets reported.
+            string why = exception is UnauthorizedAccessException ? "permission denied" : exception.Message;
+            throw new TensorFileException(path, "cannot be written: " + why, exception);
         }
     }
 }

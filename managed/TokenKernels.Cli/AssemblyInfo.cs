@@ -1,4 +1,4 @@
 using System.Runtime.CompilerServices;
 
-// The CLI's tests check the demo's imaging (features, fates, pictures) in process.
+// The CLI's tests check its parts in process: the token files, the demo's imaging, the methods.
 [assembly: InternalsVisibleTo("TokenKernels.Cli.Tests")]
