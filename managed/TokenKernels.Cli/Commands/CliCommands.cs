@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TokenKernels;
 
 namespace TokenKernels.Cli.Commands;
 
@@ -18,6 +19,17 @@ internal static class CliCommands
         root.Add(CompressCommand.Create());
         root.Add(DemoCommand.Create());
         root.Add(BenchCommand.Create());
+        // With no command: the README's main job, the demo on the shipped photograph, then a short bench.
+        root.SetAction(_ =>
+        {
+            int demo = DemoCommand.Run(new DemoCommand.DemoSettings(null, [], DemoCommand.DefaultOutputDirectory, "pixels", "clip336", 64, null));
+            if (demo != ExitCodes.Success)
+            {
+                return demo;
+            }
+            System.Console.WriteLine();
+            return BenchCommand.Run(new BenchCommand.BenchSettings([], TensorDataType.Float32, "cpu", BenchCommand.QuickRuns, Quick: true, Json: null, Threads: null));
+        });
         return root;
     }
 }

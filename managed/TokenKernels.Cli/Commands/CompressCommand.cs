@@ -196,7 +196,7 @@ internal static class CompressCommand
         {
             if (outputIsNpy)
             {
-                string stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(settings.Output))!, Path.GetFileNameWithoutExtension(settings.Output));
+                string stem = Path.Combine(Path.GetDirectoryName(settings.Output) ?? "", Path.GetFileNameWithoutExtension(settings.Output));
                 foreach (StoredTensor result in outputs)
                 {
                     string path = result.Name == "tokens" ? settings.Output : $"{stem}.{result.Name}.npy";

@@ -97,18 +97,18 @@ internal sealed class BilinearMethod : PoolingMethod
 /// <summary>PLLaVA: the video adaptive-average-pooled to (T', H', W') = (16, 12, 12).</summary>
 internal sealed class AdaptiveAveragePoolMethod : PoolingMethod
 {
-    private static readonly MethodParameter Frames = MethodParameter.Integer("out-frames", "T' of pooling_shape (PLLaVA: 16); at most T", 16, 1);
-    private static readonly MethodParameter Height = MethodParameter.Integer("out-height", "H' of pooling_shape (PLLaVA: 12)", 12, 1);
-    private static readonly MethodParameter Width = MethodParameter.Integer("out-width", "W' of pooling_shape (PLLaVA: 12)", 12, 1);
+    private static readonly MethodParameter Frames = MethodParameter.Integer("out-frames", "T' of pooling_shape (PLLaVA: 16), at most T", 16, 1);
+    private static readonly MethodParameter Height = MethodParameter.Integer("out-height", "H' of pooling_shape (PLLaVA: 12), at most H", 12, 1);
+    private static readonly MethodParameter Width = MethodParameter.Integer("out-width", "W' of pooling_shape (PLLaVA: 12), at most W", 12, 1);
 
     public override string Name => "adaptive-avg";
 
-    public override string Title => "PLLaVA (Xu et al., 2024): adaptive average pooling of the video to pooling_shape (T', H', W')";
+    public override string Title => "PLLaVA (Xu et al., 2024): adaptive average pooling of the video to pooling_shape (T', H', W'), never above the input's";
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Frames, Height, Width };
 
     protected override PoolOptions Options(TokenGrid grid, MethodSettings settings)
-        => PoolOptions.Pllava((Math.Min(settings.Integer(Frames), grid.Frames), settings.Integer(Height), settings.Integer(Width)));
+        => PoolOptions.Pllava((Math.Min(settings.Integer(Frames), grid.Frames), Math.Min(settings.Integer(Height), grid.Height), Math.Min(settings.Integer(Width), grid.Width)));
 
     // Adaptive bin i covers [floor(i In / Out), ceil((i + 1) In / Out)); the first bin holding index x is floor(x Out / In).
     protected override (int, int, int)? Cell(TokenGrid input, TokenGrid output, MethodSettings settings, int t, int h, int w)
