@@ -32,19 +32,20 @@ internal static class DemoCommand
         Option<string> grid = new Option<string>("--grid") { Description = "the ViT's patch grid: clip336 (LLaVA-1.5's CLIP ViT-L/14-336, 24x24), siglip384 (SigLIP so400m/14-384, 27x27) or vit224 (ViT-B/16-224, 14x14)", DefaultValueFactory = _ => "clip336" }
             .AcceptOnlyFromAmong("clip336", "siglip384", "vit224");
         Option<int> keep = new("--keep") { Description = "tokens each method keeps, as the papers compare them (default 64)", DefaultValueFactory = _ => 64 };
+        Option<int> scale = new("--scale") { Description = "screen pixels per photo pixel in the pictures, 1 to 8 (default 2)", DefaultValueFactory = _ => 2 };
         Option<int?> threads = CommonOptions.Threads();
         var command = new Command("demo", "Cut a photograph into a ViT's patches, run each method on them at one token budget, and draw what it kept (dropped patches dimmed, merged groups filled with their mean colour and outlined): one PNG per method and a side-by-side sheet.")
         {
-            image, methods, output, features, grid, keep, threads,
+            image, methods, output, features, grid, keep, scale, threads,
         };
         command.SetAction(parsed => Run(new DemoSettings(
             parsed.GetValue(image), parsed.GetValue(methods) ?? Array.Empty<string>(), parsed.GetValue(output)!, parsed.GetValue(features)!,
-            parsed.GetValue(grid)!, parsed.GetValue(keep), parsed.GetValue(threads))));
+            parsed.GetValue(grid)!, parsed.GetValue(keep), parsed.GetValue(scale), parsed.GetValue(threads))));
         return command;
     }
 
     /// <summary>What one demo run does.</summary>
-    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int? Threads);
+    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int Scale, int? Threads);
 
     /// <summary>Runs the demo; the exit code.</summary>
     public static int Run(DemoSettings settings)
@@ -74,6 +75,11 @@ internal static class DemoCommand
         if (settings.Keep < 2 || settings.Keep >= grid.PatchCount)
         {
             Console.Error.WriteLine($"error: --keep must be 2 to {grid.PatchCount - 1} (the {grid} has {grid.PatchCount}), got {settings.Keep}.");
+            return ExitCodes.Usage;
+        }
+        if (settings.Scale is < 1 or > 8)
+        {
+            Console.Error.WriteLine($"error: --scale must be 1 to 8, got {settings.Scale}.");
             return ExitCodes.Usage;
         }
         if (!CommonOptions.LoadLibrary(settings.Threads))
@@ -110,7 +116,7 @@ internal static class DemoCommand
             return ExitCodes.InputFile;
         }
 
-        var renderer = new OutcomeRenderer();
+        var renderer = new OutcomeRenderer(settings.Scale);
         string directory = Path.GetFullPath(settings.OutputDirectory);
         var pictures = new List<SKBitmap>();
         var rows = new List<(string Method, string Tokens, string Milliseconds, string File)>();
@@ -180,7 +186,8 @@ internal static class DemoCommand
     // "visionzip: dominant 54, contextual 10": the parameters the demo set.
     private static string Label(TokenMethod method, MethodSettings settings)
     {
-        IEnumerable<string> set = settings.GivenNames.Select(name => $"{name} {MethodParameter.Format(Math.Round(settings.Real(method.FindParameter(name)!), 3))}");
+        IEnumerable<string> set = method.Parameters.Where(p => settings.GivenNames.Contains(p.Name))
+            .Select(p => $"{p.Name} {MethodParameter.Format(Math.Round(settings.Real(p), 3))}");
         return method.Name + ": " + string.Join(", ", set);
     }
 

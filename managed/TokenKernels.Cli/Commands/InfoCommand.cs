@@ -1,6 +1,7 @@
 using System;
 using System.CommandLine;
 using TokenKernels;
+using TokenKernels.Cli.Methods;
 
 namespace TokenKernels.Cli.Commands;
 
@@ -36,6 +37,11 @@ internal static class InfoCommand
         else
         {
             Console.WriteLine($"devices   none ({Cuda.UnavailableReason})");
+        }
+        Console.WriteLine($"methods   {MethodCatalog.All.Count} (compress --method NAME; compress --help lists their parameters):");
+        foreach (TokenMethod method in MethodCatalog.All)
+        {
+            Console.WriteLine($"  {method.Name,-13} {method.Title}");
         }
         return ExitCodes.Success;
     }

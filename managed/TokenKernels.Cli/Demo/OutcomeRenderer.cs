@@ -253,10 +253,18 @@ internal sealed class OutcomeRenderer
     private void DrawTitle(SKCanvas canvas, int width, string label, string counts)
     {
         float textHeight = TitleBarHeight * 0.62f;
-        float top = (TitleBarHeight - textHeight) / 2;
         float margin = TitleBarHeight * 0.3f;
         float countsWidth = _text.MeasureWidth(counts, textHeight);
         float labelWidth = _text.MeasureWidth(label, textHeight);
+        float room = width - 3 * margin;
+        if (labelWidth + countsWidth > room && room > 0)
+        {
+            // Too long for the bar: smaller text (widths scale with the height), down to 8 pixels.
+            textHeight = Math.Max(8, textHeight * room / (labelWidth + countsWidth));
+            countsWidth = _text.MeasureWidth(counts, textHeight);
+            labelWidth = _text.MeasureWidth(label, textHeight);
+        }
+        float top = (TitleBarHeight - textHeight) / 2;
         canvas.Save();
         canvas.ClipRect(SKRect.Create(0, 0, width, TitleBarHeight));
         if (margin + labelWidth + margin + countsWidth + margin <= width)
@@ -266,7 +274,7 @@ internal sealed class OutcomeRenderer
         }
         else
         {
-            // Too narrow for both apart: one line, cut at the right edge.
+            // Too narrow even then: one line, cut at the right edge.
             _text.Draw(canvas, label + "  " + counts, margin, top, textHeight, TitleTextColor);
         }
         canvas.Restore();
