@@ -4,7 +4,8 @@
 #   .gpu/googletest             GoogleTest sources (from $GOOGLETEST_SOURCE, default Debian's
 #                               /usr/src/googletest), built there when the image has no GoogleTest;
 #   .gpu/dotnet-runtime.tar.xz  this machine's .NET runtime, packed by shared/gpu/pack-dotnet-runtime.sh;
-#   .gpu/managed/               the managed test program, built here, run there on that runtime.
+#   .gpu/managed/               the managed test program, built here, run there on that runtime;
+#   .gpu/cli/                   the CLI's test program (run.sh runs its CUDA tests: compress and bench on the device).
 # The .NET parts are left out, saying so, where dotnet is not installed. Carry .gpu with the run:
 # its files travel with the working tree only when named (the device tool's carry: [".gpu"]).
 set -euo pipefail
@@ -37,6 +38,8 @@ if command -v dotnet >/dev/null; then
     # The build puts this machine's CPU-only native library beside the tests; run.sh replaces it with
     # the CUDA build in a scratch copy.
     dotnet build -c Release tests/managed/TokenKernels.Tests/TokenKernels.Tests.csproj -o .gpu/managed
+    rm -rf .gpu/cli
+    dotnet build -c Release tests/managed/TokenKernels.Cli.Tests/TokenKernels.Cli.Tests.csproj -o .gpu/cli
 else
     echo "dotnet not found: no .NET runtime or managed tests packed; run.sh will skip the managed step"
 fi

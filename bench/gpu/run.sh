@@ -7,7 +7,7 @@
 #   3. runs the CUDA tests but the large-size ones, at reduced scale (TK_TEST_SCALE=reduced), under
 #      compute-sanitizer memcheck, racecheck, synccheck and initcheck, each stopped after
 #      SANITIZER_TIMEOUT_S,
-#   4. runs the managed test program on a carried .NET runtime, when .gpu/ holds one,
+#   4. runs the managed test program on a carried .NET runtime, when .gpu/ holds one, and the CLI's CUDA tests,
 #   5. runs the benchmark harness on the GPU: quick correctness over every case and dtype, then the
 #      full cases in bf16 and f32 against the PyTorch baselines (CUDA events, same stream),
 # writing logs, tables and JSON into $OUT (or build/gpu/results), and prints the step summary last.
@@ -194,6 +194,20 @@ managed_tests() {
         "$dotnet_root/dotnet" "$tests/TokenKernels.Tests.dll"
 }
 
+# The CLI's CUDA tests (compress --device cuda against --device cpu for every method the CLI runs on CUDA, and bench
+# --device cuda): the CLI runs as a child process on the same carried runtime, against the CUDA build.
+cli_cuda_tests() {
+    local dotnet_root=/tmp/tokenkernels-dotnet
+    local tests=/tmp/tokenkernels-cli-tests
+    rm -rf "$tests" && mkdir -p "$dotnet_root" &&
+        { [ -x "$dotnet_root/dotnet" ] || tar -xJf .gpu/dotnet-runtime.tar.xz -C "$dotnet_root"; } &&
+        cp -r .gpu/cli "$tests" &&
+        cp "$library" "$tests/libtokenkernels.so" || return 1
+    DOTNET_ROOT=$dotnet_root DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+        TOKENKERNELS_NATIVE_LIBRARY="$repo_root/$library" \
+        "$dotnet_root/dotnet" "$tests/TokenKernels.Cli.Tests.dll" --filter "FullyQualifiedName~CudaCommandTests"
+}
+
 python=$(find_python) || python=
 echo "=== TokenKernels GPU run (steps: $groups), results in $results_dir"
 print_environment | tee "$results_dir/environment.txt"
@@ -236,6 +250,11 @@ if [ "$built" = yes ] && wants managed; then
         run_step managed managed_tests
     else
         skip_step managed "no .gpu/dotnet-runtime.tar.xz and .gpu/managed/TokenKernels.Tests.dll (bench/gpu/prepare.sh makes them)"
+    fi
+    if [ -f .gpu/dotnet-runtime.tar.xz ] && [ -f .gpu/cli/TokenKernels.Cli.Tests.dll ]; then
+        run_step cli_cuda cli_cuda_tests
+    else
+        skip_step cli_cuda "no .gpu/cli/TokenKernels.Cli.Tests.dll (bench/gpu/prepare.sh makes it)"
     fi
 fi
 if [ "$built" = yes ] && wants bench; then

@@ -11,7 +11,7 @@ namespace TokenKernels.Cli.Bench;
 /// <param name="Method">The method's name.</param>
 /// <param name="Workload">The shapes' source.</param>
 /// <param name="DataType">"f32", "f16" or "bf16".</param>
-/// <param name="Device">"cpu".</param>
+/// <param name="Device">"cpu" or "cuda".</param>
 /// <param name="Shape">The tokens' shape <c>[B, N, C]</c> as text.</param>
 /// <param name="Grid">The patch grid as text.</param>
 /// <param name="TokensIn">Tokens per item in.</param>
@@ -48,32 +48,54 @@ internal static class BenchRunner
     public static bool IsMemoryBound(TokenMethod method)
         => method.Family == MethodFamily.Pooling || method is VideoSelectionMethod or FrameFusionMethod;
 
-    /// <summary>Runs <paramref name="benchCase"/> in <paramref name="dataType"/>; <paramref name="progress"/> is told after each call.</summary>
-    public static BenchResult Run(BenchCase benchCase, TensorDataType dataType, int runs, Action progress)
-        => ElementTypes.Dispatch(dataType, new Timing(benchCase, dataType, runs, progress));
+    /// <summary>
+    /// Runs <paramref name="benchCase"/> in <paramref name="dataType"/> on the CPU, or with <paramref name="onCuda"/> on CUDA device 0
+    /// (the tokens uploaded first; each timed call enqueued and its stream synchronised, the downloads left out);
+    /// <paramref name="progress"/> is told after each call.
+    /// </summary>
+    public static BenchResult Run(BenchCase benchCase, TensorDataType dataType, int runs, bool onCuda, Action progress)
+        => ElementTypes.Dispatch(dataType, new Timing(benchCase, dataType, runs, onCuda, progress));
 
-    private sealed class Timing(BenchCase benchCase, TensorDataType dataType, int runs, Action progress) : IElementTypeAction<BenchResult>
+    private sealed class Timing(BenchCase benchCase, TensorDataType dataType, int runs, bool onCuda, Action progress) : IElementTypeAction<BenchResult>
     {
         public BenchResult Invoke<T>()
             where T : unmanaged
         {
             MethodInputs<T> inputs = BenchInputs.Create<T>(benchCase, seed: 1);
             MethodSettings settings = MethodSettings.Defaults;
-            MethodOutcome<T> outcome = benchCase.Method.Run(inputs, settings);
-            progress();
             var milliseconds = new double[runs];
-            for (int run = 0; run < runs; run++)
+            MethodOutcome<T> outcome;
+            if (onCuda)
             {
-                long start = Stopwatch.GetTimestamp();
-                outcome = benchCase.Method.Run(inputs, settings, outcome);
-                milliseconds[run] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                using var session = new CudaSession<T>(benchCase.Method, inputs);
+                outcome = session.Download(session.Enqueue(settings));
                 progress();
+                for (int run = 0; run < runs; run++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    session.Enqueue(settings);
+                    session.Stream.Synchronize();
+                    milliseconds[run] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    progress();
+                }
+            }
+            else
+            {
+                outcome = benchCase.Method.Run(inputs, settings);
+                progress();
+                for (int run = 0; run < runs; run++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    outcome = benchCase.Method.Run(inputs, settings, outcome);
+                    milliseconds[run] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    progress();
+                }
             }
             Array.Sort(milliseconds);
             double median = runs % 2 == 1 ? milliseconds[runs / 2] : 0.5 * (milliseconds[runs / 2 - 1] + milliseconds[runs / 2]);
             long bytes = BytesMoved(inputs, outcome);
             return new BenchResult(
-                benchCase.Method.Name, benchCase.Workload, ElementTypes.ShortName(dataType), "cpu", inputs.Shape.ToString(), benchCase.Grid.ToString(),
+                benchCase.Method.Name, benchCase.Workload, ElementTypes.ShortName(dataType), onCuda ? "cuda" : "cpu", inputs.Shape.ToString(), benchCase.Grid.ToString(),
                 inputs.Length, outcome.ValidTokens(0), runs, median, milliseconds[0], milliseconds[^1], bytes,
                 IsMemoryBound(benchCase.Method) ? bytes / (median / 1000) / 1e9 : null);
         }

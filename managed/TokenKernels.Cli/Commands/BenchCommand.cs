@@ -22,16 +22,16 @@ internal static class BenchCommand
     {
         Option<string[]> methods = CommonOptions.Methods("methods to time (default: all)");
         Option<string> dtype = CommonOptions.DataType("element type of the tokens (default f32)");
-        Option<string> device = CommonOptions.Device(allowAll: false);
-        Option<int?> runs = new("--runs") { Description = $"timed calls per case after one warm-up (default {DefaultRuns}, {QuickRuns} with --quick)" };
+        Option<string> device = CommonOptions.Device(allowAll: true);
+        Option<int?> runCount = new("--runs") { Description = $"timed calls per case after one warm-up (default {DefaultRuns}, {QuickRuns} with --quick)" };
         Option<bool> quick = new("--quick") { Description = "fewer calls, and no long-video cases" };
         Option<string?> json = new("--json") { Description = "also write the results as JSON to this file ('-': to standard output, instead of the table)" };
         Option<int?> threads = CommonOptions.Threads();
-        var command = new Command("bench", "Time every method at the shapes of the models it serves (LLaVA-1.5, LLaVA-OneVision, LLaVA-Video 64 frames, long video): tokens in and out, median and spread, bandwidth for the memory-bound ones.")
+        var command = new Command("bench", "Time every method at the shapes of the models it serves (LLaVA-1.5, LLaVA-OneVision, LLaVA-Video 64 frames, long video), on the CPU and on CUDA device 0 for the methods the CLI runs there: tokens in and out, median and spread, bandwidth for the memory-bound ones.")
         {
-            methods, dtype, device, runs, quick, json, threads,
+            methods, dtype, device, runCount, quick, json, threads,
         };
-        runs.Validators.Add(result =>
+        runCount.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<int?>() is < 1)
             {
@@ -42,7 +42,7 @@ internal static class BenchCommand
             parsed.GetValue(methods) ?? Array.Empty<string>(),
             CommonOptions.ParseDataType(parsed.GetValue(dtype)!),
             parsed.GetValue(device)!,
-            parsed.GetValue(runs) ?? (parsed.GetValue(quick) ? QuickRuns : DefaultRuns),
+            parsed.GetValue(runCount) ?? (parsed.GetValue(quick) ? QuickRuns : DefaultRuns),
             parsed.GetValue(quick),
             parsed.GetValue(json),
             parsed.GetValue(threads))));
@@ -68,24 +68,36 @@ internal static class BenchCommand
         {
             return ExitCodes.Failure;
         }
-        if (settings.Device == "cuda")
+        if (settings.Device == "cuda" && !Cuda.IsAvailable)
         {
-            Console.Error.WriteLine(Cuda.IsAvailable
-                ? "error: --device cuda: the bench times the host API only; time CUDA kernels with bench/harness/run.py or the BenchmarkDotNet project (bench/managed)."
-                : "error: --device cuda: no CUDA device: " + Cuda.UnavailableReason + ".");
+            Console.Error.WriteLine("error: --device cuda: no CUDA device: " + Cuda.UnavailableReason + ".");
             return ExitCodes.Failure;
         }
-
+        // (case, on CUDA): the CPU's cases, then CUDA's for the methods that run there.
+        var runs = new List<(BenchCase Case, bool OnCuda)>();
         List<BenchCase> cases = chosen.SelectMany(BenchCases.For).Where(c => !(settings.Quick && c.IsLong)).ToList();
+        if (settings.Device != "cuda")
+        {
+            runs.AddRange(cases.Select(c => (c, false)));
+        }
+        if (settings.Device == "cuda" || (settings.Device == "all" && Cuda.IsAvailable))
+        {
+            runs.AddRange(cases.Where(c => c.Method.RunsOnCuda).Select(c => (c, true)));
+            string[] hostOnly = chosen.Where(m => !m.RunsOnCuda).Select(m => m.Name).ToArray();
+            if (hostOnly.Length > 0)
+            {
+                Console.Error.WriteLine($"note: {string.Join(", ", hostOnly)} run on the CPU only in the CLI; no CUDA times for them.");
+            }
+        }
         bool jsonToStandardOutput = settings.Json == "-";
         var results = new List<BenchResult>();
         try
         {
             if (jsonToStandardOutput)
             {
-                foreach (BenchCase benchCase in cases)
+                foreach ((BenchCase benchCase, bool onCuda) in runs)
                 {
-                    results.Add(BenchRunner.Run(benchCase, settings.DataType, settings.Runs, () => { }));
+                    results.Add(BenchRunner.Run(benchCase, settings.DataType, settings.Runs, onCuda, () => { }));
                 }
             }
             else
@@ -95,17 +107,19 @@ internal static class BenchCommand
                     // A file or pipe has no width; the table's rows stay on one line each.
                     AnsiConsole.Profile.Width = 160;
                 }
-                AnsiConsole.MarkupLine($"[bold]TokenKernels {TokenKernelsLibrary.VersionString}[/]: {cases.Count} cases, {ElementTypes.ShortName(settings.DataType)}, CPU ({TokenKernelsLibrary.CpuIsa}, {TokenKernelsLibrary.NumThreads} threads), 1 warm-up + {settings.Runs} timed calls each");
+                string where = (settings.Device != "cuda" ? $"CPU ({TokenKernelsLibrary.CpuIsa}, {TokenKernelsLibrary.NumThreads} threads)" : "")
+                    + (runs.Any(r => r.OnCuda) ? (settings.Device == "cuda" ? "" : " and ") + $"CUDA device 0 ({Cuda.GetDeviceName(0)})" : "");
+                AnsiConsole.MarkupLine($"[bold]TokenKernels {TokenKernelsLibrary.VersionString}[/]: {runs.Count} cases, {ElementTypes.ShortName(settings.DataType)}, {Markup.Escape(where)}, 1 warm-up + {settings.Runs} timed calls each");
                 AnsiConsole.Progress()
                     .AutoClear(true)
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
                     .Start(context =>
                     {
-                        ProgressTask overall = context.AddTask("all cases", maxValue: cases.Count * (settings.Runs + 1.0));
-                        foreach (BenchCase benchCase in cases)
+                        ProgressTask overall = context.AddTask("all cases", maxValue: runs.Count * (settings.Runs + 1.0));
+                        foreach ((BenchCase benchCase, bool onCuda) in runs)
                         {
-                            overall.Description = Markup.Escape($"{benchCase.Method.Name}: {benchCase.Workload}");
-                            results.Add(BenchRunner.Run(benchCase, settings.DataType, settings.Runs, () => overall.Increment(1)));
+                            overall.Description = Markup.Escape($"{benchCase.Method.Name} ({(onCuda ? "cuda" : "cpu")}): {benchCase.Workload}");
+                            results.Add(BenchRunner.Run(benchCase, settings.DataType, settings.Runs, onCuda, () => overall.Increment(1)));
                         }
                         overall.Description = "done";
                     });
@@ -146,6 +160,7 @@ internal static class BenchCommand
         Library = "TokenKernels " + TokenKernelsLibrary.VersionString,
         LibraryPath = TokenKernelsLibrary.LoadedFrom,
         CpuIsa = TokenKernelsLibrary.CpuIsa,
+        CudaDevice = Cuda.IsAvailable ? Cuda.GetDeviceName(0) : null,
         Threads = TokenKernelsLibrary.NumThreads,
         Date = DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
         Results = results,
@@ -155,6 +170,7 @@ internal static class BenchCommand
     {
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("method");
+        table.AddColumn("device");
         table.AddColumn("shapes");
         table.AddColumn("input [[B, N, C]]");
         table.AddColumn(new TableColumn("tokens in -> out").RightAligned());
@@ -164,7 +180,7 @@ internal static class BenchCommand
         foreach (BenchResult r in results)
         {
             table.AddRow(
-                Markup.Escape(r.Method), Markup.Escape(r.Workload), Markup.Escape($"{r.Shape} {r.DataType}, grid {r.Grid}"),
+                Markup.Escape(r.Method), r.Device, Markup.Escape(r.Workload), Markup.Escape($"{r.Shape} {r.DataType}, grid {r.Grid}"),
                 $"{r.TokensIn} -> {r.TokensOut}",
                 Format(r.MedianMilliseconds), $"{Format(r.MinMilliseconds)} - {Format(r.MaxMilliseconds)}",
                 r.GigabytesPerSecond is double gbs ? gbs.ToString("F1", CultureInfo.InvariantCulture) : "");

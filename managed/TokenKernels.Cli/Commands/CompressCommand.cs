@@ -29,6 +29,7 @@ internal static class CompressCommand
         Option<string?> grid = new("--grid") { Description = "the patch grid, HxW or TxHxW (default: from a rank-4 or rank-5 input, else a square image)" };
         Option<int?> prefix = new("--prefix") { Description = "tokens before the grid: a class token (1), or the text before the image (FastV); default: what the method takes (visionzip 1, others 0)" };
         Option<string> device = CommonOptions.Device(allowAll: false);
+        device.Description += $"; on CUDA: {string.Join(", ", MethodCatalog.All.Where(m => m.RunsOnCuda).Select(m => m.Name))}";
         Option<int?> threads = CommonOptions.Threads();
         var auxiliary = new Dictionary<AuxiliaryRole, Option<string?>>();
         foreach (AuxiliaryRole role in Enum.GetValues<AuxiliaryRole>())
@@ -137,11 +138,10 @@ internal static class CompressCommand
         {
             throw new CompressError(ExitCodes.Usage, $"--output {settings.Output}: the output is a .npy or .safetensors file.");
         }
-        if (settings.Device == "cuda")
+        bool onCuda = settings.Device == "cuda";
+        if (onCuda && !method.RunsOnCuda)
         {
-            throw new CompressError(ExitCodes.Failure, Cuda.IsAvailable
-                ? "--device cuda: compress runs the methods' host API; device tensors are the C# API's (see the README's CUDA section)."
-                : "--device cuda: no CUDA device: " + Cuda.UnavailableReason + ".");
+            throw new CompressError(ExitCodes.Usage, $"--device cuda: {method.Name} runs on the CPU only in the CLI; on CUDA: {string.Join(", ", MethodCatalog.All.Where(m => m.RunsOnCuda).Select(m => m.Name))}.");
         }
 
         // Read everything before running anything.
@@ -168,9 +168,13 @@ internal static class CompressCommand
         {
             return ExitCodes.Failure;
         }
+        if (onCuda && !Cuda.IsAvailable)
+        {
+            throw new CompressError(ExitCodes.Failure, "--device cuda: no CUDA device: " + Cuda.UnavailableReason + ".");
+        }
 
         var methodSettings = new MethodSettings(values);
-        var run = new CompressRun(method, methodSettings, tokens, shape, grid, auxiliary);
+        var run = new CompressRun(method, methodSettings, tokens, shape, grid, auxiliary, onCuda);
         long start = Stopwatch.GetTimestamp();
         List<StoredTensor> outputs;
         try
@@ -216,7 +220,7 @@ internal static class CompressCommand
         }
         StoredTensor outputTokens = outputs[0];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{method.Name}: {tokens} -> {outputTokens} ({shape[1]} -> {run.ValidTokens} tokens per item, grid {grid}) in {milliseconds:F2} ms"));
+            $"{method.Name} ({settings.Device}): {tokens} -> {outputTokens} ({shape[1]} -> {run.ValidTokens} tokens per item, grid {grid}) in {milliseconds:F2} ms"));
         Console.WriteLine($"wrote {string.Join(", ", written)} ({string.Join(", ", outputs.Select(o => o.Name))})");
         return ExitCodes.Success;
     }
@@ -317,7 +321,7 @@ internal static class CompressCommand
 
     /// <summary>The method on the tokens in their element type, and the results as tensors to write.</summary>
     private sealed class CompressRun(TokenMethod method, MethodSettings settings, StoredTensor tokens, TensorShape shape, TokenGrid grid,
-                                     Dictionary<AuxiliaryRole, AuxiliaryTensor> auxiliary) : IElementTypeAction<List<StoredTensor>>
+                                     Dictionary<AuxiliaryRole, AuxiliaryTensor> auxiliary, bool onCuda) : IElementTypeAction<List<StoredTensor>>
     {
         /// <summary>Item 0's valid output tokens, once run.</summary>
         public int ValidTokens { get; private set; }
@@ -325,7 +329,17 @@ internal static class CompressCommand
         public List<StoredTensor> Invoke<T>()
             where T : unmanaged
         {
-            MethodOutcome<T> outcome = method.Run(new MethodInputs<T>(tokens.ToArray<T>(), shape, grid, auxiliary), settings);
+            var inputs = new MethodInputs<T>(tokens.ToArray<T>(), shape, grid, auxiliary);
+            MethodOutcome<T> outcome;
+            if (onCuda)
+            {
+                using var session = new CudaSession<T>(method, inputs);
+                outcome = session.Download(session.Enqueue(settings));
+            }
+            else
+            {
+                outcome = method.Run(inputs, settings);
+            }
             ValidTokens = outcome.ValidTokens(0);
             long batch = outcome.Batch, rows = outcome.TokensShape[1];
             var results = new List<StoredTensor>

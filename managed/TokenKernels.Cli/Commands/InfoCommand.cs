@@ -34,7 +34,7 @@ internal static class InfoCommand
                 Console.WriteLine($"device {ordinal}  {Cuda.GetDeviceName(ordinal)}, compute capability {capability?.Major}.{capability?.Minor}");
             }
         }
-        else
+        else if (TokenKernelsLibrary.IsCudaBuilt)
         {
             Console.WriteLine($"devices   none ({Cuda.UnavailableReason})");
         }

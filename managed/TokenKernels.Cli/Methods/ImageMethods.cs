@@ -20,13 +20,31 @@ internal sealed class ToMeMethod : TokenMethod
     // A class token (prefix 1), and a distillation token after it (prefix 2), never merge away.
     public override int? Prefix => null;
 
+    public override bool RunsOnCuda => true;
+
+    public override DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+    {
+        MergeOptions options = Options(inputs.Grid, settings);
+        int rows = checked((int)TokenMerging.GetOutputTokens(inputs.Length, options).OutputTokens);
+        var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        TokenMerging.Merge(inputs.Tokens, inputs.Tokens, outputs.Get("tokens", shape, inputs.Tokens.DataType), options,
+            outputSizes: outputs.Get("sizes", new TensorShape(inputs.Batch, rows), TensorDataType.Float32),
+            sourceMap: outputs.Get("source_map", new TensorShape(inputs.Batch, inputs.Length), TensorDataType.Int32), stream: stream);
+        return new DeviceRun(shape);
+    }
+
+    private static MergeOptions Options(TokenGrid grid, MethodSettings settings)
+    {
+        if (grid.Prefix > 2)
+        {
+            throw new ArgumentException($"tome protects at most 2 prefix tokens (class and distillation); the input has {grid.Prefix}.");
+        }
+        return new MergeOptions(settings.Integer(R)) { ProtectFirst = grid.Prefix >= 1, ProtectSecond = grid.Prefix == 2 };
+    }
+
     public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
-        if (inputs.Grid.Prefix > 2)
-        {
-            throw new ArgumentException($"tome protects at most 2 prefix tokens (class and distillation); the input has {inputs.Grid.Prefix}.");
-        }
-        var options = new MergeOptions(settings.Integer(R)) { ProtectFirst = inputs.Grid.Prefix >= 1, ProtectSecond = inputs.Grid.Prefix == 2 };
+        MergeOptions options = Options(inputs.Grid, settings);
         int rows = checked((int)TokenMerging.GetOutputTokens(inputs.Length, options).OutputTokens);
         var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
         T[] merged = Reuse(previous?.Tokens, shape.ElementCount);
@@ -137,6 +155,18 @@ internal sealed class DivPruneMethod : TokenMethod
     public override MethodFamily Family => MethodFamily.Diversity;
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Ratio };
+
+    public override bool RunsOnCuda => true;
+
+    public override DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+    {
+        int k = PruningMethods.DivPruneKeptTokens(inputs.Length, settings.Real(Ratio));
+        var shape = new TensorShape(inputs.Batch, k, inputs.Channels);
+        var rowShape = new TensorShape(inputs.Batch, k);
+        PruningMethods.DivPrune(inputs.Tokens, outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("positions", rowShape, TensorDataType.Int32),
+            outputs.Get("order", rowShape, TensorDataType.Int32), stream);
+        return new DeviceRun(shape);
+    }
 
     public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {

@@ -17,6 +17,43 @@ internal abstract class PoolingMethod : TokenMethod
     /// <summary>The output cell (t', h', w') whose window covers input patch (t, h, w); null when no window covers it.</summary>
     protected abstract (int Time, int Height, int Width)? Cell(TokenGrid input, TokenGrid output, MethodSettings settings, int t, int h, int w);
 
+    public sealed override bool RunsOnCuda => true;
+
+    public sealed override DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+    {
+        TokenGrid grid = inputs.Grid;
+        var inputShape = new TensorShape(inputs.Batch, grid.Frames, grid.Height, grid.Width, inputs.Channels);
+        PoolOptions options = Options(grid, settings);
+        TensorShape pooledShape = Pooling.GetOutputShape(inputShape, options);
+        Pooling.Pool(inputs.View(inputShape), outputs.Get("tokens", pooledShape, inputs.Tokens.DataType), options, stream);
+        var outputGrid = new TokenGrid(checked((int)pooledShape[1]), checked((int)pooledShape[2]), checked((int)pooledShape[3]));
+        return new DeviceRun(new TensorShape(inputs.Batch, outputGrid.PatchTokens, inputs.Channels), outputGrid,
+                             SourceMap(grid, outputGrid, inputs.Batch, settings));
+    }
+
+    // Each patch's output cell, the same for every item.
+    private int[] SourceMap(TokenGrid grid, TokenGrid outputGrid, int batch, MethodSettings settings)
+    {
+        var map = new int[(long)batch * grid.PatchTokens];
+        for (int t = 0; t < grid.Frames; t++)
+        {
+            for (int h = 0; h < grid.Height; h++)
+            {
+                for (int w = 0; w < grid.Width; w++)
+                {
+                    int row = Cell(grid, outputGrid, settings, t, h, w) is (int ot, int oh, int ow)
+                        ? (ot * outputGrid.Height + oh) * outputGrid.Width + ow
+                        : -1;
+                    for (int b = 0; b < batch; b++)
+                    {
+                        map[(long)b * grid.PatchTokens + (t * grid.Height + h) * grid.Width + w] = row;
+                    }
+                }
+            }
+        }
+        return map;
+    }
+
     public sealed override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {
         TokenGrid grid = inputs.Grid;
@@ -32,23 +69,7 @@ internal abstract class PoolingMethod : TokenMethod
             // The cells depend on the shapes alone.
             return new MethodOutcome<T>(pooled, tokensShape, previous.SourceMap, previous.SourceMapShape, outputGrid: outputGrid);
         }
-        var map = new int[(long)inputs.Batch * grid.PatchTokens];
-        for (int t = 0; t < grid.Frames; t++)
-        {
-            for (int h = 0; h < grid.Height; h++)
-            {
-                for (int w = 0; w < grid.Width; w++)
-                {
-                    int row = Cell(grid, outputGrid, settings, t, h, w) is (int ot, int oh, int ow)
-                        ? (ot * outputGrid.Height + oh) * outputGrid.Width + ow
-                        : -1;
-                    for (int b = 0; b < inputs.Batch; b++)
-                    {
-                        map[(long)b * grid.PatchTokens + (t * grid.Height + h) * grid.Width + w] = row;
-                    }
-                }
-            }
-        }
+        int[] map = SourceMap(grid, outputGrid, inputs.Batch, settings);
         return new MethodOutcome<T>(pooled, tokensShape, map, new TensorShape(inputs.Batch, grid.PatchTokens), outputGrid: outputGrid);
     }
 }

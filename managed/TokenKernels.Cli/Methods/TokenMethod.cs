@@ -75,6 +75,16 @@ internal abstract class TokenMethod
     public abstract MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
         where T : unmanaged;
 
+    /// <summary>Whether the CLI runs it on a CUDA device: every step has the library's device call.</summary>
+    public virtual bool RunsOnCuda => false;
+
+    /// <summary>
+    /// Enqueues the method on <paramref name="stream"/> over device tokens, writing into <paramref name="outputs"/>' buffers (by the
+    /// names <see cref="DeviceOutputs"/> lists); nothing is synchronised. Only where <see cref="RunsOnCuda"/>.
+    /// </summary>
+    public virtual DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+        => throw new NotSupportedException($"{Name} runs on the CPU only in the CLI.");
+
     /// <summary>The parameter named <paramref name="name"/>, or null.</summary>
     public MethodParameter? FindParameter(string name) => Parameters.FirstOrDefault(p => p.Name == name);
 
@@ -150,7 +160,7 @@ internal abstract class TokenMethod
     /// The source map <c>[B, N]</c> of a selection: the output row of each kept position (<paramref name="positions"/> <c>[B, K]</c>,
     /// each row increasing, offset by <paramref name="offset"/>), -1 elsewhere.
     /// </summary>
-    protected static int[] SourceMapOfSelection(int batch, int length, int[] positions, int kept, int offset = 0)
+    internal static int[] SourceMapOfSelection(int batch, int length, int[] positions, int kept, int offset = 0)
     {
         var map = new int[(long)batch * length];
         Array.Fill(map, -1);
@@ -172,7 +182,7 @@ internal abstract class TokenMethod
     /// The input position each output row was kept from (<c>[B, M]</c>), from a source map <c>[B, N]</c>: the one token an output
     /// row holds, -1 for a row that holds several (a merge) or none.
     /// </summary>
-    protected static int[] PositionsOfSingletons(int batch, int length, int rows, int[] sourceMap)
+    internal static int[] PositionsOfSingletons(int batch, int length, int rows, int[] sourceMap)
     {
         var positions = new int[(long)batch * rows];
         var counts = new int[rows];

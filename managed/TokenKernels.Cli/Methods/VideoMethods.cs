@@ -14,6 +14,20 @@ internal abstract class VideoSelectionMethod : TokenMethod
     /// <summary>K, the tokens each item keeps, known before the data (the library's count function).</summary>
     protected abstract long Retained(TokenGrid grid, MethodSettings settings);
 
+    /// <summary>The library's device call on the video <c>[B, T, H x W, C]</c>, into <paramref name="output"/> <c>[B, K, C]</c> and <paramref name="indices"/> <c>[B, K]</c>.</summary>
+    protected abstract void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream);
+
+    public sealed override bool RunsOnCuda => true;
+
+    public sealed override DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+    {
+        int kept = checked((int)Retained(inputs.Grid, settings));
+        var shape = new TensorShape(inputs.Batch, kept, inputs.Channels);
+        SelectOnCuda(inputs.View(new TensorShape(inputs.Batch, inputs.Grid.Frames, inputs.Grid.FrameTokens, inputs.Channels)), inputs.Grid, settings,
+            outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("positions", new TensorShape(inputs.Batch, kept), TensorDataType.Int32), stream);
+        return new DeviceRun(shape);
+    }
+
     /// <summary>The library's call on the video <c>[B, T, H x W, C]</c>, into <paramref name="output"/> <c>[B, K, C]</c> and <paramref name="indices"/> <c>[B, K]</c>.</summary>
     protected abstract void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         where T : unmanaged;
@@ -45,6 +59,9 @@ internal sealed class EvsMethod : VideoSelectionMethod
 
     protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices);
+
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
+        => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices, stream: stream);
 }
 
 /// <summary>DyCoke's temporal token merging: in each window, tokens similar to the anchor frame's are dropped.</summary>
@@ -62,6 +79,9 @@ internal sealed class DyCokeMethod : VideoSelectionMethod
 
     protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices);
+
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
+        => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices, stream: stream);
 }
 
 /// <summary>VidCom2: per-frame budgets from frame uniqueness, then the most unique tokens of each frame.</summary>
@@ -82,6 +102,10 @@ internal sealed class VidCom2Method : VideoSelectionMethod
     protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
                                 channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature));
+
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
+        => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
+                                channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature), stream: stream);
 }
 
 /// <summary>FrameFusion: tokens merged into the same position of the previous frame when similar enough.</summary>
@@ -99,6 +123,20 @@ internal sealed class FrameFusionMethod : TokenMethod
     public override bool IsVideo => true;
 
     public override IReadOnlyList<MethodParameter> Parameters { get; } = new[] { Threshold, MaxMerges };
+
+    public override bool RunsOnCuda => true;
+
+    public override DeviceRun EnqueueOnCuda(DeviceInputs inputs, MethodSettings settings, DeviceOutputs outputs, CudaStream stream)
+    {
+        var shape = new TensorShape(inputs.Batch, inputs.Length, inputs.Channels);
+        var mapShape = new TensorShape(inputs.Batch, inputs.Length);
+        VideoPruning.FrameFusion(
+            inputs.View(new TensorShape(inputs.Batch, inputs.Grid.Frames, inputs.Grid.FrameTokens, inputs.Channels)),
+            outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("counts", new TensorShape(inputs.Batch), TensorDataType.Int32),
+            (float)settings.Real(Threshold), settings.Integer(MaxMerges, derived: -1),
+            outputs.Get("sizes", mapShape, TensorDataType.Float32), outputs.Get("source_map", mapShape, TensorDataType.Int32), stream);
+        return new DeviceRun(shape, CountsAreMerges: true);
+    }
 
     public override MethodOutcome<T> Run<T>(MethodInputs<T> inputs, MethodSettings settings, MethodOutcome<T>? previous = null)
     {

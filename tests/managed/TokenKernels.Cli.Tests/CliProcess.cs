@@ -23,7 +23,7 @@ internal static class CliProcess
     public static CliRun RunIn(string? workingDirectory, params string[] arguments)
     {
         string cli = Path.Combine(AppContext.BaseDirectory, "TokenKernels.Cli.dll");
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -49,6 +49,21 @@ internal static class CliProcess
             throw new TimeoutException($"tokenkernels {string.Join(' ', arguments)} ran longer than {Timeout}.");
         }
         return new CliRun(process.ExitCode, output.Result, error.Result);
+    }
+
+    // The dotnet host that runs this test program when the SDK started it, else the runtime's in DOTNET_ROOT (a GPU machine's
+    // carried runtime), else the one on PATH.
+    private static string DotnetHost()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
+        {
+            return host;
+        }
+        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is { Length: > 0 } root && File.Exists(Path.Combine(root, "dotnet")))
+        {
+            return Path.Combine(root, "dotnet");
+        }
+        return "dotnet";
     }
 
     /// <summary>Runs the CLI in the current directory.</summary>
