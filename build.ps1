@@ -1,7 +1,7 @@
 # Windows convenience wrapper over the same CMake presets and dotnet commands the README uses on
 # Linux; all build logic lives in CMakeLists.txt, CMakePresets.json and managed/native.targets.
 #   ./build.ps1            # configure, build and run every test suite (cmake --workflow --preset test)
-#   ./build.ps1 -Demo      # the main job: pool a real-sized token tensor (CPU, and GPU when present)
+#   ./build.ps1 -Demo      # the main job: the tokenkernels demo on a photograph, then a short bench (CPU)
 #   ./build.ps1 -Cuda ON   # force the CUDA backend ON (or OFF); AUTO by default
 param(
     [switch]$Demo,
