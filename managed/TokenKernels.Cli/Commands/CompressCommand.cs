@@ -35,7 +35,7 @@ internal static class CompressCommand
         foreach (AuxiliaryRole role in Enum.GetValues<AuxiliaryRole>())
         {
             string name = AuxiliaryNames.Of(role);
-            auxiliary[role] = new Option<string?>("--" + name.Replace('_', '-'))
+            auxiliary[role] = new Option<string?>(OptionName(role))
             {
                 Description = $"{AuxiliaryNames.Describe(role)}: a .npy file, or a .safetensors file with one tensor or one named '{name}' (default: the '{name}' tensor of a .safetensors input)",
             };
@@ -162,7 +162,10 @@ internal static class CompressCommand
         Dictionary<AuxiliaryRole, AuxiliaryTensor> auxiliary = Auxiliary(settings, method, inputTensors);
         if (method.CheckInputs(shape, grid, auxiliary.Keys) is string inputProblem)
         {
-            throw new CompressError(ExitCodes.InputFile, $"{settings.Input}: {inputProblem}");
+            // Where a needed input is missing, say both ways of giving it.
+            string hint = string.Concat(method.Requires.Where(role => !auxiliary.ContainsKey(role))
+                .Select(role => $" Give {OptionName(role)} FILE, or a tensor named '{AuxiliaryNames.Of(role)}' in a .safetensors input."));
+            throw new CompressError(ExitCodes.InputFile, $"{settings.Input}: {inputProblem}{hint}");
         }
         if (!CommonOptions.LoadLibrary(settings.Threads))
         {
@@ -183,7 +186,11 @@ internal static class CompressCommand
         }
         catch (Exception e) when (e is ArgumentException or TokenKernelsException)
         {
-            throw new CompressError(ExitCodes.Failure, $"{method.Name} rejected {settings.Input}: {e.Message}");
+            // Name every file the method read: the offending one may be an auxiliary input. The parameter name .NET appends
+            // to an ArgumentException's message means nothing on the command line.
+            string files = string.Join(" and ", settings.AuxiliaryFiles.Select(pair => $"{OptionName(pair.Key)} {pair.Value}").Prepend(settings.Input));
+            string reason = e is ArgumentException { ParamName: string parameter } ? e.Message.Replace($" (Parameter '{parameter}')", "") : e.Message;
+            throw new CompressError(ExitCodes.Failure, $"{method.Name} rejected {files}: {reason}");
         }
         double milliseconds = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
 
@@ -292,7 +299,7 @@ internal static class CompressCommand
         {
             if (!method.Accepts.Contains(role))
             {
-                throw new CompressError(ExitCodes.Usage, $"--{AuxiliaryNames.Of(role).Replace('_', '-')}: {method.Name} does not read {AuxiliaryNames.Describe(role)}.");
+                throw new CompressError(ExitCodes.Usage, $"{OptionName(role)}: {method.Name} does not read {AuxiliaryNames.Describe(role)}.");
             }
             IReadOnlyList<StoredTensor> tensors = TensorFile.Read(path);
             StoredTensor tensor = tensors.Count == 1 ? tensors[0]
@@ -309,6 +316,9 @@ internal static class CompressCommand
         }
         return auxiliary;
     }
+
+    /// <summary>The option that gives an auxiliary input: "--attention", "--text-embeds", ...</summary>
+    private static string OptionName(AuxiliaryRole role) => "--" + AuxiliaryNames.Of(role).Replace('_', '-');
 
     private static AuxiliaryTensor ToAuxiliary(string path, StoredTensor tensor)
     {
