@@ -56,17 +56,13 @@ public sealed class BenchCommandTests
         => CliAssert.Failed(CliProcess.Run("bench", "--runs", "0"), 2, "--runs", "1 or more");
 
     [Test]
-    public void CudaIsRefusedSayingWhy()
+    public void CudaWithoutADeviceIsRefusedSayingWhy()
     {
         Assert.That(NativeLibrary.TryLoad(out string? error), Is.True, error);
-        CliRun run = CliProcess.Run("bench", "--methods", "divprune", "--device", "cuda");
         if (Cuda.IsAvailable)
         {
-            CliAssert.Failed(run, 1, "--device cuda", "host API");
+            Assert.Ignore("A CUDA device is present: CudaCommandTests times the methods on it.");
         }
-        else
-        {
-            CliAssert.Failed(run, 1, "--device cuda", "no CUDA device", Cuda.UnavailableReason!);
-        }
+        CliAssert.Failed(CliProcess.Run("bench", "--methods", "divprune", "--device", "cuda"), 1, "--device cuda", "no CUDA device", Cuda.UnavailableReason!);
     }
 }
