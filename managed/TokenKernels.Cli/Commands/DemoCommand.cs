@@ -17,8 +17,14 @@ namespace TokenKernels.Cli.Commands;
 /// <summary><c>tokenkernels demo</c>: a photograph cut into a ViT's patches, every image method run on them, one picture each.</summary>
 internal static class DemoCommand
 {
-    /// <summary>The methods the demo runs when none are named: every image method it can feed (CDPruner needs a text encoder).</summary>
+    /// <summary>
+    /// The methods the demo runs when none are named: every method it can feed (CDPruner needs a text encoder), the video ones on a
+    /// pan across the photograph.
+    /// </summary>
     public static IReadOnlyList<TokenMethod> DefaultMethods => MethodCatalog.All.Where(DemoBudget.Supports).ToList();
+
+    /// <summary>Frames of the pan the video methods run on, by default.</summary>
+    public const int DefaultFrames = 8;
 
     /// <summary>Where the pictures go by default, under the current directory.</summary>
     public const string DefaultOutputDirectory = "tokenkernels-demo";
@@ -32,20 +38,21 @@ internal static class DemoCommand
         Option<string> grid = new Option<string>("--grid") { Description = "the ViT's patch grid: clip336 (LLaVA-1.5's CLIP ViT-L/14-336, 24x24), siglip384 (SigLIP so400m/14-384, 27x27) or vit224 (ViT-B/16-224, 14x14)", DefaultValueFactory = _ => "clip336" }
             .AcceptOnlyFromAmong("clip336", "siglip384", "vit224");
         Option<int> keep = new("--keep") { Description = "tokens each method keeps, as the papers compare them (default 64)", DefaultValueFactory = _ => 64 };
+        Option<int> frames = new("--frames") { Description = $"frames of the camera pan across the photograph that the video methods run on, 2 to 64 (default {DefaultFrames}); 0 leaves the video methods out", DefaultValueFactory = _ => DefaultFrames };
         Option<int> scale = new("--scale") { Description = "screen pixels per photo pixel in the pictures, 1 to 8 (default 2)", DefaultValueFactory = _ => 2 };
         Option<int?> threads = CommonOptions.Threads();
         var command = new Command("demo", "Cut a photograph into a ViT's patches, run each method on them at one token budget, and draw what it kept (dropped patches dimmed, merged groups filled with their mean colour and outlined): one PNG per method and a side-by-side sheet.")
         {
-            image, methods, output, features, grid, keep, scale, threads,
+            image, methods, output, features, grid, keep, frames, scale, threads,
         };
         command.SetAction(parsed => Run(new DemoSettings(
             parsed.GetValue(image), parsed.GetValue(methods) ?? Array.Empty<string>(), parsed.GetValue(output)!, parsed.GetValue(features)!,
-            parsed.GetValue(grid)!, parsed.GetValue(keep), parsed.GetValue(scale), parsed.GetValue(threads))));
+            parsed.GetValue(grid)!, parsed.GetValue(keep), parsed.GetValue(frames), parsed.GetValue(scale), parsed.GetValue(threads))));
         return command;
     }
 
     /// <summary>What one demo run does.</summary>
-    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int Scale, int? Threads);
+    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int Frames, int Scale, int? Threads);
 
     /// <summary>Runs the demo; the exit code.</summary>
     public static int Run(DemoSettings settings)
@@ -57,14 +64,26 @@ internal static class DemoCommand
         }
         if (chosen.FirstOrDefault(m => !DemoBudget.Supports(m)) is TokenMethod unsupported)
         {
-            Console.Error.WriteLine($"error: --methods: the demo draws image methods that need no text; {unsupported.Name} " +
-                                    (unsupported.IsVideo ? "works on video frames." : "needs text embeddings.") +
+            Console.Error.WriteLine($"error: --methods: the demo draws methods that need no text; {unsupported.Name} needs text embeddings." +
                                     $" The demo's methods: {string.Join(", ", DefaultMethods.Select(m => m.Name))}.");
+            return ExitCodes.Usage;
+        }
+        if (settings.Frames != 0 && settings.Frames is < 2 or > 64)
+        {
+            Console.Error.WriteLine($"error: --frames must be 2 to 64, or 0 to leave the video methods out, got {settings.Frames}.");
+            return ExitCodes.Usage;
+        }
+        bool featuresFromFile = settings.Features is not ("pixels" or "projection");
+        if (chosen.FirstOrDefault(m => m.IsVideo) is TokenMethod video && (settings.Frames == 0 || featuresFromFile))
+        {
+            Console.Error.WriteLine($"error: --methods: {video.Name} runs on the frames of a pan across the photograph, " +
+                                    (settings.Frames == 0 ? "and --frames 0 leaves it out." : "which --features FILE (one image's features) does not give."));
             return ExitCodes.Usage;
         }
         if (chosen.Count == 0)
         {
-            chosen.AddRange(DefaultMethods);
+            // The video methods need the pan's frames: with features from a file, or --frames 0, the image methods alone.
+            chosen.AddRange(DefaultMethods.Where(m => !m.IsVideo || (settings.Frames >= 2 && !featuresFromFile)));
         }
         PatchGrid grid = settings.Grid switch
         {
@@ -90,15 +109,23 @@ internal static class DemoCommand
         string imagePath = settings.Image ?? Path.Combine(AppContext.BaseDirectory, "Assets", "chelsea.png");
         PatchImage photo;
         PatchFeatures features;
+        IReadOnlyList<PatchImage> clip = Array.Empty<PatchImage>();
+        IReadOnlyList<PatchFeatures> clipFeatures = Array.Empty<PatchFeatures>();
         try
         {
-            photo = PatchImage.Load(imagePath, grid);
+            using SKBitmap decoded = PatchImage.Read(imagePath);
+            photo = PatchImage.FromBitmap(decoded, grid);
             features = settings.Features switch
             {
                 "pixels" => PatchFeatures.Pixels(photo),
                 "projection" => PatchFeatures.Projection(photo),
                 string path => FeaturesFromFile(path, grid),
             };
+            if (chosen.Any(m => m.IsVideo))
+            {
+                clip = PanClip.Create(decoded, grid, settings.Frames);
+                clipFeatures = clip.Select(frame => settings.Features == "projection" ? PatchFeatures.Projection(frame) : PatchFeatures.Pixels(frame)).ToList();
+            }
         }
         catch (ImageFileException e)
         {
@@ -119,12 +146,30 @@ internal static class DemoCommand
         var renderer = new OutcomeRenderer(settings.Scale);
         string directory = Path.GetFullPath(settings.OutputDirectory);
         var pictures = new List<SKBitmap>();
+        var strips = new List<SKBitmap>();
         var rows = new List<(string Method, string Tokens, string Milliseconds, string File)>();
         try
         {
             using SKBitmap original = renderer.RenderOriginal(photo, Path.GetFileName(imagePath));
             PngFile.Write(original, Path.Combine(directory, "original.png"));
-            foreach (TokenMethod method in chosen)
+            foreach (TokenMethod method in chosen.Where(m => m.IsVideo))
+            {
+                MethodInputs<float> inputs = DemoInputs.ForVideo(clipFeatures, grid);
+                long start = Stopwatch.GetTimestamp();
+                MethodOutcome<float> outcome = method.Run(inputs, MethodSettings.Defaults);
+                double milliseconds = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                SKBitmap strip = Strip(renderer, clip, outcome, Label(method, MethodSettings.Defaults));
+                strips.Add(strip);
+                string file = Path.Combine(directory, method.Name + ".png");
+                PngFile.Write(strip, file);
+                rows.Add((method.Name, $"{inputs.Length} -> {outcome.ValidTokens(0)}", milliseconds.ToString("F2", CultureInfo.InvariantCulture), Path.GetFileName(file)));
+            }
+            if (strips.Count > 0)
+            {
+                using SKBitmap videoSheet = ContactSheet.Compose(strips[0], strips.Skip(1).ToList(), perRow: 1);
+                PngFile.Write(videoSheet, Path.Combine(directory, "video-sheet.png"));
+            }
+            foreach (TokenMethod method in chosen.Where(m => !m.IsVideo))
             {
                 MethodInputs<float> inputs = DemoInputs.For(method, features, grid);
                 MethodSettings methodSettings = DemoBudget.For(method, grid.PatchCount, settings.Keep);
@@ -138,8 +183,11 @@ internal static class DemoCommand
                 PngFile.Write(picture, file);
                 rows.Add((method.Name, $"{inputs.Length} -> {outcome.ValidTokens(0)}", milliseconds.ToString("F2", CultureInfo.InvariantCulture), Path.GetFileName(file)));
             }
-            using SKBitmap sheet = ContactSheet.Compose(original, pictures);
-            PngFile.Write(sheet, Path.Combine(directory, "sheet.png"));
+            if (pictures.Count > 0)
+            {
+                using SKBitmap sheet = ContactSheet.Compose(original, pictures);
+                PngFile.Write(sheet, Path.Combine(directory, "sheet.png"));
+            }
         }
         catch (IOException e)
         {
@@ -153,7 +201,7 @@ internal static class DemoCommand
         }
         finally
         {
-            foreach (SKBitmap picture in pictures)
+            foreach (SKBitmap picture in pictures.Concat(strips))
             {
                 picture.Dispose();
             }
@@ -171,8 +219,37 @@ internal static class DemoCommand
             table.AddRow(Markup.Escape(method), tokens, ms, Markup.Escape(file));
         }
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine(Markup.Escape($"Pictures in {directory}: sheet.png (all side by side), original.png and one per method."));
+        if (strips.Count > 0)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape($"The video methods ran on a {settings.Frames}-frame pan across the photograph ([1, {settings.Frames} x {grid.PatchCount}, {features.Channels}]) at their papers' defaults; each frame shows what it adds (patches merged into an earlier frame's token are dimmed)."));
+        }
+        AnsiConsole.MarkupLine(Markup.Escape($"Pictures in {directory}: " +
+            string.Join(", ", new[] { pictures.Count > 0 ? "sheet.png (the image methods side by side)" : null, strips.Count > 0 ? "video-sheet.png (the video methods, a row of frames each)" : null }.Where(s => s != null)) +
+            ", original.png and one per method."));
         return ExitCodes.Success;
+    }
+
+    // A row of frames, each drawn with what it adds to the sequence.
+    private static SKBitmap Strip(OutcomeRenderer renderer, IReadOnlyList<PatchImage> clip, MethodOutcome<float> outcome, string label)
+    {
+        int patches = clip[0].Grid.PatchCount;
+        var frames = new List<SKBitmap>(clip.Count);
+        try
+        {
+            for (int t = 0; t < clip.Count; t++)
+            {
+                PatchFates fates = VideoFates.OfFrame(outcome.SourceMap.AsSpan(0, clip.Count * patches), patches, t);
+                frames.Add(renderer.Render(clip[t], fates, $"{label}, frame {t}"));
+            }
+            return ContactSheet.Compose(frames[0], frames.Skip(1).ToList(), perRow: clip.Count);
+        }
+        finally
+        {
+            foreach (SKBitmap frame in frames)
+            {
+                frame.Dispose();
+            }
+        }
     }
 
     /// <summary>Each patch's output token, from the outcome's source map (the class token, when there is one, left out).</summary>
@@ -183,12 +260,13 @@ internal static class DemoCommand
         return new PatchFates(ofPatch, outcome.ValidTokens(0));
     }
 
-    // "visionzip: dominant 54, contextual 10": the parameters the demo set.
+    // "visionzip: dominant 54, contextual 10": the parameters the demo set, or the defaults where it set none.
     private static string Label(TokenMethod method, MethodSettings settings)
     {
-        IEnumerable<string> set = method.Parameters.Where(p => settings.GivenNames.Contains(p.Name))
+        bool anyGiven = settings.GivenNames.Any();
+        IEnumerable<string> shown = method.Parameters.Where(p => anyGiven ? settings.GivenNames.Contains(p.Name) : p.Default is not null)
             .Select(p => $"{p.Name} {MethodParameter.Format(Math.Round(settings.Real(p), 3))}");
-        return method.Name + ": " + string.Join(", ", set);
+        return method.Name + ": " + string.Join(", ", shown);
     }
 
     private static PatchFeatures FeaturesFromFile(string path, PatchGrid grid)

@@ -10,10 +10,13 @@ namespace TokenKernels.Cli.Demo;
 /// </summary>
 internal static class DemoBudget
 {
-    /// <summary>Whether the demo can run <paramref name="method"/>: an image method that needs no text.</summary>
-    public static bool Supports(TokenMethod method) => !method.IsVideo && !method.Requires.Contains(AuxiliaryRole.TextEmbeddings);
+    /// <summary>Whether the demo can run <paramref name="method"/>: any method that needs no text (the video ones on a pan across the photograph).</summary>
+    public static bool Supports(TokenMethod method) => !method.Requires.Contains(AuxiliaryRole.TextEmbeddings);
 
-    /// <summary>The settings that make <paramref name="method"/> keep <paramref name="keep"/> of <paramref name="patches"/> patches.</summary>
+    /// <summary>
+    /// The settings that make an image method keep <paramref name="keep"/> of <paramref name="patches"/> patches; a video method keeps
+    /// its paper's defaults (EVS drops three quarters, VidCom2 keeps a quarter, ...).
+    /// </summary>
     public static MethodSettings For(TokenMethod method, int patches, int keep)
     {
         MethodSettings settings = MethodSettings.Defaults;

@@ -34,6 +34,18 @@ internal static class DemoInputs
         return new MethodInputs<float>(features.Values, features.Shape, new TokenGrid(1, grid.Rows, grid.Columns), AttentionFor(method, features.Values, patches, channels));
     }
 
+    /// <summary>A video method's tokens: each frame's features, one frame after another, <c>[1, T x N, C]</c> on a T x rows x columns grid.</summary>
+    public static MethodInputs<float> ForVideo(IReadOnlyList<PatchFeatures> frames, PatchGrid grid)
+    {
+        int patches = frames[0].TokenCount, channels = frames[0].Channels;
+        var tokens = new float[(long)frames.Count * patches * channels];
+        for (int t = 0; t < frames.Count; t++)
+        {
+            frames[t].Values.CopyTo(tokens, (long)t * patches * channels);
+        }
+        return new MethodInputs<float>(tokens, new TensorShape(1, (long)frames.Count * patches, channels), new TokenGrid(frames.Count, grid.Rows, grid.Columns));
+    }
+
     private static Dictionary<AuxiliaryRole, AuxiliaryTensor>? AttentionFor(TokenMethod method, float[] tokens, int length, int channels)
     {
         if (!method.Requires.Contains(AuxiliaryRole.Attention))

@@ -35,8 +35,16 @@ internal sealed class PatchImage
     /// <exception cref="ImageFileException">The file is missing, unreadable or not an image Skia can decode.</exception>
     public static PatchImage Load(string path, PatchGrid grid)
     {
-        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(grid);
+        using SKBitmap decoded = Read(path);
+        return FromBitmap(decoded, grid);
+    }
+
+    /// <summary>Reads and decodes a whole PNG or JPEG file.</summary>
+    /// <exception cref="ImageFileException">The file is missing, unreadable or not an image Skia can decode.</exception>
+    public static SKBitmap Read(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
         if (Directory.Exists(path))
         {
             throw new ImageFileException(path, $"The image '{path}' is a directory, not an image file.");
@@ -54,8 +62,7 @@ internal sealed class PatchImage
         {
             throw new ImageFileException(path, $"The image file '{path}' could not be read: {e.Message}", e);
         }
-        using SKBitmap decoded = Decode(encoded, path);
-        return FromBitmap(decoded, grid);
+        return Decode(encoded, path);
     }
 
     /// <summary>Decodes a whole PNG or JPEG file (a truncated one is an error, not a partly grey picture).</summary>
@@ -108,6 +115,23 @@ internal sealed class PatchImage
             canvas.DrawImage(source, new SKRect(-left, -top, scaledWidth - left, scaledHeight - top), sampling);
         }
         return new PatchImage(grid, ToRgb(cropped));
+    }
+
+    /// <summary>The window of <paramref name="grid"/>'s size whose top-left pixel is (<paramref name="left"/>, <paramref name="top"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The window does not lie inside this image.</exception>
+    public PatchImage Crop(int left, int top, PatchGrid grid)
+    {
+        ArgumentNullException.ThrowIfNull(grid);
+        if (left < 0 || top < 0 || left + grid.InputWidth > Width || top + grid.InputHeight > Height)
+        {
+            throw new ArgumentOutOfRangeException(nameof(left), $"A {grid.InputWidth} x {grid.InputHeight} window at ({left}, {top}) does not fit a {Width} x {Height} image.");
+        }
+        var rgb = new byte[grid.InputWidth * grid.InputHeight * 3];
+        for (int y = 0; y < grid.InputHeight; y++)
+        {
+            _rgb.AsSpan(((top + y) * Width + left) * 3, grid.InputWidth * 3).CopyTo(rgb.AsSpan(y * grid.InputWidth * 3));
+        }
+        return new PatchImage(grid, rgb);
     }
 
     /// <summary>

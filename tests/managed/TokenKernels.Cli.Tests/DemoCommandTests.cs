@@ -28,15 +28,17 @@ public sealed class DemoCommandTests
         CliRun run = CliProcess.Run("demo", "--out", output);
         CliAssert.Succeeded(run);
 
-        string[] expected = new[] { "original", "sheet" }.Concat(DemoCommand.DefaultMethods.Select(m => m.Name)).Select(n => n + ".png").Order().ToArray();
+        string[] expected = new[] { "original", "sheet", "video-sheet" }.Concat(DemoCommand.DefaultMethods.Select(m => m.Name)).Select(n => n + ".png").Order().ToArray();
         Assert.That(CliAssert.FilesIn(output), Is.EqualTo(expected));
         PatchImage photo = PatchImage.Load(Photograph, PatchGrid.ClipVitL14At336);
         var renderer = new OutcomeRenderer();
         (int width, int height) = renderer.PictureSize(photo);
-        foreach (string name in expected.Where(n => n != "sheet.png"))
+        (int stripWidth, int stripHeight) = StripSize(width, height, DemoCommand.DefaultFrames);
+        foreach (string name in expected.Where(n => n is not ("sheet.png" or "video-sheet.png")))
         {
             using SKBitmap picture = Decode(Path.Combine(output, name));
-            Assert.That((picture.Width, picture.Height), Is.EqualTo((width, height)), name);
+            bool video = MethodCatalog.Find(Path.GetFileNameWithoutExtension(name)) is { IsVideo: true };
+            Assert.That((picture.Width, picture.Height), Is.EqualTo(video ? (stripWidth, stripHeight) : (width, height)), name);
         }
         using (SKBitmap sheet = Decode(Path.Combine(output, "sheet.png")))
         {
@@ -83,6 +85,87 @@ public sealed class DemoCommandTests
     }
 
     private static double Luma(SKColor color) => 0.299 * color.Red + 0.587 * color.Green + 0.114 * color.Blue;
+
+    // A row of frames: ContactSheet's layout of that many pictures, all in one row.
+    private static (int Width, int Height) StripSize(int width, int height, int frames)
+    {
+        var pictures = Enumerable.Range(0, frames).Select(_ => new SKBitmap(width, height)).ToList();
+        try
+        {
+            (int stripWidth, int stripHeight, _, _) = ContactSheet.Layout(pictures, frames);
+            return (stripWidth, stripHeight);
+        }
+        finally
+        {
+            pictures.ForEach(p => p.Dispose());
+        }
+    }
+
+    [Test]
+    public void AVideoMethodDrawsEachFrameOfThePanWithWhatItAdds()
+    {
+        const int frames = 4;
+        using var directory = new TemporaryDirectory();
+        CliRun run = CliProcess.Run("demo", "--out", directory.Path, "--methods", "evs,framefusion", "--frames", frames.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        CliAssert.Succeeded(run);
+        Assert.That(CliAssert.FilesIn(directory.Path), Is.EqualTo(new[] { "evs.png", "framefusion.png", "original.png", "video-sheet.png" }));
+
+        // The same pan and the same method in process: each frame's kept patches are the frame's own pixels in the strip.
+        Assert.That(NativeLibrary.TryLoad(out string? error), Is.True, error);
+        PatchGrid grid = PatchGrid.ClipVitL14At336;
+        using SKBitmap photo = PatchImage.Read(Photograph);
+        var clip = PanClip.Create(photo, grid, frames);
+        var renderer = new OutcomeRenderer();
+        (int width, int height) = renderer.PictureSize(clip[0]);
+        foreach (string name in new[] { "evs", "framefusion" })
+        {
+            TokenMethod method = MethodCatalog.Find(name)!;
+            MethodOutcome<float> outcome = method.Run(DemoInputs.ForVideo(clip.Select(PatchFeatures.Pixels).ToList(), grid), MethodSettings.Defaults);
+            using SKBitmap strip = Decode(directory.File(name + ".png"));
+            Assert.That((strip.Width, strip.Height), Is.EqualTo(StripSize(width, height, frames)), name);
+            for (int t = 0; t < frames; t++)
+            {
+                PatchFates fates = VideoFates.OfFrame(outcome.SourceMap, grid.PatchCount, t);
+                int left = ContactSheet.Gap + t * (width + ContactSheet.Gap), top = ContactSheet.Gap + renderer.TitleBarHeight;
+                int keptInPicture = 0;
+                for (int patch = 0; patch < grid.PatchCount; patch++)
+                {
+                    (int x0, int y0) = clip[t].PatchOrigin(patch);
+                    bool same = true;
+                    for (int y = 1; y < grid.PatchSize - 1 && same; y++)
+                    {
+                        for (int x = 1; x < grid.PatchSize - 1 && same; x++)
+                        {
+                            (byte r, byte g, byte b) = clip[t].GetPixel(x0 + x, y0 + y);
+                            SKColor drawn = strip.GetPixel(left + (x0 + x) * renderer.Scale, top + (y0 + y) * renderer.Scale);
+                            same = drawn.Red == r && drawn.Green == g && drawn.Blue == b;
+                        }
+                    }
+                    if (fates.FateOf(patch) == PatchFate.Kept)
+                    {
+                        Assert.That(same, Is.True, $"{name}: frame {t}, patch {patch} is kept but not drawn as the frame's pixels");
+                    }
+                    keptInPicture += same ? 1 : 0;
+                }
+                Assert.That(keptInPicture, Is.EqualTo(fates.CountOf(PatchFate.Kept)), $"{name}: frame {t}'s patches drawn as kept");
+                if (t == 0 && name == "evs")
+                {
+                    Assert.That(keptInPicture, Is.EqualTo(grid.PatchCount), "EVS keeps frame 0 whole");
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void VideoFatesShowWhatEachFrameAdds()
+    {
+        // Two patches per frame; token 0 spans frames 0 and 1, token 2 frames 1 and 2, token 1 is frame 0's alone, the last patch dropped.
+        int[] map = { 0, 1, 0, 2, -1, 2 };
+        Assert.That(Enumerable.Range(0, 2).Select(p => VideoFates.OfFrame(map, 2, 0).OutputTokenOf(p)), Is.EqualTo(new[] { 0, 1 }));
+        Assert.That(Enumerable.Range(0, 2).Select(p => VideoFates.OfFrame(map, 2, 1).OutputTokenOf(p)), Is.EqualTo(new[] { -1, 0 }));
+        Assert.That(Enumerable.Range(0, 2).Select(p => VideoFates.OfFrame(map, 2, 2).OutputTokenOf(p)), Is.EqualTo(new[] { -1, -1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => VideoFates.OfFrame(map, 2, 3));
+    }
 
     [Test]
     public void ChosenMethodsOnAnotherGridWriteOnlyTheirPictures()
@@ -146,8 +229,12 @@ public sealed class DemoCommandTests
     }
 
     [Test]
-    public void AVideoMethodIsAUsageError()
-        => CliAssert.Failed(CliProcess.Run("demo", "--methods", "evs"), 2, "--methods", "evs", "video");
+    public void AVideoMethodWithoutFramesIsAUsageError()
+    {
+        CliAssert.Failed(CliProcess.Run("demo", "--methods", "evs", "--frames", "0"), 2, "--methods", "evs", "--frames 0");
+        CliAssert.Failed(CliProcess.Run("demo", "--frames", "1"), 2, "--frames", "2 to 64");
+        CliAssert.Failed(CliProcess.Run("demo", "--methods", "cdpruner"), 2, "--methods", "cdpruner", "text");
+    }
 
     [Test]
     public void KeepingOneTokenIsAUsageError()
