@@ -1,11 +1,16 @@
 using System;
 using System.Collections.Generic;
 using TokenKernels;
+using TokenKernels.Cli.Demo;
 using TokenKernels.Cli.Methods;
 
 namespace TokenKernels.Cli.Bench;
 
-/// <summary>Random inputs of a case's shapes: tokens N(0, 1), attention rows that are softmax distributions.</summary>
+/// <summary>
+/// Random inputs of a case's shapes, the same on every machine (SplitMix64 normals): tokens N(0, 1), each frame after the first
+/// correlated with the previous one (so that the video methods find the redundancy they remove), attention rows that are softmax
+/// distributions.
+/// </summary>
 internal static class BenchInputs
 {
     /// <summary>The correlation of a token with the same position of the previous frame: the cosine consecutive frames have.</summary>
@@ -15,7 +20,7 @@ internal static class BenchInputs
     public static MethodInputs<T> Create<T>(BenchCase benchCase, int seed)
         where T : unmanaged
     {
-        var random = new Random(seed);
+        var random = new SplitMix64Gaussian((ulong)seed);
         float[] tokenValues = Gaussian(random, benchCase.Shape.ElementCount);
         CorrelateFrames(tokenValues, benchCase);
         T[] tokens = ElementConversion.FromFloat32<T>(tokenValues);
@@ -48,25 +53,18 @@ internal static class BenchInputs
         }
     }
 
-    private static float[] Gaussian(Random random, long count)
+    private static float[] Gaussian(SplitMix64Gaussian random, long count)
     {
         var values = new float[count];
-        for (long i = 0; i < count; i += 2)
+        for (long i = 0; i < count; i++)
         {
-            // Box-Muller: two normal values from two uniform ones.
-            double radius = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble()));
-            double angle = 2 * Math.PI * random.NextDouble();
-            values[i] = (float)(radius * Math.Cos(angle));
-            if (i + 1 < count)
-            {
-                values[i + 1] = (float)(radius * Math.Sin(angle));
-            }
+            values[i] = (float)random.NextGaussian();
         }
         return values;
     }
 
     // Each row along the last dimension a probability distribution, as attention probabilities are: softmax of N(0, 2) logits.
-    private static float[] SoftmaxRows(Random random, TensorShape shape)
+    private static float[] SoftmaxRows(SplitMix64Gaussian random, TensorShape shape)
     {
         float[] values = Gaussian(random, shape.ElementCount);
         int columns = checked((int)shape[shape.Rank - 1]);

@@ -38,7 +38,12 @@ internal sealed record BenchResult(
     long BytesMoved,
     double? GigabytesPerSecond);
 
-/// <summary>Times a case: fresh random inputs, one warm-up call, then timed calls of the method's host API.</summary>
+/// <summary>
+/// Times a case: fresh random inputs, one warm-up call, then timed calls. On the CPU each call is the method's host API, writing into
+/// the previous call's output arrays where the library takes them (allocating and first-touching hundreds of megabytes per call
+/// would time the allocator); on CUDA each is the method enqueued on its stream, into the same device buffers and workspace, up to
+/// the stream's synchronisation.
+/// </summary>
 internal static class BenchRunner
 {
     /// <summary>

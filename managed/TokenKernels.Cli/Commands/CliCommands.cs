@@ -22,7 +22,7 @@ internal static class CliCommands
         // With no command: the README's main job, the demo on the shipped photograph, then a short bench.
         root.SetAction(_ =>
         {
-            int demo = DemoCommand.Run(new DemoCommand.DemoSettings(null, [], DemoCommand.DefaultOutputDirectory, "pixels", "clip336", 64, DemoCommand.DefaultFrames, 2, null));
+            int demo = DemoCommand.Run(DemoCommand.DemoSettings.Defaults);
             if (demo != ExitCodes.Success)
             {
                 return demo;

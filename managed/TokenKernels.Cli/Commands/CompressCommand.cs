@@ -29,7 +29,7 @@ internal static class CompressCommand
         Option<string?> grid = new("--grid") { Description = "the patch grid, HxW or TxHxW (default: from a rank-4 or rank-5 input, else a square image)" };
         Option<int?> prefix = new("--prefix") { Description = "tokens before the grid: a class token (1), or the text before the image (FastV); default: what the method takes (visionzip 1, others 0)" };
         Option<string> device = CommonOptions.Device(allowAll: false);
-        device.Description += $"; on CUDA: {string.Join(", ", MethodCatalog.All.Where(m => m.RunsOnCuda).Select(m => m.Name))}";
+        device.Description += "; on CUDA: " + MethodCatalog.CudaNames;
         Option<int?> threads = CommonOptions.Threads();
         var auxiliary = new Dictionary<AuxiliaryRole, Option<string?>>();
         foreach (AuxiliaryRole role in Enum.GetValues<AuxiliaryRole>())
@@ -138,10 +138,15 @@ internal static class CompressCommand
         {
             throw new CompressError(ExitCodes.Usage, $"--output {settings.Output}: the output is a .npy or .safetensors file.");
         }
+        string outputDirectory = Path.GetDirectoryName(Path.GetFullPath(settings.Output))!;
+        if (!Directory.Exists(outputDirectory))
+        {
+            throw new CompressError(ExitCodes.OutputFile, $"{settings.Output}: cannot be written: the directory {outputDirectory} does not exist.");
+        }
         bool onCuda = settings.Device == "cuda";
         if (onCuda && !method.RunsOnCuda)
         {
-            throw new CompressError(ExitCodes.Usage, $"--device cuda: {method.Name} runs on the CPU only in the CLI; on CUDA: {string.Join(", ", MethodCatalog.All.Where(m => m.RunsOnCuda).Select(m => m.Name))}.");
+            throw new CompressError(ExitCodes.Usage, $"--device cuda: {method.Name} runs on the CPU only in the CLI; on CUDA: {MethodCatalog.CudaNames}.");
         }
 
         // Read everything before running anything.
@@ -187,10 +192,11 @@ internal static class CompressCommand
         catch (Exception e) when (e is ArgumentException or TokenKernelsException)
         {
             // Name every file the method read: the offending one may be an auxiliary input. The parameter name .NET appends
-            // to an ArgumentException's message means nothing on the command line.
+            // to an ArgumentException's message means nothing on the command line. The settings were checked before the run,
+            // so an ArgumentException is about the inputs' shapes or counts: a bad input file (3); anything else failed (1).
             string files = string.Join(" and ", settings.AuxiliaryFiles.Select(pair => $"{OptionName(pair.Key)} {pair.Value}").Prepend(settings.Input));
             string reason = e is ArgumentException { ParamName: string parameter } ? e.Message.Replace($" (Parameter '{parameter}')", "") : e.Message;
-            throw new CompressError(ExitCodes.Failure, $"{method.Name} rejected {files}: {reason}");
+            throw new CompressError(e is ArgumentException ? ExitCodes.InputFile : ExitCodes.Failure, $"{method.Name} cannot take {files}: {reason}");
         }
         double milliseconds = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
 
@@ -207,13 +213,7 @@ internal static class CompressCommand
         {
             if (outputIsNpy)
             {
-                string stem = Path.Combine(Path.GetDirectoryName(settings.Output) ?? "", Path.GetFileNameWithoutExtension(settings.Output));
-                foreach (StoredTensor result in outputs)
-                {
-                    string path = result.Name == "tokens" ? settings.Output : $"{stem}.{result.Name}.npy";
-                    TensorFile.Write(path, new[] { result });
-                    written.Add(path);
-                }
+                written.AddRange(WriteNpySet(settings.Output, outputs));
             }
             else
             {
@@ -225,11 +225,56 @@ internal static class CompressCommand
         {
             throw new CompressError(ExitCodes.OutputFile, e.Message);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CompressError(ExitCodes.OutputFile, $"{settings.Output}: cannot be written: {e.Message}");
+        }
         StoredTensor outputTokens = outputs[0];
+        string kept = run.FewestTokens == run.MostTokens ? $"{run.FewestTokens}" : $"{run.FewestTokens} to {run.MostTokens}";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{method.Name} ({settings.Device}): {tokens} -> {outputTokens} ({shape[1]} -> {run.ValidTokens} tokens per item, grid {grid}) in {milliseconds:F2} ms"));
+            $"{method.Name} ({settings.Device}): {tokens} -> {outputTokens} ({shape[1]} -> {kept} tokens per item, grid {grid}) in {milliseconds:F2} ms"));
         Console.WriteLine($"wrote {string.Join(", ", written)} ({string.Join(", ", outputs.Select(o => o.Name))})");
         return ExitCodes.Success;
+    }
+
+    /// <summary>The tensors besides the tokens that compress writes, where the method gives them.</summary>
+    public static readonly string[] SideTensorNames = { "source_map", "positions", "sizes", "tokens_per_item" };
+
+    // A .npy output: the tokens at the path, the others beside it as STEM.NAME.npy. All are written under temporary names first
+    // and renamed once every one is written, so a failure leaves none of the new files; side files an earlier run left there
+    // that this run does not write (another method's sizes) are removed, so that what lies beside the tokens belongs to them.
+    private static List<string> WriteNpySet(string output, List<StoredTensor> outputs)
+    {
+        string directory = Path.GetDirectoryName(output) ?? "";
+        string stem = Path.Combine(directory, Path.GetFileNameWithoutExtension(output));
+        var staged = new List<(string Temporary, string Path)>();
+        try
+        {
+            foreach (StoredTensor result in outputs)
+            {
+                string path = result.Name == "tokens" ? output : $"{stem}.{result.Name}.npy";
+                string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.npy");
+                staged.Add((temporary, path));
+                TensorFile.Write(temporary, new[] { result });
+            }
+            foreach ((string temporary, string path) in staged)
+            {
+                File.Move(temporary, path, overwrite: true);
+            }
+        }
+        catch
+        {
+            foreach ((string temporary, _) in staged)
+            {
+                File.Delete(temporary);
+            }
+            throw;
+        }
+        foreach (string name in SideTensorNames.Except(outputs.Select(o => o.Name)))
+        {
+            File.Delete($"{stem}.{name}.npy");
+        }
+        return staged.Select(s => s.Path).ToList();
     }
 
     // The tokens: the input's only tensor, the one --tensor names, or one with a usual name.
@@ -269,7 +314,7 @@ internal static class CompressCommand
         TokenGrid? grid;
         if (settings.Grid is string text)
         {
-            grid = TokenGrid.Parse(text, prefix) ?? throw new CompressError(ExitCodes.Usage, $"--grid must be HxW or TxHxW with positive sizes, got '{text}'.");
+            grid = TokenGrid.Parse(text, prefix) ?? throw new CompressError(ExitCodes.Usage, $"--grid must be HxW or TxHxW with positive sizes, at most 2^31 - 1 tokens in all, got '{text}'.");
         }
         else if (s.Length == 5 && prefix == 0)
         {
@@ -333,8 +378,11 @@ internal static class CompressCommand
     private sealed class CompressRun(TokenMethod method, MethodSettings settings, StoredTensor tokens, TensorShape shape, TokenGrid grid,
                                      Dictionary<AuxiliaryRole, AuxiliaryTensor> auxiliary, bool onCuda) : IElementTypeAction<List<StoredTensor>>
     {
-        /// <summary>Item 0's valid output tokens, once run.</summary>
-        public int ValidTokens { get; private set; }
+        /// <summary>The fewest valid output tokens of an item, once run.</summary>
+        public int FewestTokens { get; private set; }
+
+        /// <summary>The most valid output tokens of an item, once run.</summary>
+        public int MostTokens { get; private set; }
 
         public List<StoredTensor> Invoke<T>()
             where T : unmanaged
@@ -350,7 +398,8 @@ internal static class CompressCommand
             {
                 outcome = method.Run(inputs, settings);
             }
-            ValidTokens = outcome.ValidTokens(0);
+            FewestTokens = Enumerable.Range(0, outcome.Batch).Min(outcome.ValidTokens);
+            MostTokens = Enumerable.Range(0, outcome.Batch).Max(outcome.ValidTokens);
             long batch = outcome.Batch, rows = outcome.TokensShape[1];
             var results = new List<StoredTensor>
             {

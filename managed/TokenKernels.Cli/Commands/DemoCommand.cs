@@ -32,14 +32,14 @@ internal static class DemoCommand
     public static Command Create()
     {
         Option<string?> image = new("--image") { Description = "a PNG or JPEG photograph (default: the CC0 photograph shipped with the CLI, Assets/chelsea.png)" };
-        Option<string[]> methods = CommonOptions.Methods("methods to draw (default: every image method but cdpruner)");
+        Option<string[]> methods = CommonOptions.Methods("methods to draw (default: every method but cdpruner, which needs text; the video methods on the pan of --frames frames)");
         Option<string> output = new("--out", "-o") { Description = $"directory for the pictures (default: ./{DefaultOutputDirectory})", DefaultValueFactory = _ => DefaultOutputDirectory };
-        Option<string> features = new("--features") { Description = "the tokens: 'pixels' (each patch's normalised RGB pixels), 'projection' (those times a fixed random 588 x 1024 matrix), or a .npy/.safetensors file of [1, N, C] or [N, C] features of the grid's patches", DefaultValueFactory = _ => "pixels" };
-        Option<string> grid = new Option<string>("--grid") { Description = "the ViT's patch grid: clip336 (LLaVA-1.5's CLIP ViT-L/14-336, 24x24), siglip384 (SigLIP so400m/14-384, 27x27) or vit224 (ViT-B/16-224, 14x14)", DefaultValueFactory = _ => "clip336" }
+        Option<string> features = new("--features") { Description = "the tokens: 'pixels' (each patch's normalised RGB pixels), 'projection' (those times a fixed random 588 x 1024 matrix), or a .npy/.safetensors file of [1, N, C] or [N, C] features of the grid's patches", DefaultValueFactory = _ => DefaultFeatures };
+        Option<string> grid = new Option<string>("--grid") { Description = "the ViT's patch grid: clip336 (LLaVA-1.5's CLIP ViT-L/14-336, 24x24), siglip384 (SigLIP so400m/14-384, 27x27) or vit224 (ViT-B/16-224, 14x14)", DefaultValueFactory = _ => DefaultGrid }
             .AcceptOnlyFromAmong("clip336", "siglip384", "vit224");
-        Option<int> keep = new("--keep") { Description = "tokens each method keeps, as the papers compare them (default 64)", DefaultValueFactory = _ => 64 };
+        Option<int> keep = new("--keep") { Description = $"tokens each image method keeps, as the papers compare them (default {DefaultKeep})", DefaultValueFactory = _ => DefaultKeep };
         Option<int> frames = new("--frames") { Description = $"frames of the camera pan across the photograph that the video methods run on, 2 to 64 (default {DefaultFrames}); 0 leaves the video methods out", DefaultValueFactory = _ => DefaultFrames };
-        Option<int> scale = new("--scale") { Description = "screen pixels per photo pixel in the pictures, 1 to 8 (default 2)", DefaultValueFactory = _ => 2 };
+        Option<int> scale = new("--scale") { Description = $"screen pixels per photo pixel in the pictures, 1 to 8 (default {DefaultScale})", DefaultValueFactory = _ => DefaultScale };
         Option<int?> threads = CommonOptions.Threads();
         var command = new Command("demo", "Cut a photograph into a ViT's patches, run each method on them at one token budget, and draw what it kept (dropped patches dimmed, merged groups filled with their mean colour and outlined): one PNG per method and a side-by-side sheet.")
         {
@@ -52,7 +52,17 @@ internal static class DemoCommand
     }
 
     /// <summary>What one demo run does.</summary>
-    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int Frames, int Scale, int? Threads);
+    internal sealed record DemoSettings(string? Image, string[] Methods, string OutputDirectory, string Features, string Grid, int Keep, int Frames, int Scale, int? Threads)
+    {
+        /// <summary>The demo with every option at its default: what the CLI runs with no command.</summary>
+        public static DemoSettings Defaults { get; } = new(null, [], DefaultOutputDirectory, DefaultFeatures, DefaultGrid, DefaultKeep, DefaultFrames, DefaultScale, null);
+    }
+
+    /// <summary>The options' defaults.</summary>
+    public const string DefaultFeatures = "pixels", DefaultGrid = "clip336";
+
+    /// <summary>The options' defaults: the token budget (64 of 576, as the papers compare methods) and the pictures' scale.</summary>
+    public const int DefaultKeep = 64, DefaultScale = 2;
 
     /// <summary>Runs the demo; the exit code.</summary>
     public static int Run(DemoSettings settings)
@@ -73,7 +83,7 @@ internal static class DemoCommand
             Console.Error.WriteLine($"error: --frames must be 2 to 64, or 0 to leave the video methods out, got {settings.Frames}.");
             return ExitCodes.Usage;
         }
-        bool featuresFromFile = settings.Features is not ("pixels" or "projection");
+        bool featuresFromFile = settings.Features is not (DefaultFeatures or "projection");
         if (chosen.FirstOrDefault(m => m.IsVideo) is TokenMethod video && (settings.Frames == 0 || featuresFromFile))
         {
             Console.Error.WriteLine($"error: --methods: {video.Name} runs on the frames of a pan across the photograph, " +
@@ -117,7 +127,7 @@ internal static class DemoCommand
             photo = PatchImage.FromBitmap(decoded, grid);
             features = settings.Features switch
             {
-                "pixels" => PatchFeatures.Pixels(photo),
+                DefaultFeatures => PatchFeatures.Pixels(photo),
                 "projection" => PatchFeatures.Projection(photo),
                 string path => FeaturesFromFile(path, grid),
             };
@@ -207,7 +217,7 @@ internal static class DemoCommand
             }
         }
 
-        string featureText = settings.Features is "pixels" or "projection" ? settings.Features : Path.GetFileName(settings.Features);
+        string featureText = featuresFromFile ? Path.GetFileName(settings.Features) : settings.Features;
         AnsiConsole.MarkupLine(Markup.Escape($"{Path.GetFileName(imagePath)} as {grid} ({grid.PatchCount} tokens, features: {featureText}, [1, {features.TokenCount}, {features.Channels}] f32), each method keeping {settings.Keep}:"));
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("method");

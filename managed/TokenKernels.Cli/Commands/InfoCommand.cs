@@ -30,8 +30,8 @@ internal static class InfoCommand
         {
             for (int ordinal = 0; ordinal < Cuda.DeviceCount; ordinal++)
             {
-                (int Major, int Minor)? capability = Cuda.GetComputeCapability(ordinal);
-                Console.WriteLine($"device {ordinal}  {Cuda.GetDeviceName(ordinal)}, compute capability {capability?.Major}.{capability?.Minor}");
+                string capability = Cuda.GetComputeCapability(ordinal) is (int major, int minor) ? $"compute capability {major}.{minor}" : "compute capability unknown";
+                Console.WriteLine($"device {ordinal}  {Cuda.GetDeviceName(ordinal)}, {capability}");
             }
         }
         else if (TokenKernelsLibrary.IsCudaBuilt)

@@ -25,18 +25,18 @@ internal sealed record DeviceInputs(DeviceTensor Tokens, TokenGrid Grid)
 /// <summary>What a method's CUDA run wrote, besides the buffers: the tokens' shape, and what only the host knows.</summary>
 /// <param name="TokensShape">The output tokens <c>[B, M, C]</c> in the "tokens" buffer.</param>
 /// <param name="OutputGrid">Pooling's output grid.</param>
-/// <param name="HostSourceMap">A source map that follows from the shapes alone (pooling), else null.</param>
+/// <param name="HostSourceMap">Builds a source map that follows from the shapes alone (pooling), when the outputs are downloaded; else null.</param>
 /// <param name="CountsAreMerges">Whether the "counts" buffer holds merges per item (threshold merging) rather than valid rows.</param>
-internal sealed record DeviceRun(TensorShape TokensShape, TokenGrid? OutputGrid = null, int[]? HostSourceMap = null, bool CountsAreMerges = false);
+internal sealed record DeviceRun(TensorShape TokensShape, TokenGrid? OutputGrid = null, Func<int[]>? HostSourceMap = null, bool CountsAreMerges = false);
 
 /// <summary>
 /// The device buffers a method's CUDA run writes, by name: "tokens" (the tokens' type), "positions", "source_map" and "counts"
-/// (int32), "sizes" (float32), and scratch of any other name. Allocated on first use, and the same buffer returned when the same
-/// name and size is asked for again, so that repeated runs (bench) allocate nothing.
+/// (int32), "sizes" (float32), and scratch of any other name (the op's workspace). Allocated on first use, and the same buffer
+/// returned when the same name and size is asked for again, so that repeated runs (bench) allocate nothing.
 /// </summary>
 internal sealed class DeviceOutputs : IDisposable
 {
-    private readonly Dictionary<string, (DeviceBuffer Buffer, DeviceTensor Tensor)> _buffers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DeviceBuffer> _buffers = new(StringComparer.Ordinal);
     private readonly int _deviceOrdinal;
 
     /// <summary>Buffers on device <paramref name="deviceOrdinal"/>.</summary>
@@ -44,28 +44,33 @@ internal sealed class DeviceOutputs : IDisposable
 
     /// <summary>The buffer <paramref name="name"/> as a contiguous <paramref name="shape"/> of <paramref name="dataType"/>.</summary>
     public DeviceTensor Get(string name, TensorShape shape, TensorDataType dataType)
-    {
-        long bytes = shape.ElementCount * dataType.ElementSize();
-        if (!_buffers.TryGetValue(name, out var entry) || entry.Buffer.SizeInBytes != bytes)
-        {
-            entry.Buffer?.Dispose();
-            var buffer = new DeviceBuffer(bytes, _deviceOrdinal);
-            entry = (buffer, buffer.AsTensor(shape, dataType));
-            _buffers[name] = entry;
-        }
-        return entry.Buffer.AsTensor(shape, dataType);
-    }
+        => Bytes(name, shape.ElementCount * dataType.ElementSize()).AsTensor(shape, dataType);
+
+    /// <summary>The op's workspace of <paramref name="bytes"/> bytes, as the device calls take it (pointer and size).</summary>
+    public (IntPtr Pointer, long Bytes) Workspace(long bytes) => bytes == 0 ? (IntPtr.Zero, 0) : (Bytes("workspace", bytes).Pointer, bytes);
 
     /// <summary>The buffer <paramref name="name"/> if a run wrote it.</summary>
-    public DeviceBuffer? Find(string name) => _buffers.TryGetValue(name, out var entry) ? entry.Buffer : null;
+    public DeviceBuffer? Find(string name) => _buffers.TryGetValue(name, out DeviceBuffer? buffer) ? buffer : null;
 
     public void Dispose()
     {
-        foreach ((DeviceBuffer buffer, _) in _buffers.Values)
+        foreach (DeviceBuffer buffer in _buffers.Values)
         {
             buffer.Dispose();
         }
         _buffers.Clear();
+    }
+
+    private DeviceBuffer Bytes(string name, long bytes)
+    {
+        if (!_buffers.TryGetValue(name, out DeviceBuffer? buffer) || buffer.SizeInBytes != bytes)
+        {
+            buffer?.Dispose();
+            _buffers.Remove(name);
+            buffer = new DeviceBuffer(bytes, _deviceOrdinal);
+            _buffers[name] = buffer;
+        }
+        return buffer;
     }
 }
 
@@ -90,10 +95,19 @@ internal sealed class CudaSession<T> : IDisposable
         _method = method;
         _inputs = inputs;
         Stream = CudaStream.Create();
-        _tokens = DeviceBuffer.Allocate<T>(inputs.Tokens.LongLength);
-        _tokens.CopyFrom<T>(inputs.Tokens, 0, Stream);
-        _deviceInputs = new DeviceInputs(_tokens.AsTensor(inputs.Shape, TensorDataTypeExtensions.Of<T>()), inputs.Grid);
-        Stream.Synchronize();
+        try
+        {
+            _tokens = DeviceBuffer.Allocate<T>(inputs.Tokens.LongLength);
+            _tokens.CopyFrom<T>(inputs.Tokens, 0, Stream);
+            _deviceInputs = new DeviceInputs(_tokens.AsTensor(inputs.Shape, TensorDataTypeExtensions.Of<T>()), inputs.Grid);
+            Stream.Synchronize();
+        }
+        catch
+        {
+            _tokens?.Dispose();
+            Stream.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The stream the runs are enqueued on.</summary>
@@ -121,7 +135,7 @@ internal sealed class CudaSession<T> : IDisposable
                 counts[b] = length - counts[b];
             }
         }
-        map ??= run.HostSourceMap ?? (positions is null ? null : TokenMethod.SourceMapOfSelection(batch, length, positions, checked((int)rows)));
+        map ??= run.HostSourceMap?.Invoke() ?? (positions is null ? null : TokenMethod.SourceMapOfSelection(batch, length, positions, checked((int)rows)));
         if (map is null)
         {
             throw new InvalidOperationException($"{_method.Name}'s CUDA run left no source map and no positions.");

@@ -9,21 +9,28 @@ internal static class ElementConversion
     /// <summary>Values of float32, Float16 or BFloat16 as float32 (the same array for float32).</summary>
     public static float[] ToFloat32<T>(T[] values)
         where T : unmanaged
+        => values is float[] floats ? floats : ToFloat32<T>(values.AsSpan());
+
+    /// <summary>Values of float32, Float16 or BFloat16 as a new float32 array, each converted exactly.</summary>
+    public static float[] ToFloat32<T>(ReadOnlySpan<T> values)
+        where T : unmanaged
     {
-        if (values is float[] floats)
-        {
-            return floats;
-        }
         var converted = new float[values.Length];
-        if (values is Float16[] half)
+        if (typeof(T) == typeof(float))
         {
+            System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(values).CopyTo(converted);
+        }
+        else if (typeof(T) == typeof(Float16))
+        {
+            ReadOnlySpan<Float16> half = System.Runtime.InteropServices.MemoryMarshal.Cast<T, Float16>(values);
             for (int i = 0; i < half.Length; i++)
             {
                 converted[i] = half[i];
             }
         }
-        else if (values is BFloat16[] brain)
+        else if (typeof(T) == typeof(BFloat16))
         {
+            ReadOnlySpan<BFloat16> brain = System.Runtime.InteropServices.MemoryMarshal.Cast<T, BFloat16>(values);
             for (int i = 0; i < brain.Length; i++)
             {
                 converted[i] = brain[i];

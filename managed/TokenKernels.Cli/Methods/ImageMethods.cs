@@ -27,9 +27,11 @@ internal sealed class ToMeMethod : TokenMethod
         MergeOptions options = Options(inputs.Grid, settings);
         int rows = checked((int)TokenMerging.GetOutputTokens(inputs.Length, options).OutputTokens);
         var shape = new TensorShape(inputs.Batch, rows, inputs.Channels);
+        (IntPtr workspace, long bytes) = outputs.Workspace(TokenMerging.GetWorkspaceSize(inputs.Tokens, options, inputs.Tokens));
         TokenMerging.Merge(inputs.Tokens, inputs.Tokens, outputs.Get("tokens", shape, inputs.Tokens.DataType), options,
             outputSizes: outputs.Get("sizes", new TensorShape(inputs.Batch, rows), TensorDataType.Float32),
-            sourceMap: outputs.Get("source_map", new TensorShape(inputs.Batch, inputs.Length), TensorDataType.Int32), stream: stream);
+            sourceMap: outputs.Get("source_map", new TensorShape(inputs.Batch, inputs.Length), TensorDataType.Int32), stream: stream,
+            workspace: workspace, workspaceBytes: bytes);
         return new DeviceRun(shape);
     }
 

@@ -33,6 +33,9 @@ internal static class MethodCatalog
     /// <summary>The names, comma-separated, for messages.</summary>
     public static string Names => string.Join(", ", All.Select(m => m.Name));
 
+    /// <summary>The names of the methods the CLI runs on CUDA, comma-separated.</summary>
+    public static string CudaNames => string.Join(", ", All.Where(m => m.RunsOnCuda).Select(m => m.Name));
+
     /// <summary>The methods named in <paramref name="names"/>; the first unknown name in <paramref name="unknown"/> otherwise.</summary>
     public static bool TryResolve(IEnumerable<string> names, out List<TokenMethod> methods, out string? unknown)
     {

@@ -28,7 +28,7 @@ internal abstract class PoolingMethod : TokenMethod
         Pooling.Pool(inputs.View(inputShape), outputs.Get("tokens", pooledShape, inputs.Tokens.DataType), options, stream);
         var outputGrid = new TokenGrid(checked((int)pooledShape[1]), checked((int)pooledShape[2]), checked((int)pooledShape[3]));
         return new DeviceRun(new TensorShape(inputs.Batch, outputGrid.PatchTokens, inputs.Channels), outputGrid,
-                             SourceMap(grid, outputGrid, inputs.Batch, settings));
+                             () => SourceMap(grid, outputGrid, inputs.Batch, settings));
     }
 
     // Each patch's output cell, the same for every item.

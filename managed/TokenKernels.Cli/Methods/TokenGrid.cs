@@ -37,7 +37,7 @@ internal readonly record struct TokenGrid(int Frames, int Height, int Width, int
         return (long)side * side == patches ? new TokenGrid(1, side, side, prefix) : null;
     }
 
-    /// <summary>Parses "HxW" or "TxHxW" (also with '*' or ','); null when the text is neither.</summary>
+    /// <summary>Parses "HxW" or "TxHxW" (also with '*' or ','); null when the text is neither, or the grid holds more than int.MaxValue tokens.</summary>
     public static TokenGrid? Parse(string text, int prefix)
     {
         string[] parts = text.Split('x', 'X', '*', ',');
@@ -45,6 +45,16 @@ internal readonly record struct TokenGrid(int Frames, int Height, int Width, int
         for (int i = 0; i < parts.Length; i++)
         {
             if (!int.TryParse(parts[i].Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out values[i]) || values[i] < 1)
+            {
+                return null;
+            }
+        }
+        // Every count the grid gives (T x H x W, and the prefix with it) must fit an int.
+        long product = 1;
+        foreach (int value in values)
+        {
+            product *= value;
+            if (product + prefix > int.MaxValue)
             {
                 return null;
             }

@@ -14,8 +14,12 @@ internal abstract class VideoSelectionMethod : TokenMethod
     /// <summary>K, the tokens each item keeps, known before the data (the library's count function).</summary>
     protected abstract long Retained(TokenGrid grid, MethodSettings settings);
 
-    /// <summary>The library's device call on the video <c>[B, T, H x W, C]</c>, into <paramref name="output"/> <c>[B, K, C]</c> and <paramref name="indices"/> <c>[B, K]</c>.</summary>
-    protected abstract void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream);
+    /// <summary>
+    /// The library's device call on the video <c>[B, T, H x W, C]</c>, into <paramref name="output"/> <c>[B, K, C]</c> and
+    /// <paramref name="indices"/> <c>[B, K]</c>, with its workspace from <paramref name="outputs"/>.
+    /// </summary>
+    protected abstract void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices,
+                                         DeviceOutputs outputs, CudaStream stream);
 
     public sealed override bool RunsOnCuda => true;
 
@@ -24,7 +28,7 @@ internal abstract class VideoSelectionMethod : TokenMethod
         int kept = checked((int)Retained(inputs.Grid, settings));
         var shape = new TensorShape(inputs.Batch, kept, inputs.Channels);
         SelectOnCuda(inputs.View(new TensorShape(inputs.Batch, inputs.Grid.Frames, inputs.Grid.FrameTokens, inputs.Channels)), inputs.Grid, settings,
-            outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("positions", new TensorShape(inputs.Batch, kept), TensorDataType.Int32), stream);
+            outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("positions", new TensorShape(inputs.Batch, kept), TensorDataType.Int32), outputs, stream);
         return new DeviceRun(shape);
     }
 
@@ -60,8 +64,12 @@ internal sealed class EvsMethod : VideoSelectionMethod
     protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices);
 
-    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
-        => VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices, stream: stream);
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices,
+                                         DeviceOutputs outputs, CudaStream stream)
+    {
+        (IntPtr workspace, long bytes) = outputs.Workspace(VideoPruning.GetEvsWorkspaceSize(video, grid.Height, grid.Width, settings.Real(Q)));
+        VideoPruning.Evs(video, grid.Height, grid.Width, settings.Real(Q), output, indices, stream: stream, workspace: workspace, workspaceBytes: bytes);
+    }
 }
 
 /// <summary>DyCoke's temporal token merging: in each window, tokens similar to the anchor frame's are dropped.</summary>
@@ -80,8 +88,12 @@ internal sealed class DyCokeMethod : VideoSelectionMethod
     protected override void Select<T>(ReadOnlyHostTensor<T> video, TokenGrid grid, MethodSettings settings, HostTensor<T> output, HostTensor<int> indices)
         => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices);
 
-    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
-        => VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices, stream: stream);
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices,
+                                         DeviceOutputs outputs, CudaStream stream)
+    {
+        (IntPtr workspace, long bytes) = outputs.Workspace(VideoPruning.GetDyCokeWorkspaceSize(video, grid.Height, grid.Width, settings.Real(Ratio)));
+        VideoPruning.DyCoke(video, grid.Height, grid.Width, settings.Real(Ratio), output, indices, stream: stream, workspace: workspace, workspaceBytes: bytes);
+    }
 }
 
 /// <summary>VidCom2: per-frame budgets from frame uniqueness, then the most unique tokens of each frame.</summary>
@@ -103,9 +115,14 @@ internal sealed class VidCom2Method : VideoSelectionMethod
         => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
                                 channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature));
 
-    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices, CudaStream stream)
-        => VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
-                                channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature), stream: stream);
+    protected override void SelectOnCuda(DeviceTensor video, TokenGrid grid, MethodSettings settings, DeviceTensor output, DeviceTensor indices,
+                                         DeviceOutputs outputs, CudaStream stream)
+    {
+        (IntPtr workspace, long bytes) = outputs.Workspace(VideoPruning.GetVidCom2WorkspaceSize(
+            video, grid.Height, grid.Width, settings.Real(Retention), settings.Real(Channels), settings.Real(Temperature)));
+        VideoPruning.VidCom2(video, grid.Height, grid.Width, settings.Real(Retention), output, indices,
+                             channelRatio: settings.Real(Channels), temperature: settings.Real(Temperature), stream: stream, workspace: workspace, workspaceBytes: bytes);
+    }
 }
 
 /// <summary>FrameFusion: tokens merged into the same position of the previous frame when similar enough.</summary>
@@ -130,11 +147,14 @@ internal sealed class FrameFusionMethod : TokenMethod
     {
         var shape = new TensorShape(inputs.Batch, inputs.Length, inputs.Channels);
         var mapShape = new TensorShape(inputs.Batch, inputs.Length);
+        DeviceTensor video = inputs.View(new TensorShape(inputs.Batch, inputs.Grid.Frames, inputs.Grid.FrameTokens, inputs.Channels));
+        float threshold = (float)settings.Real(Threshold);
+        int maxMerges = settings.Integer(MaxMerges, derived: -1);
+        (IntPtr workspace, long bytes) = outputs.Workspace(VideoPruning.GetFrameFusionWorkspaceSize(video, threshold, maxMerges));
         VideoPruning.FrameFusion(
-            inputs.View(new TensorShape(inputs.Batch, inputs.Grid.Frames, inputs.Grid.FrameTokens, inputs.Channels)),
-            outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("counts", new TensorShape(inputs.Batch), TensorDataType.Int32),
-            (float)settings.Real(Threshold), settings.Integer(MaxMerges, derived: -1),
-            outputs.Get("sizes", mapShape, TensorDataType.Float32), outputs.Get("source_map", mapShape, TensorDataType.Int32), stream);
+            video, outputs.Get("tokens", shape, inputs.Tokens.DataType), outputs.Get("counts", new TensorShape(inputs.Batch), TensorDataType.Int32),
+            threshold, maxMerges, outputs.Get("sizes", mapShape, TensorDataType.Float32), outputs.Get("source_map", mapShape, TensorDataType.Int32),
+            stream, workspace, bytes);
         return new DeviceRun(shape, CountsAreMerges: true);
     }
 

@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.InteropServices;
+using TokenKernels.Cli.Methods;
 
 namespace TokenKernels.Cli.TensorFiles;
 
@@ -99,9 +100,9 @@ internal sealed class StoredTensor
             case StoredDataType.Float32:
                 return ToArray<float>();
             case StoredDataType.Float16:
-                return ToFloats(MemoryMarshal.Cast<byte, Float16>(Data));
+                return ElementConversion.ToFloat32<Float16>(MemoryMarshal.Cast<byte, Float16>(Data));
             case StoredDataType.BFloat16:
-                return ToFloats(MemoryMarshal.Cast<byte, BFloat16>(Data));
+                return ElementConversion.ToFloat32<BFloat16>(MemoryMarshal.Cast<byte, BFloat16>(Data));
             default:
                 throw new InvalidOperationException(
                     $"tensor '{Name}' holds {DataType.LongName()} values; float32, float16 or bfloat16 was expected.");
@@ -171,25 +172,5 @@ internal sealed class StoredTensor
                 throw new ArgumentException($"tensor '{name}': negative dimension in {DescribeShape(shape)}.", nameof(shape));
             }
         }
-    }
-
-    private static float[] ToFloats(ReadOnlySpan<Float16> values)
-    {
-        var result = new float[values.Length];
-        for (int i = 0; i < values.Length; i++)
-        {
-            result[i] = values[i];
-        }
-        return result;
-    }
-
-    private static float[] ToFloats(ReadOnlySpan<BFloat16> values)
-    {
-        var result = new float[values.Length];
-        for (int i = 0; i < values.Length; i++)
-        {
-            result[i] = values[i];
-        }
-        return result;
     }
 }

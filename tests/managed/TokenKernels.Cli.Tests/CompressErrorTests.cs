@@ -103,7 +103,7 @@ public sealed class CompressErrorTests
     {
         var inputs = new Dictionary<string, byte[]>(SquareInput) { ["attention.npy"] = Bytes("attention.npy", UniformAttention("attention", 2, 2, 5, 40)) };
         CliRun run = Compress(inputs, "--method", "fastv", "--input", "in.npy", "--attention", "attention.npy", "--output", "out.npy");
-        CliAssert.Failed(run, 1, "fastv rejected", "--attention attention.npy", "[2, 2, 5, 40]", "N = 36");
+        CliAssert.Failed(run, 3, "fastv cannot take", "--attention attention.npy", "[2, 2, 5, 40]", "N = 36");
         Assert.That(run.StandardError, Does.Not.Contain("(Parameter"), run.ToString());
     }
 
@@ -141,5 +141,22 @@ public sealed class CompressErrorTests
     {
         string output = Path.Combine("no-such-directory", name);
         CliAssert.Failed(Compress(SquareInput, "--method", "divprune", "--input", "in.npy", "--output", output), 4, output, "does not exist");
+    }
+
+    [Test]
+    public void AGridOfMoreThanIntMaxValueTokensIsAUsageError()
+        => CliAssert.Failed(Compress(SquareInput, "--method", "fastv", "--input", "in.npy", "--output", "out.npy", "--grid", "65536x65536"),
+                            2, "--grid", "2^31 - 1", "65536x65536");
+
+    [Test]
+    public void SideFilesOfAnEarlierRunThatThisOneDoesNotWriteAreRemoved()
+    {
+        using var directory = new TemporaryDirectory();
+        directory.Write("in.npy", SquareInput["in.npy"]);
+        CliAssert.Succeeded(CliProcess.RunIn(directory.Path, "compress", "--method", "tome", "--input", "in.npy", "--output", "out.npy"));
+        Assert.That(CliAssert.FilesIn(directory.Path), Is.EqualTo(new[] { "in.npy", "out.npy", "out.positions.npy", "out.sizes.npy", "out.source_map.npy" }));
+        // avgpool gives no positions or sizes: what lies beside out.npy afterwards is avgpool's alone.
+        CliAssert.Succeeded(CliProcess.RunIn(directory.Path, "compress", "--method", "avgpool", "--input", "in.npy", "--output", "out.npy"));
+        Assert.That(CliAssert.FilesIn(directory.Path), Is.EqualTo(new[] { "in.npy", "out.npy", "out.source_map.npy" }));
     }
 }
