@@ -67,6 +67,7 @@ import torch  # noqa: E402 (after the OpenBLAS core choice)
 import attention_cases  # noqa: E402
 import cluster_cases  # noqa: E402
 import diversity_cases  # noqa: E402
+import dlpack_roundtrips  # noqa: E402
 import kmeans_cases  # noqa: E402
 import measure  # noqa: E402
 import merge_cases  # noqa: E402
@@ -280,11 +281,13 @@ def open_device(name, library):
 def main(argv):
     args = parse_args(argv)
     cases = selected_cases(args.cases, args.device.split(":")[0], args.quick)
+    # The DLPack round trips are correctness checks only: they run with --quick, in every dtype of the ABI.
+    round_trips = dlpack_roundtrips.selected(args.cases) if args.quick else []
     if args.list:
-        for case in cases:
+        for case in cases + round_trips:
             print(f"{case.name:28} {case.method}")
         return 0
-    if not cases:
+    if not cases and not round_trips:
         raise SystemExit(f"no case matches {args.cases}")
     if args.results_markdown:
         try:
@@ -320,9 +323,11 @@ def main(argv):
 
     runs = [(case, dtype, strided) for case in cases for dtype in args.dtypes
             for strided in ((False, True) if args.quick else (False,))]
+    round_trip_runs = [(round_trip, dtype) for round_trip in round_trips for dtype in dlpack_roundtrips.DTYPES]
+    total = len(runs) + len(round_trip_runs)
     results = []
     for index, (case, dtype, strided) in enumerate(runs, 1):
-        label = f"[{index}/{len(runs)}] {case.name} {dtype} {'strided' if strided else 'packed'}"
+        label = f"[{index}/{total}] {case.name} {dtype} {'strided' if strided else 'packed'}"
         try:
             result = run_case(case, library, device, dtype, strided, args)
         except (RuntimeError, ValueError) as error:
@@ -334,6 +339,16 @@ def main(argv):
                       "check": {"passed": False, "mismatches": 0, "elements": 0, "max_abs_error": math.inf,
                                 "worst_error_over_tolerance": math.inf}}
             print(f"{label}: {result['error']}", file=sys.stderr)
+        print(f"{label}: {'pass' if result['check']['passed'] else 'FAIL'}", file=sys.stderr, flush=True)
+        results.append(result)
+    for index, (round_trip, dtype) in enumerate(round_trip_runs, len(runs) + 1):
+        label = f"[{index}/{total}] {round_trip.name} {dtype}"
+        try:
+            result = dlpack_roundtrips.run(round_trip, library, device, dtype)
+        except (RuntimeError, ValueError, TypeError, BufferError) as error:
+            result = dlpack_roundtrips.failed(round_trip, device, dtype, f"{type(error).__name__}: {error}")
+        for problem in result["problems"]:
+            print(f"{label}: {problem}", file=sys.stderr)
         print(f"{label}: {'pass' if result['check']['passed'] else 'FAIL'}", file=sys.stderr, flush=True)
         results.append(result)
 

@@ -191,6 +191,50 @@ class TkClusterAssignParams(ctypes.Structure):
     _fields_ = [("clusters", ctypes.c_int32)]
 
 
+# DLPack (docs/SPEC.md, "DLPack"): mirrors of dlpack.h's structs, under the header's names. The deleters are
+# held as plain pointers (c_void_p); DLPACK_DELETER calls one.
+class TkDlpackDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class TkDlpackDtype(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class TkDlpackTensor(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device", TkDlpackDevice),
+        ("ndim", ctypes.c_int32),
+        ("dtype", TkDlpackDtype),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
+
+
+class TkDlpackManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", TkDlpackTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+
+
+class TkDlpackVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
+
+
+class TkDlpackManagedTensorVersioned(ctypes.Structure):
+    _fields_ = [
+        ("version", TkDlpackVersion),
+        ("manager_ctx", ctypes.c_void_p),
+        ("deleter", ctypes.c_void_p),
+        ("flags", ctypes.c_uint64),
+        ("dl_tensor", TkDlpackTensor),
+    ]
+
+
+# void (*)(DLManagedTensor*): the type of a DLManagedTensor's deleter.
+DLPACK_DELETER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
 # C name of each bound struct, for the layout check.
 BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merge_params": TkMergeParams,
                  "tk_importance_params": TkImportanceParams, "tk_topk_params": TkTopkParams,
@@ -199,7 +243,10 @@ BOUND_STRUCTS = {"tk_tensor": TkTensor, "tk_pool_params": TkPoolParams, "tk_merg
                  "tk_framefusion_params": TkFramefusionParams, "tk_dpc_knn_params": TkDpcKnnParams,
                  "tk_cluster_merge_params": TkClusterMergeParams, "tk_cluster_assign_params": TkClusterAssignParams,
                  "tk_relevance_params": TkRelevanceParams, "tk_dpp_params": TkDppParams,
-                 "tk_kmeans_params": TkKmeansParams}
+                 "tk_kmeans_params": TkKmeansParams, "tk_dlpack_device": TkDlpackDevice,
+                 "tk_dlpack_dtype": TkDlpackDtype, "tk_dlpack_tensor": TkDlpackTensor,
+                 "tk_dlpack_managed_tensor": TkDlpackManagedTensor, "tk_dlpack_version": TkDlpackVersion,
+                 "tk_dlpack_managed_tensor_versioned": TkDlpackManagedTensorVersioned}
 
 
 class TokenKernelsError(RuntimeError):
@@ -223,6 +270,8 @@ def _declare_functions(library):
     _declare(library, "tk_get_num_threads", ctypes.c_int32, [])
     _declare(library, "tk_cuda_is_built", ctypes.c_int32, [])
     _declare(library, "tk_cuda_device_count", status, [p(ctypes.c_int32)])
+    _declare(library, "tk_tensor_from_dlpack_managed", status, [p(TkDlpackManagedTensor), p(TkTensor)])
+    _declare(library, "tk_tensor_to_dlpack", status, [p(TkTensor), p(p(TkDlpackManagedTensor))])
     _declare(library, "tk_pool_output_shape", status, [p(TkPoolParams), p(ctypes.c_int64), p(ctypes.c_int64)])
     _declare(library, "tk_pool_workspace_size", status,
              [p(TkPoolParams), p(TkTensor), p(TkTensor), p(ctypes.c_uint64)])
@@ -354,6 +403,20 @@ class Library:
         count = ctypes.c_int32()
         self.check(self.native.tk_cuda_device_count(ctypes.byref(count)))
         return count.value
+
+    def tensor_from_dlpack_managed(self, address):
+        """The tk_tensor view of the DLManagedTensor at address (a capsule's pointer); it stays the caller's."""
+        view = TkTensor()
+        self.check(self.native.tk_tensor_from_dlpack_managed(ctypes.cast(address, ctypes.POINTER(TkDlpackManagedTensor)),
+                                                             ctypes.byref(view)))
+        return view
+
+    def tensor_to_dlpack(self, view):
+        """A new DLManagedTensor, allocated by the library, describing the memory of the tk_tensor view: a
+        pointer to it, whose deleter must be called once (by the consumer it is handed to)."""
+        managed = ctypes.POINTER(TkDlpackManagedTensor)()
+        self.check(self.native.tk_tensor_to_dlpack(ctypes.byref(view), ctypes.byref(managed)))
+        return managed
 
     def pool_output_shape(self, params, input_shape):
         shape_in = (ctypes.c_int64 * 5)(*input_shape)

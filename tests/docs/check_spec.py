@@ -5,7 +5,7 @@ The header native/include/tokenkernels/tokenkernels.h is parsed for
   - every TK_API function,
   - every enum constant (TK_STATUS_*, TK_DTYPE_*, TK_POOL_*, TK_MERGE_*, ...),
   - every #define macro but the include guard and TK_API (TK_VERSION_*, TK_MAX_RANK),
-  - every typedef name (tk_pool_mode, tk_stream, ...),
+  - every typedef name (tk_pool_mode, tk_stream, tk_dlpack_deleter, ...),
   - every field of every struct (tk_tensor and the *_params structs).
 Each must be named in docs/SPEC.md in backticks (`tk_pool`, `TK_POOL_BILINEAR`, `kernel[3]`). A struct's
 fields must be named in the section (## heading) of the page that first names the struct, so that the
@@ -65,6 +65,7 @@ def parse_header(text):
     types = set(re.findall(r"\btypedef\b[^;{]*?\b(tk_\w+)\s*;", code))  # typedef int32_t tk_status;
     types |= set(structs)
     types |= set(re.findall(r"\btypedef\s+struct\s+\w+\s*\*\s*(tk_\w+)\s*;", code))  # opaque handles
+    types |= set(re.findall(r"\btypedef\b[^;{]*?\(\s*\*\s*(tk_\w+)\s*\)\s*\(", code))  # function pointers
     return {"functions": functions, "constants": constants, "macros": macros, "types": types, "structs": structs}
 
 

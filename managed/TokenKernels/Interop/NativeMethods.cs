@@ -42,6 +42,18 @@ internal static unsafe class NativeMethods
 
     public const int TK_MAX_RANK = 8;
 
+    // ---- DLPack (tk_dlpack_device_type, type codes, version, flags) ----
+    public const int TK_DLPACK_CPU = 1;
+    public const int TK_DLPACK_CUDA = 2;
+    public const int TK_DLPACK_CUDA_HOST = 3;
+    public const int TK_DLPACK_CUDA_MANAGED = 13;
+    public const int TK_DLPACK_INT = 0;
+    public const int TK_DLPACK_FLOAT = 2;
+    public const int TK_DLPACK_BFLOAT = 4;
+    public const int TK_DLPACK_VERSION_MAJOR = 1;
+    public const int TK_DLPACK_VERSION_MINOR = 0;
+    public const ulong TK_DLPACK_FLAG_READ_ONLY = 1;
+
     // ---- tk_pool_mode ----
     public const int TK_POOL_WINDOW_AVG = 0;
     public const int TK_POOL_WINDOW_MAX = 1;
@@ -160,6 +172,23 @@ internal static unsafe class NativeMethods
 
     [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
     public static extern int tk_cuda_memset_async(void* dst, int value, ulong bytes, IntPtr stream);
+
+    // ---- DLPack ----
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_tensor_from_dlpack(TkDlpackTensor* dl_tensor, TkTensor* tensor);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_tensor_from_dlpack_managed(TkDlpackManagedTensor* managed, TkTensor* tensor);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_tensor_from_dlpack_versioned(TkDlpackManagedTensorVersioned* managed, int writable, TkTensor* tensor);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_tensor_to_dlpack(TkTensor* tensor, TkDlpackManagedTensor** managed);
+
+    [DllImport(LibraryName, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+    public static extern int tk_tensor_to_dlpack_versioned(TkTensor* tensor, int read_only, TkDlpackManagedTensorVersioned** managed);
 
     // ---- 1. Spatio-temporal pooling ----
 

@@ -164,6 +164,135 @@ TK_API tk_status tk_cuda_memcpy_async(void* dst, const void* src, uint64_t bytes
 /* Sets bytes of device memory to value, ordered on stream. */
 TK_API tk_status tk_cuda_memset_async(void* dst, int32_t value, uint64_t bytes, tk_stream stream);
 
+/* ---- DLPack ----------------------------------------------------------------------------------
+ *
+ * Tensors of PyTorch, CuPy, JAX, NumPy or ONNX Runtime come in without a copy through DLPack
+ * (github.com/dmlc/dlpack), and a tk_tensor goes out the same way. The tk_dlpack_* structs are
+ * layout-compatible mirrors of dlpack.h's DLDevice, DLDataType, DLTensor, DLManagedTensor (the legacy
+ * struct, which torch.utils.dlpack.to_dlpack returns), DLPackVersion and
+ * DLManagedTensorVersioned (DLPack 1.x), with the same fields in the same order: a caller holding a
+ * DLTensor* passes (const tk_dlpack_tensor*)dl_tensor, a DLManagedTensor* as a tk_dlpack_managed_tensor*,
+ * and so on (tk_struct_layout gives their sizes and offsets). docs/SPEC.md, "DLPack".
+ *
+ * Into a tk_tensor (tk_tensor_from_dlpack*): a view, nothing copied. The memory stays the producer's: the
+ * caller keeps the DLPack tensor alive while the view is used and calls its deleter itself (the library
+ * never calls a deleter it was given).
+ *   data      data + byte_offset;
+ *   dtype     kDLFloat 32 and 16 bits: F32, F16; kDLBfloat 16 bits: BF16; kDLInt 32 and 64 bits: I32, I64;
+ *             one lane; every other type is refused;
+ *   device    kDLCPU and kDLCUDAHost (page-locked host memory): TK_DEVICE_CPU, ordinal 0, device_id not
+ *             read; kDLCUDA and kDLCUDAManaged: TK_DEVICE_CUDA, ordinal device_id (0 or more); every other
+ *             device type is refused;
+ *   shape     ndim 1 to TK_MAX_RANK (a 0-d tensor is refused: reshape a scalar to [1]);
+ *   strides   in elements; NULL means compact row-major. A stride that addresses nothing (that of a
+ *             dimension of size 1, or any stride of a tensor without elements) is replaced by the
+ *             compact row-major one, whatever the producer wrote there (PyTorch writes odd ones); every
+ *             other stride must be positive (zero and negative strides are refused);
+ * then the checks of every tk_tensor that need no device (sizes, element count, data non-NULL and aligned
+ * and the extent within the address space, for a non-empty tensor). Whether a CUDA device exists, runs
+ * this library's code and can address data is checked by each op the view is passed to, as for any
+ * tk_tensor. A versioned tensor must have version.major TK_DLPACK_VERSION_MAJOR; one flagged
+ * TK_DLPACK_FLAG_READ_ONLY is refused when writable is 1 (the view will be written: an op's output).
+ *
+ * Out of a tk_tensor (tk_tensor_to_dlpack*): a DLManagedTensor (Versioned) allocated by the library,
+ * describing the tensor's memory with byte_offset 0 and the tk_tensor's strides (never NULL); CPU is
+ * kDLCPU (device_id 0), CUDA kDLCUDA (device_id the ordinal). Its deleter, called once by whoever owns it
+ * last (a consumer such as torch.utils.dlpack.from_dlpack, or the caller), frees what the library
+ * allocated (the struct, its shape and strides) and never the data: the memory must outlive every
+ * consumer's use of it. The tensor gets the checks of every tk_tensor that need no device.
+ *
+ * Every refusal is TK_STATUS_INVALID_ARGUMENT naming the field and what was expected; nothing is written
+ * to *tensor or *managed then. */
+
+/* DLDeviceType values the library takes. */
+typedef int32_t tk_dlpack_device_type;
+enum {
+    TK_DLPACK_CPU = 1,           /* kDLCPU */
+    TK_DLPACK_CUDA = 2,          /* kDLCUDA */
+    TK_DLPACK_CUDA_HOST = 3,     /* kDLCUDAHost: page-locked host memory, read as CPU memory */
+    TK_DLPACK_CUDA_MANAGED = 13  /* kDLCUDAManaged: managed memory, read as the device's */
+};
+
+/* DLDataTypeCode values the library takes (tk_dlpack_dtype's code). */
+enum {
+    TK_DLPACK_INT = 0,   /* kDLInt */
+    TK_DLPACK_FLOAT = 2, /* kDLFloat */
+    TK_DLPACK_BFLOAT = 4 /* kDLBfloat */
+};
+
+/* The DLPack major version a versioned tensor must have, and the version the library's versioned
+ * tensors report. */
+#define TK_DLPACK_VERSION_MAJOR 1
+#define TK_DLPACK_VERSION_MINOR 0
+/* DLPACK_FLAG_BITMASK_READ_ONLY: the versioned tensor's memory must not be written. */
+#define TK_DLPACK_FLAG_READ_ONLY 1
+
+/* DLDevice. */
+typedef struct tk_dlpack_device {
+    tk_dlpack_device_type device_type; /* a DLDeviceType, a C enum: 4 bytes */
+    int32_t device_id;
+} tk_dlpack_device;
+
+/* DLDataType. */
+typedef struct tk_dlpack_dtype {
+    uint8_t code;   /* a DLDataTypeCode */
+    uint8_t bits;
+    uint16_t lanes;
+} tk_dlpack_dtype;
+
+/* DLTensor. */
+typedef struct tk_dlpack_tensor {
+    void* data;
+    tk_dlpack_device device;
+    int32_t ndim;
+    tk_dlpack_dtype dtype;
+    int64_t* shape;
+    int64_t* strides;      /* in elements; NULL: compact row-major */
+    uint64_t byte_offset;  /* bytes from data to the first element */
+} tk_dlpack_tensor;
+
+struct tk_dlpack_managed_tensor;
+struct tk_dlpack_managed_tensor_versioned;
+/* The deleters of DLManagedTensor and DLManagedTensorVersioned. */
+typedef void (*tk_dlpack_deleter)(struct tk_dlpack_managed_tensor* self);
+typedef void (*tk_dlpack_versioned_deleter)(struct tk_dlpack_managed_tensor_versioned* self);
+
+/* DLManagedTensor. */
+typedef struct tk_dlpack_managed_tensor {
+    tk_dlpack_tensor dl_tensor;
+    void* manager_ctx;          /* the producer's; NULL in the library's own */
+    tk_dlpack_deleter deleter;  /* frees the tensor; may be NULL */
+} tk_dlpack_managed_tensor;
+
+/* DLPackVersion. */
+typedef struct tk_dlpack_version {
+    uint32_t major;
+    uint32_t minor;
+} tk_dlpack_version;
+
+/* DLManagedTensorVersioned. */
+typedef struct tk_dlpack_managed_tensor_versioned {
+    tk_dlpack_version version;
+    void* manager_ctx;
+    tk_dlpack_versioned_deleter deleter;
+    uint64_t flags;  /* DLPACK_FLAG_BITMASK_*: TK_DLPACK_FLAG_READ_ONLY is the one the library reads */
+    tk_dlpack_tensor dl_tensor;
+} tk_dlpack_managed_tensor_versioned;
+
+/* A view of a DLTensor (a DLManagedTensor's dl_tensor, say) into *tensor. */
+TK_API tk_status tk_tensor_from_dlpack(const tk_dlpack_tensor* dl_tensor, tk_tensor* tensor);
+/* A view of managed->dl_tensor; managed stays the caller's. */
+TK_API tk_status tk_tensor_from_dlpack_managed(const tk_dlpack_managed_tensor* managed, tk_tensor* tensor);
+/* A view of managed->dl_tensor after the version check; writable 0 or 1: 1 refuses a read-only tensor. */
+TK_API tk_status tk_tensor_from_dlpack_versioned(const tk_dlpack_managed_tensor_versioned* managed, int32_t writable,
+                                                 tk_tensor* tensor);
+/* A new DLManagedTensor describing tensor's memory into *managed; its deleter frees it. */
+TK_API tk_status tk_tensor_to_dlpack(const tk_tensor* tensor, tk_dlpack_managed_tensor** managed);
+/* The same as a DLManagedTensorVersioned of version TK_DLPACK_VERSION_MAJOR.TK_DLPACK_VERSION_MINOR;
+ * read_only 0 or 1 sets TK_DLPACK_FLAG_READ_ONLY in its flags (no other flag is set). */
+TK_API tk_status tk_tensor_to_dlpack_versioned(const tk_tensor* tensor, int32_t read_only,
+                                               tk_dlpack_managed_tensor_versioned** managed);
+
 /* ---- 1. Spatio-temporal pooling (docs/SPEC.md, section 1) -------------------------------
  *
  * x [B, T, H, W, C] -> out [B, T', H', W', C], channels last, f32/f16/bf16, both tensors on the same

@@ -119,6 +119,17 @@ tk_tensor backend_view(const tk_tensor& t) {
 const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
     require(tp != nullptr, name, "a tensor descriptor", [] { return std::string("NULL"); });
     const tk_tensor& t = *tp;
+    require_tensor_layout(t, name);
+    if (t.device_kind == TK_DEVICE_CUDA) {
+        const std::string ordinal_name = std::string(name) + ".device_ordinal";
+        cuda::require_device(t.device_ordinal, ordinal_name.c_str());
+        cuda::require_runnable_device(t.device_ordinal, ordinal_name.c_str());
+        if (numel(t) > 0) cuda::require_device_pointer(t.data, t.device_ordinal, (std::string(name) + ".data").c_str());
+    }
+    return t;
+}
+
+void require_tensor_layout(const tk_tensor& t, const char* name) {
     require(tk_dtype_size(t.dtype) != 0, field(name, "dtype"), "one of TK_DTYPE_F32/F16/BF16/I32/I64",
             [&] { return std::to_string(t.dtype); });
     require(t.device_kind == TK_DEVICE_CPU || t.device_kind == TK_DEVICE_CUDA, field(name, "device_kind"),
@@ -149,13 +160,6 @@ const tk_tensor& require_tensor(const tk_tensor* tp, const char* name) {
                 [&] { return pointer_text(t.data); });
         require_addressable_extent(t, name);
     }
-    if (t.device_kind == TK_DEVICE_CUDA) {
-        const std::string ordinal_name = std::string(name) + ".device_ordinal";
-        cuda::require_device(t.device_ordinal, ordinal_name.c_str());
-        cuda::require_runnable_device(t.device_ordinal, ordinal_name.c_str());
-        if (count > 0) cuda::require_device_pointer(t.data, t.device_ordinal, (std::string(name) + ".data").c_str());
-    }
-    return t;
 }
 
 void require_rank(const tk_tensor& t, const char* name, int32_t rank, const char* layout) {

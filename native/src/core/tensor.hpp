@@ -18,6 +18,10 @@ std::string shape_string(const tk_tensor& t);
 // element's byte offset from data fits in ptrdiff_t without wrapping the address space; for CUDA, a
 // device that exists and a pointer that device can address.
 const tk_tensor& require_tensor(const tk_tensor* t, const char* name);
+// Everything require_tensor checks of a descriptor but the CUDA device itself (that it exists, runs
+// this library's code and can address data): for descriptors translated to or from another format
+// (DLPack), whose device the ops check when the tensor is passed to one.
+void require_tensor_layout(const tk_tensor& t, const char* name);
 void require_rank(const tk_tensor& t, const char* name, int32_t rank, const char* layout);
 void require_float_dtype(const tk_tensor& t, const char* name);
 void require_same_dtype(const tk_tensor& t, const char* name, const tk_tensor& ref, const char* ref_name);

@@ -33,6 +33,12 @@ public class ConformanceTests
         [typeof(TkRelevanceParams)] = "tk_relevance_params",
         [typeof(TkDppParams)] = "tk_dpp_params",
         [typeof(TkKmeansParams)] = "tk_kmeans_params",
+        [typeof(TkDlpackDevice)] = "tk_dlpack_device",
+        [typeof(TkDlpackDtype)] = "tk_dlpack_dtype",
+        [typeof(TkDlpackTensor)] = "tk_dlpack_tensor",
+        [typeof(TkDlpackManagedTensor)] = "tk_dlpack_managed_tensor",
+        [typeof(TkDlpackVersion)] = "tk_dlpack_version",
+        [typeof(TkDlpackManagedTensorVersioned)] = "tk_dlpack_managed_tensor_versioned",
     };
 
     [OneTimeSetUp]
