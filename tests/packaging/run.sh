@@ -7,10 +7,13 @@
 #   net10.0    the same app published with Native AOT for linux-x64: no trim or AOT warning allowed
 #   net10.0    console app with both runtime packages: the CUDA library is the one loaded, and CPU work runs
 #   net10.0    console app, TokenKernels.Runtime.Cpu, whose program is the README's Install example
+#   net10.0    ONNX Runtime app: TokenKernels.OnnxRuntime, TokenKernels.Runtime.Cpu and Microsoft.ML.OnnxRuntime, running
+#              tests/packaging/OnnxRuntimeApp.cs (RegisterTokenKernels, the OrtValue bridges); again with both runtime
+#              packages, where the custom-op library of the CUDA library is the one registered
 #   README     every C# block of README.md and managed/PACKAGE.md compiled by a netstandard2.1 library in C# 9
 #              and a net8.0 library in C# 12, against the TokenKernels package
-# Each app runs tests/packaging/EveryOp.cs (every op family once, one value checked each). Ends with the line
-# "N passed, N failed".
+# Each app but the ONNX Runtime ones runs tests/packaging/EveryOp.cs (every op family once, one value checked each).
+# Ends with the line "N passed, N failed".
 #
 #   tests/packaging/run.sh PACKAGE_FOLDER [WORK_FOLDER]
 set -uo pipefail
@@ -48,7 +51,7 @@ result() {  # name, status
 }
 
 # A console app: a csproj written from scratch (as `dotnet new console` makes it), EveryOp.cs, the packages added
-# with `dotnet add package`.
+# with `dotnet add package`, each at the version of the packages in the folder or, written NAME@VERSION, at its own.
 new_console_app() {  # folder, target framework, packages...
     local dir=$work/$1 tfm=$2
     shift 2
@@ -64,8 +67,11 @@ new_console_app() {  # folder, target framework, packages...
 </Project>
 PROJECT
     cp "$repo/tests/packaging/EveryOp.cs" "$dir/Program.cs"
+    local package package_version
     for package in "$@"; do
-        (cd "$dir" && dotnet add package "$package" --version "$version") > "$dir/add-$package.log" 2>&1 \
+        package_version=$version
+        case "$package" in *@*) package_version=${package#*@}; package=${package%@*} ;; esac
+        (cd "$dir" && dotnet add package "$package" --version "$package_version") > "$dir/add-$package.log" 2>&1 \
             || { cat "$dir/add-$package.log"; return 1; }
     done
 }
@@ -133,6 +139,43 @@ if [ -n "$(ls "$feed"/TokenKernels.Runtime.Cuda.*.nupkg 2>/dev/null)" ]; then
 else
     echo "no TokenKernels.Runtime.Cuda package in $feed"
     result "CPU and CUDA packages together" 1
+fi
+
+# An ONNX Runtime app: OnnxRuntimeApp.cs as its program, with TokenKernels.OnnxRuntime, the given runtime packages and
+# the native ONNX Runtime package of the version TokenKernels.OnnxRuntime was built against; checks the TokenKernels
+# library loaded and the custom-op library registered.
+ort_app() {  # folder, expected main library, expected custom-op library, runtime packages...
+    local name=$1 main=$2 custom_ops=$3 ort_package ort_version status
+    shift 3
+    ort_package=$(ls "$feed"/TokenKernels.OnnxRuntime.[0-9]*.nupkg 2>/dev/null | head -n 1)
+    if [ -z "$ort_package" ]; then
+        echo "no TokenKernels.OnnxRuntime package in $feed"
+        return 1
+    fi
+    ort_version=$(unzip -p "$ort_package" TokenKernels.OnnxRuntime.nuspec | grep -oE 'id="Microsoft\.ML\.OnnxRuntime\.Managed" version="[^"]+"' \
+        | head -n 1 | sed -E 's/.*version="([^"]+)"/\1/')
+    new_console_app "$name" net10.0 TokenKernels.OnnxRuntime "$@" "Microsoft.ML.OnnxRuntime@$ort_version" || return 1
+    cp "$repo/tests/packaging/OnnxRuntimeApp.cs" "$work/$name/Program.cs"
+    run_app "$work/$name/run.log" "$main" dotnet run -c Release --project "$work/$name/App.csproj"
+    status=$?
+    if ! grep -q "^custom-op library: .*/$custom_ops\$" "$work/$name/run.log"; then
+        echo "expected the custom-op library $custom_ops to be registered"
+        status=1
+    fi
+    return $status
+}
+
+echo "== net10.0 ONNX Runtime app: TokenKernels.OnnxRuntime, TokenKernels.Runtime.Cpu and Microsoft.ML.OnnxRuntime, dotnet run"
+ort_app ort libtokenkernels.so libtokenkernels_ort.so TokenKernels.Runtime.Cpu
+result "ONNX Runtime app (RegisterTokenKernels, OrtValue bridges) from the packages" $?
+
+echo "== the ONNX Runtime app with both runtime packages: the custom-op library of the CUDA library is registered"
+if [ -n "$(ls "$feed"/TokenKernels.Runtime.Cuda.*.nupkg 2>/dev/null)" ]; then
+    ort_app ort-both libtokenkernels_cuda.so libtokenkernels_cuda_ort.so TokenKernels.Runtime.Cpu TokenKernels.Runtime.Cuda
+    result "ONNX Runtime app with the CPU and CUDA packages (libtokenkernels_cuda_ort.so registered)" $?
+else
+    echo "no TokenKernels.Runtime.Cuda package in $feed"
+    result "ONNX Runtime app with the CPU and CUDA packages" 1
 fi
 
 echo "== the README's Install example as a net10.0 console app (TokenKernels.Runtime.Cpu)"
