@@ -32,7 +32,7 @@ fi
 # The build's own lines ("[ 40%] Building CXX object ...") to both; its status through a file, as sh
 # has no pipefail.
 status_file="$build_dir/.tokenkernels-build-status"
-{ cmake --build "$build_dir" --target tokenkernels --config Release --parallel 2>&1; echo $? > "$status_file"; } |
+{ cmake --build "$build_dir" --target tokenkernels --config Release --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" 2>&1; echo $? > "$status_file"; } |
     while IFS= read -r line; do
         echo "$line"
         case "$line" in

@@ -42,7 +42,7 @@ build_library() {
             -DTOKENKERNELS_BUILD_BENCHMARKS=OFF -DTOKENKERNELS_MANAGED_TESTS=OFF \
             -DTOKENKERNELS_STATIC_CXX_RUNTIME=ON -DTOKENKERNELS_ORT=ON "$@" >&2
     fi
-    cmake --build "$dir" --target tokenkernels --parallel >&2
+    cmake --build "$dir" --target tokenkernels --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" >&2
     # The real file behind the lib*.so -> lib*.so.X.Y -> lib*.so.X.Y.Z links; a Windows DLL is in bin/.
     stripped_copy "$dir" "$(ls "$dir"/lib/lib*.so "$dir"/bin/*.dll 2>/dev/null | grep -v '_ort\.' | head -n 1)"
 }
@@ -56,7 +56,7 @@ has_ort_option() {
 # Builds the custom-op library in build/pack/<name> (configured by build_library); prints the path of a stripped copy.
 build_ort_library() {
     local dir=build/pack/$1
-    cmake --build "$dir" --target tokenkernels_ort --parallel >&2
+    cmake --build "$dir" --target tokenkernels_ort --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" >&2
     stripped_copy "$dir" "$(ls "$dir"/lib/lib*_ort.so "$dir"/bin/*_ort.dll 2>/dev/null | head -n 1)"
 }
 
