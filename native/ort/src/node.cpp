@@ -1,6 +1,8 @@
 #include "node.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -401,5 +403,14 @@ tk_tensor columns(const tk_tensor& t, int64_t begin, int64_t end) {
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) { return integers_text(shape); }
+
+std::string real_text(float value) {
+    char text[32];
+    for (int digits = 1; digits <= 9; ++digits) {
+        std::snprintf(text, sizeof text, "%.*g", digits, static_cast<double>(value));
+        if (std::strtof(text, nullptr) == value || std::isnan(value)) break;
+    }
+    return text;
+}
 
 }  // namespace tk_ort

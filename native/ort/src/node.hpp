@@ -214,5 +214,7 @@ tk_tensor rows(const tk_tensor& t, int64_t begin, int64_t count);
 // Columns [begin, end) of a contiguous t [B, N].
 tk_tensor columns(const tk_tensor& t, int64_t begin, int64_t end);
 std::string shape_text(const std::vector<int64_t>& shape);
+// A float attribute as messages show it: the shortest text that reads back as the same float ("1.5").
+std::string real_text(float value);
 
 }  // namespace tk_ort

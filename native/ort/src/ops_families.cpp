@@ -208,7 +208,7 @@ public:
         const Attributes a(setup);
         if (a.has("scale")) {
             scale_ = a.real("scale", std::nullopt);
-            if (!(std::isfinite(*scale_) && *scale_ > 0.0f)) a.refuse("scale", "a finite float > 0", std::to_string(*scale_));
+            if (!(std::isfinite(*scale_) && *scale_ > 0.0f)) a.refuse("scale", "a finite float > 0", real_text(*scale_));
         }
         causal_ = a.flag("causal", 0);
     }

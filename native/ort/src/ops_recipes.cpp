@@ -26,7 +26,7 @@ int64_t round_half_even(double value) { return static_cast<int64_t>(std::nearbyi
 
 float fraction(const Attributes& a, const char* name, float fallback) {
     const float value = a.real(name, fallback);
-    if (!(value >= 0.0f && value <= 1.0f)) a.refuse(name, "a fraction in [0, 1]", std::to_string(value));
+    if (!(value >= 0.0f && value <= 1.0f)) a.refuse(name, "a fraction in [0, 1]", real_text(value));
     return value;
 }
 
@@ -214,7 +214,7 @@ public:
         if (a.has("theta")) {
             // The paper's exp(theta r / (2 (1 - theta))); without theta the released code's r.
             dpp_.theta = a.real("theta", std::nullopt);
-            if (!(dpp_.theta >= 0.0f && dpp_.theta < 1.0f)) a.refuse("theta", "a float in [0, 1)", std::to_string(dpp_.theta));
+            if (!(dpp_.theta >= 0.0f && dpp_.theta < 1.0f)) a.refuse("theta", "a float in [0, 1)", real_text(dpp_.theta));
             dpp_.weighting = TK_DPP_WEIGHT_EXP;
         } else {
             dpp_.weighting = TK_DPP_WEIGHT_RELEVANCE;
@@ -264,7 +264,7 @@ public:
         merge_.clusters = dpc_.clusters;
         merge_.mode = mode == 0 ? TK_CLUSTER_MERGE_MEAN : mode == 1 ? TK_CLUSTER_MERGE_CENTRE_BLEND : TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
         merge_.beta = a.real("beta", 0.6f);
-        if (!std::isfinite(merge_.beta)) a.refuse("beta", "a finite float", std::to_string(merge_.beta));
+        if (!std::isfinite(merge_.beta)) a.refuse("beta", "a finite float", real_text(merge_.beta));
     }
 
 protected:
@@ -302,7 +302,7 @@ public:
         params_.clusters = a.integer_in("n_clusters", 16, 0, kInt32Max);
         params_.max_iterations = a.integer_in("max_iter", 300, 1, kInt32Max);
         const float tolerance = a.real("tol", 1e-4f);
-        if (!(std::isfinite(tolerance) && tolerance >= 0.0f)) a.refuse("tol", "a finite float >= 0", std::to_string(tolerance));
+        if (!(std::isfinite(tolerance) && tolerance >= 0.0f)) a.refuse("tol", "a finite float >= 0", real_text(tolerance));
         params_.tolerance = tolerance;
         const int64_t seed = a.integer("random_state", 0);
         if (seed < 0) a.refuse("random_state", "an integer >= 0", std::to_string(seed));
