@@ -44,7 +44,7 @@ elseif(NOT _tk_ort_mode STREQUAL "AUTO" AND NOT _tk_ort_mode STREQUAL "ON")
 elseif(CMAKE_CROSSCOMPILING AND _tk_ort_mode STREQUAL "AUTO")
   # The NuGet package's headers are the host's ORT; a cross build (arm64, win64) has no ORT to load
   # the library under its emulator, and the tests that use it run on the host.
-  _tk_ort_unavailable("this is a cross build (TOKENKERNELS_ORT=ON builds it anyway, given TOKENKERNELS_ORT_INCLUDE_DIR)")
+  _tk_ort_unavailable("this is a cross build (TOKENKERNELS_ORT=ON builds it anyway)")
 else()
   set(_tk_ort_dir "${TOKENKERNELS_ORT_INCLUDE_DIR}")
   set(_tk_ort_source "TOKENKERNELS_ORT_INCLUDE_DIR")
