@@ -391,14 +391,15 @@ tk_tensor reshaped(const tk_tensor& t, const std::vector<int64_t>& shape) {
 tk_tensor rows(const tk_tensor& t, int64_t begin, int64_t count) {
     tk_tensor view = t;
     view.shape[1] = count;
-    if (count > 0) view.data = static_cast<char*>(t.data) + begin * t.strides[1] * tk_dtype_size(t.dtype);
+    // An empty tensor's data may be NULL: no offset then.
+    if (count > 0 && t.data != nullptr) view.data = static_cast<char*>(t.data) + begin * t.strides[1] * tk_dtype_size(t.dtype);
     return view;
 }
 
 tk_tensor columns(const tk_tensor& t, int64_t begin, int64_t end) {
     tk_tensor view = t;
     view.shape[1] = end - begin;
-    if (end > begin) view.data = static_cast<char*>(t.data) + begin * t.strides[1] * tk_dtype_size(t.dtype);
+    if (end > begin && t.data != nullptr) view.data = static_cast<char*>(t.data) + begin * t.strides[1] * tk_dtype_size(t.dtype);
     return view;
 }
 
