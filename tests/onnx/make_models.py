@@ -65,7 +65,7 @@ def write_model(directory, manifest, name, op, inputs, outputs, attributes=None,
         "op": op,
         "attributes": attributes,
         "inputs": [{"name": n, "type": t, "shape": s} for n, t, s in inputs if n],
-        "outputs": [{"name": n, "type": t} for n, t, _ in outputs if n],
+        "outputs": [{"name": n, "type": t, "rank": r} for n, t, r in outputs if n],
         "expect": expect or "ok",
     }
 
@@ -147,8 +147,30 @@ def recipe_models(directory, manifest):
         write_model(directory, manifest, f"vidcom2_{t}", "VidCom2", [("x", t, [2, 5, 3, 4, 48])], selection_outputs,
                     {"retention_ratio": 0.3})
         write_model(directory, manifest, f"framefusion_{t}", "FrameFusion", [("x", t, [2, 5, 3, 4, 40])],
-                    [("tokens", t, 3), ("sizes", "float32", 2), ("source_map", "int64", 2), ("merge_count", "int32", 1)],
+                    [("tokens", t, 3), ("merge_count", "int32", 1), ("sizes", "float32", 2), ("source_map", "int64", 2)],
                     {"similarity_lower_bound": 0.6, "max_merges": 20})
+
+
+def minimal_models(directory, manifest):
+    """Float32 models that leave optional outputs out (the op then keeps what it needs in scratch), named
+    <model>_minimal: the tests compare each with the full model on the same inputs."""
+    kept = {
+        "tome_merge_threshold_float32": ["out"],
+        "topk_float32": ["indices"],
+        "diversity_float32": ["order"],
+        "divprune_float32": ["tokens", "kept_positions"],
+        "cdpruner_float32": ["tokens", "kept_positions"],
+        "dpcknn_blend_float32": ["tokens"],
+        "kmeans_float32": ["centres"],
+        "evs_float32": ["tokens"],
+        "framefusion_float32": ["tokens", "merge_count"],
+    }
+    for full, names in kept.items():
+        spec = manifest[full]
+        write_model(directory, manifest, full + "_minimal", spec["op"],
+                    [(i["name"], i["type"], i["shape"]) for i in spec["inputs"]],
+                    [(o["name"], o["type"], o["rank"]) for o in spec["outputs"] if o["name"] in names],
+                    spec["attributes"])
 
 
 def error_models(directory, manifest):
@@ -201,6 +223,7 @@ def main():
     manifest = {}
     family_models(directory, manifest)
     recipe_models(directory, manifest)
+    minimal_models(directory, manifest)
     error_models(directory, manifest)
     with open(os.path.join(directory, "manifest.json"), "w", encoding="utf-8") as file:
         json.dump(manifest, file, indent=1, sort_keys=True)

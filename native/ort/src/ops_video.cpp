@@ -111,7 +111,8 @@ std::unique_ptr<NodeKernel> make_vidcom2(const KernelSetup& setup) {
 
 // FrameFusion (thu-nics/FrameFusion): a token merges into the same position of the previous frame
 // when their cosine is at least similarity_lower_bound. The count varies per item: tokens keeps a
-// fixed capacity of T * H * W rows, merge_count says how many of them item b lacks.
+// fixed capacity of T * H * W rows, merge_count (required, so it comes before the optional outputs)
+// says how many of them item b lacks.
 class FrameFusionKernel final : public NodeKernel {
 public:
     explicit FrameFusionKernel(const KernelSetup& setup) : NodeKernel(setup) {
@@ -126,10 +127,10 @@ protected:
         const Video video = read_video(run);
         const int64_t tokens = video.frames * video.height * video.width;
         const tk_tensor out = run.output(0, {video.batch, tokens, video.channels}, video.x.dtype);
+        const tk_tensor merge_count = run.output(1, {video.batch}, TK_DTYPE_I32);
         tk_tensor out_size_storage;
-        const tk_tensor* out_size = run.optional_output(1, {video.batch, tokens}, TK_DTYPE_F32, out_size_storage);
-        const Int64Indices source_map = run.int64_output(2, {video.batch, tokens});
-        const tk_tensor merge_count = run.output(3, {video.batch}, TK_DTYPE_I32);
+        const tk_tensor* out_size = run.optional_output(2, {video.batch, tokens}, TK_DTYPE_F32, out_size_storage);
+        const Int64Indices source_map = run.int64_output(3, {video.batch, tokens});
         uint64_t bytes = 0;
         run.check(tk_framefusion_workspace_size(&params_, &video.x, &bytes), "tk_framefusion_workspace_size");
         void* workspace = run.scratch(bytes);
@@ -155,7 +156,7 @@ void add_video_ops(std::vector<OpSpec>& ops) {
     ops.push_back({"VidCom2", {{"x", K::kFeatures}}, selection_outputs, make_vidcom2});
     ops.push_back({"FrameFusion",
                    {{"x", K::kFeatures}},
-                   {{"tokens", K::kFeatures}, {"sizes", K::kFloat32, true}, {"source_map", K::kInt64, true}, {"merge_count", K::kInt32}},
+                   {{"tokens", K::kFeatures}, {"merge_count", K::kInt32}, {"sizes", K::kFloat32, true}, {"source_map", K::kInt64, true}},
                    make_framefusion});
 }
 

@@ -22,6 +22,26 @@ public sealed class ModelTests
         }
     }
 
+    private static IEnumerable<string> MinimalModels() => TestModels.Specs.Keys.Where(n => n.EndsWith("_minimal", System.StringComparison.Ordinal)).OrderBy(n => n);
+
+    /// <summary>
+    /// A node that leaves optional outputs out (the op keeps what it needs of them in scratch) gives the same outputs it
+    /// keeps as the node with every output.
+    /// </summary>
+    [TestCaseSource(nameof(MinimalModels))]
+    public void LeftOutOutputsChangeNoOther(string model)
+    {
+        string full = model[..^"_minimal".Length];
+        Dictionary<string, TestTensor> inputs = TestInputs.For(TestModels.Get(full), 51);
+        Dictionary<string, TestTensor> minimal = OrtRunner.Run(model, inputs);
+        Dictionary<string, TestTensor> expected = OrtRunner.Run(full, inputs);
+        Assert.That(minimal.Count, Is.LessThan(expected.Count), "the minimal model leaves outputs out");
+        foreach ((string name, TestTensor output) in minimal)
+        {
+            Expect.Same(output, expected[name], name);
+        }
+    }
+
     [Test]
     public void EveryOpHasAModelInEveryFeatureType()
     {
