@@ -1,12 +1,12 @@
 #include "node.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
-#include <algorithm>
 
 namespace tk_ort {
 

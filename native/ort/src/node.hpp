@@ -10,7 +10,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "onnxruntime_cxx_api.h"
@@ -24,7 +23,8 @@ enum class Backend { kCpu, kCuda };
 // What element types an input or output takes.
 enum class ValueKind {
     kFeatures,  // the op's token type: one kernel is registered per float32, float16 and bfloat16
-    kAnyFloat,  // any float type, independent of the features' (the C ABI checks it)
+    kAnyFloat,  // float32, float16 or bfloat16, independent of the features' (any type at ORT's schema: the
+                // C ABI refuses the others, naming the input)
     kFloat32,
     kInt32,
     kInt64,

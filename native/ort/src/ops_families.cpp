@@ -1,8 +1,10 @@
 // The op families, one C ABI call each: pooling, ToMe merge and unmerge, attention and QK importance,
 // top-k, gather and diversity selection.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 #include "node.hpp"
 #include "ops.hpp"
