@@ -180,6 +180,23 @@ public class RegistrationTests
     }
 
     [Test]
+    public void TheLibraryBesideTheLoadedTokenKernelsLibraryIsRegisteredOnceAndItsOpsRun()
+    {
+        Environment.SetEnvironmentVariable(TokenKernelsOrt.LibraryPathEnvironmentVariable, null);
+        using var options = new SessionOptions();
+
+        string registered = options.RegisterTokenKernels();
+        string again = options.RegisterTokenKernels();
+
+        string besideMain = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(TokenKernelsLibrary.LoadedFrom))!, TokenKernelsOrt.LibraryFileName);
+        Assert.That(registered, Is.EqualTo(besideMain));
+        Assert.That(again, Is.EqualTo(registered), "a second call on the same options registers nothing more");
+        // A model with an ai.tokenkernels node loads only where its ops are registered (the model tests run them).
+        using var session = new InferenceSession(TestModels.PathOf("pool_window_avg_float32"), options);
+        Assert.That(session.InputMetadata, Has.Count.EqualTo(1));
+    }
+
+    [Test]
     public void NullOptionsAreRefused()
     {
         var e = Assert.Throws<ArgumentNullException>(() => SessionOptionsExtensions.RegisterTokenKernels(null!));
