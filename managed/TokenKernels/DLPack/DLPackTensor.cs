@@ -51,7 +51,8 @@ public readonly struct DLPackTensor
 
     /// <summary>
     /// False when the tensor was taken as read-only (<see cref="DLPack.FromVersionedTensor"/> with <c>writable</c>
-    /// false): then <see cref="AsHostTensor{T}"/> is refused.
+    /// false): then <see cref="AsHostTensor{T}"/> is refused. <see cref="DeviceTensor"/> has no read-only form, so
+    /// <see cref="AsDeviceTensor"/> still gives a view of such a tensor: pass it to device operations as an input only.
     /// </summary>
     public bool IsWritable { get; }
 
@@ -87,6 +88,9 @@ public readonly struct DLPackTensor
     }
 
     /// <summary>A view of CUDA memory, without a copy, for the device operations.</summary>
+    /// <remarks>A read-only DLPack tensor (<see cref="IsWritable"/> false) is viewed too, as the device operations take
+    /// their inputs as <see cref="DeviceTensor"/>s; passing it as an output would write memory its producer marked
+    /// read-only.</remarks>
     /// <exception cref="InvalidOperationException">The tensor is in host memory, or its last dimension does not have stride 1.</exception>
     public DeviceTensor AsDeviceTensor()
     {
