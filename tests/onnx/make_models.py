@@ -136,6 +136,9 @@ def recipe_models(directory, manifest):
                     {"clusters": 7})
         write_model(directory, manifest, f"dpcknn_blend_{t}", "DpcKnnAggregate", [("x", t, [2, 37, 40])], cluster_outputs,
                     {"clusters": 6, "neighbours": 4, "mode": "centre_count_blend", "beta": 0.6})
+        # HoliTom's centre blend: neighbours above clusters, so its k = min(neighbours, clusters) matters.
+        write_model(directory, manifest, f"dpcknn_holitom_{t}", "DpcKnnAggregate", [("x", t, [2, 37, 40])], cluster_outputs,
+                    {"clusters": 5, "neighbours": 7, "mode": "centre_blend", "beta": 0.6})
         write_model(directory, manifest, f"kmeans_{t}", "KMeans", [("x", t, [2, 37, 24])],
                     [("centres", "float32", 3), ("assignment", "int64", 2), ("sizes", "float32", 2), ("iterations", "int32", 1)],
                     {"n_clusters": 5, "random_state": 7})
@@ -191,7 +194,17 @@ def error_models(directory, manifest):
     write_model(directory, manifest, "bad_divprune_ratio", "DivPrune", [("x", f, [2, 53, 40])],
                 [("tokens", f, 3), ("kept_positions", "int64", 2)], {"threshold_ratio": 1.5}, expect="load")
     write_model(directory, manifest, "bad_kmeans_max_iter", "KMeans", [("x", f, [2, 37, 24])], [("centres", f, 3)],
-                {"max_iter": 0}, expect="load")
+                {"n_clusters": 4, "max_iter": 0}, expect="load")
+    # No cluster would leave every token's assignment -1, which the int64 outputs cannot carry.
+    write_model(directory, manifest, "bad_kmeans_no_clusters", "KMeans", [("x", f, [2, 37, 24])],
+                [("centres", f, 3), ("assignment", "int64", 2)], {"n_clusters": 0}, expect="load")
+    write_model(directory, manifest, "bad_kmeans_missing_n_clusters", "KMeans", [("x", f, [2, 37, 24])], [("centres", f, 3)],
+                expect="load")
+    write_model(directory, manifest, "bad_dpcknn_no_clusters", "DpcKnnAggregate", [("x", f, [2, 37, 40])],
+                [("tokens", f, 3), ("sizes", f, 2), ("centres", "int64", 2), ("assignment", "int64", 2)], {"clusters": 0},
+                expect="load")
+    write_model(directory, manifest, "bad_dpcknn_missing_clusters", "DpcKnnAggregate", [("x", f, [2, 37, 40])],
+                [("tokens", f, 3)], expect="load")
     # Shapes and values, refused by the C ABI when the node runs.
     write_model(directory, manifest, "bad_topk_k_above_n", "TopK", [("scores", f, [2, 37])], [("indices", "int64", 2)],
                 {"k": 40}, expect="run")
@@ -204,6 +217,12 @@ def error_models(directory, manifest):
     write_model(directory, manifest, "bad_visionzip_dominant", "VisionZip",
                 [("attention", f, [2, 3, 37, 37]), ("metric", f, [2, 37, 24]), ("hidden_states", f, [2, 37, 48])],
                 [("tokens", f, 3), ("kept_positions", "int64", 2)], {"dominant": 40, "contextual": 0}, expect="run")
+    write_model(directory, manifest, "bad_visionzip_queries", "VisionZip",
+                [("attention", f, [2, 3, 1, 37]), ("metric", f, [2, 37, 24]), ("hidden_states", f, [2, 37, 48])],
+                [("tokens", f, 3), ("kept_positions", "int64", 2)], {"dominant": 9, "contextual": 4}, expect="run")
+    write_model(directory, manifest, "bad_visionzip_metric", "VisionZip",
+                [("attention", f, [2, 3, 37, 37]), ("metric", f, [2, 36, 24]), ("hidden_states", f, [2, 37, 48])],
+                [("tokens", f, 3), ("kept_positions", "int64", 2)], {"dominant": 9, "contextual": 4}, expect="run")
     write_model(directory, manifest, "bad_attention_key_range", "AttentionImportance",
                 [("attention", f, [2, 3, 5, 37])], [("importance", "float32", 2)], {"key_begin": 30, "key_end": 40},
                 expect="run")

@@ -8,6 +8,14 @@
 #include <limits>
 #include <new>
 
+// The int64 elements of the graph are written through their low 32-bit halves (Int64Indices), which
+// needs a little-endian target (every Windows target is one).
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "int64 outputs are written through their low halves: a little-endian target is needed");
+#elif !defined(_WIN32)
+#error "int64 outputs are written through their low halves: a little-endian target is needed, and this compiler does not say the byte order"
+#endif
+
 namespace tk_ort {
 
 namespace {
@@ -86,14 +94,6 @@ tk_dtype dtype_of(ONNXTensorElementDataType type) {
         case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return TK_DTYPE_I64;
         default: return -1;
     }
-}
-
-// The int64 elements of the graph are written through their low 32-bit halves (Int64Indices).
-bool little_endian() {
-    const uint32_t probe = 1;
-    uint8_t first = 0;
-    std::memcpy(&first, &probe, 1);
-    return first == 1;
 }
 
 }  // namespace
@@ -212,7 +212,6 @@ OrtStatusPtr NodeKernel::ComputeV2(OrtKernelContext* context) noexcept {
 NodeKernel::Run::Run(const NodeKernel& kernel, OrtKernelContext* context)
     : kernel_(kernel), context_(context),
       device_kind_(kernel.backend_ == Backend::kCuda ? TK_DEVICE_CUDA : TK_DEVICE_CPU) {
-    if (!little_endian()) name().fail(ORT_FAIL, "int64 outputs are written through their low halves, which needs a little-endian machine");
     if (device_kind_ == TK_DEVICE_CUDA) {
         // Every op's first input is required: its memory says which device the node runs on.
         device_ordinal_ = context_.GetInput(0).GetTensorMemoryInfo().GetDeviceId();
@@ -221,7 +220,11 @@ NodeKernel::Run::Run(const NodeKernel& kernel, OrtKernelContext* context)
 }
 
 NodeKernel::Run::~Run() {
-    for (void* p : scratch_) allocator_->Free(p);
+    // A destructor must not throw: a failed free is ignored (its status released).
+    for (void* p : scratch_) {
+        OrtStatus* status = Ort::GetApi().AllocatorFree(*allocator_, p);
+        if (status != nullptr) Ort::GetApi().ReleaseStatus(status);
+    }
 }
 
 bool NodeKernel::Run::has_input(size_t index) const {
@@ -332,16 +335,19 @@ tk_tensor NodeKernel::Run::int64_output_or_scratch(size_t index, const std::vect
 
 void* NodeKernel::Run::scratch(uint64_t bytes) {
     if (bytes == 0) return nullptr;
-    if (!allocator_) {
-        // The allocator of the device the node's first input lives on: ORT's CPU allocator, or its
-        // allocator of that CUDA device.
-        const Ort::ConstMemoryInfo memory = context_.GetInput(0).GetTensorMemoryInfo();
-        const OrtMemoryInfo* info = memory;
-        allocator_.emplace(context_.GetAllocator(*info));
-    }
+    // The memory of the node's first input: ORT's CPU memory, or that CUDA device's.
+    const Ort::ConstMemoryInfo memory = context_.GetInput(0).GetTensorMemoryInfo();
+    const OrtMemoryInfo* info = memory;
+    if (!allocator_) allocator_.emplace(context_.GetAllocator(*info));
     if (bytes > std::numeric_limits<size_t>::max()) name().fail(ORT_FAIL, "scratch of " + std::to_string(bytes) + " bytes does not fit size_t");
     scratch_.reserve(scratch_.size() + 1);
-    void* p = allocator_->Alloc(static_cast<size_t>(bytes));
+    void* p = nullptr;
+    if (device_kind_ == TK_DEVICE_CUDA) {
+        // Allocated on the compute stream (see Run); freed by the same device's allocator.
+        Ort::ThrowOnError(Ort::GetApi().KernelContext_GetScratchBuffer(context_.GetOrtKernelContext(), info, static_cast<size_t>(bytes), &p));
+    } else {
+        p = allocator_->Alloc(static_cast<size_t>(bytes));
+    }
     if (p == nullptr) name().fail(ORT_FAIL, "ONNX Runtime's allocator returned no memory for " + std::to_string(bytes) + " bytes of scratch");
     scratch_.push_back(p);
     return p;

@@ -140,8 +140,11 @@ private:
 
 // One int64 tensor of the graph that a C ABI op writes as i32: zero-filled, then written through
 // `as_i32`, a view of the low halves of its little-endian int64 elements, so every value >= 0 reads
-// back exactly as int64 on the CPU and on CUDA without a conversion kernel. The ops of this library
-// write no negative value there (no per-item lengths are taken, so no -1 padding).
+// back exactly as int64 on the CPU and on CUDA without a conversion kernel (the C ABI's index outputs
+// are i32 alone). A -1 would read back as 4294967295, and no op of this library can write one: the C
+// ABI pads with -1 only past an item's count (k or K above the tokens ranked, per-item lengths or
+// counts, or no cluster at all), and the ops take no per-item lengths or counts, refuse k and K above
+// N (the C ABI) and take at least one cluster (the clusters and n_clusters attributes are >= 1).
 struct Int64Indices {
     tk_tensor as_i32{};
     tk_tensor as_i64{};
@@ -149,9 +152,12 @@ struct Int64Indices {
 };
 
 // One compute call: ORT's inputs and outputs as tk_tensor descriptors on the kernel's device, the
-// compute stream, and scratch from ORT's allocator freed when the call ends (on CUDA still in use by
-// the work enqueued on the stream, which later allocations on the same stream follow, as ORT's own
-// CUDA kernels free theirs).
+// compute stream, and scratch freed when the call ends. On CUDA the scratch comes from
+// KernelContext_GetScratchBuffer, which allocates it on ORT's compute stream: freed while the work
+// enqueued on that stream may still read it, it is handed again only to later work on the same
+// stream, or to another stream after ORT makes that stream wait, so concurrent Run() calls on other
+// streams never receive it early. On the CPU the work is done when the call returns, so scratch from
+// ORT's CPU allocator is freed then.
 class NodeKernel::Run {
 public:
     Run(const NodeKernel& kernel, OrtKernelContext* context);
@@ -199,7 +205,7 @@ private:
     tk_device_kind device_kind_;
     int32_t device_ordinal_ = 0;
     tk_stream stream_ = nullptr;
-    std::optional<Ort::Allocator> allocator_;
+    std::optional<Ort::Allocator> allocator_;  // the scratch's allocator, which frees it
     std::vector<void*> scratch_;
 };
 

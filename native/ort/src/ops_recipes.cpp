@@ -2,6 +2,7 @@
 // them (PruningMethods, CDPruner, ClusterRecipes, KMeans): VisionZip, FastV, DivPrune, CDPruner,
 // DPC-kNN cluster-and-aggregate and k-means. Every output shape follows from the attributes and the
 // input shapes, so nothing is read back from the device.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -55,9 +56,16 @@ public:
 protected:
     void compute(Run& run) override {
         const std::vector<int64_t> attention_shape = run.input_shape(0, 4, "[B, H, N, N]");
-        run.input_shape(1, 3, "[B, N, Cm]");
+        const std::vector<int64_t> metric_shape = run.input_shape(1, 3, "[B, N, Cm]");
         const std::vector<int64_t> hidden_shape = run.input_shape(2, 3, "[B, N, C]");
         require_attention_over(run, 0, attention_shape, hidden_shape, "hidden_states");
+        // The vision layer attends every token to every token (PruningMethods.VisionZip refuses the same).
+        if (attention_shape[2] != hidden_shape[1])
+            run.fail_input(0, "expected [B, H, N, N], N = " + std::to_string(hidden_shape[1]) +
+                                  " queries of hidden_states attending to N keys, got shape " + shape_text(attention_shape));
+        if (metric_shape[0] != hidden_shape[0] || metric_shape[1] != hidden_shape[1])
+            run.fail_input(1, "expected [B, N, Cm] with B = " + std::to_string(hidden_shape[0]) + " and N = " +
+                                  std::to_string(hidden_shape[1]) + " of hidden_states, got shape " + shape_text(metric_shape));
         const tk_tensor attention = run.input(0), metric = run.input(1), hidden = run.input(2);
         const int64_t batch = hidden_shape[0], tokens = hidden_shape[1];
 
@@ -253,16 +261,23 @@ private:
 // ---- DPC-kNN cluster-and-aggregate ---------------------------------------------------------------
 
 // Each item's tokens clustered by DPC-kNN, each cluster replaced by one token: the mean of its
-// members (ClusterRecipes.ClusterAndAggregate), or a blend with its centre (HoliTom's, FastVID's DTM).
+// members (ClusterRecipes.ClusterAndAggregate), or a blend with its centre (HoliTom's centre blend
+// formula, FastVID's DTM). Cluster j is the j-th centre in DPC-kNN's score order, in every mode:
+// HoliTom's merge (ClusterRecipes.HoliTomMerge) renumbers the clusters by centre position, which
+// needs the centres read back, so the node leaves that to the graph (the centres output has them).
 class DpcKnnAggregateKernel final : public NodeKernel {
 public:
     explicit DpcKnnAggregateKernel(const KernelSetup& setup) : NodeKernel(setup) {
         const Attributes a(setup);
-        dpc_.clusters = a.integer_in("clusters", 64, 0, kInt32Max);
+        // Required (the token budget), and at least 1: with no cluster the assignment would be -1,
+        // which the int64 outputs cannot carry (Int64Indices).
+        dpc_.clusters = a.integer_in("clusters", std::nullopt, 1, kInt32Max);
         dpc_.neighbours = a.integer_in("neighbours", 5, 1, kInt32Max);
         const int32_t mode = a.choice("mode", "mean", {"mean", "centre_blend", "centre_count_blend"});
         merge_.clusters = dpc_.clusters;
         merge_.mode = mode == 0 ? TK_CLUSTER_MERGE_MEAN : mode == 1 ? TK_CLUSTER_MERGE_CENTRE_BLEND : TK_CLUSTER_MERGE_CENTRE_COUNT_BLEND;
+        // HoliTom's density takes k = min(neighbours, clusters), as ClusterRecipes.HoliTomMerge does.
+        if (merge_.mode == TK_CLUSTER_MERGE_CENTRE_BLEND) dpc_.neighbours = std::min(dpc_.neighbours, dpc_.clusters);
         merge_.beta = a.real("beta", 0.6f);
         if (!std::isfinite(merge_.beta)) a.refuse("beta", "a finite float", real_text(merge_.beta));
     }
@@ -299,7 +314,9 @@ class KMeansKernel final : public NodeKernel {
 public:
     explicit KMeansKernel(const KernelSetup& setup) : NodeKernel(setup) {
         const Attributes a(setup);
-        params_.clusters = a.integer_in("n_clusters", 16, 0, kInt32Max);
+        // Required (the token budget; scikit-learn's default of 8 is none), and at least 1: with no
+        // cluster the assignment would be -1, which the int64 outputs cannot carry (Int64Indices).
+        params_.clusters = a.integer_in("n_clusters", std::nullopt, 1, kInt32Max);
         params_.max_iterations = a.integer_in("max_iter", 300, 1, kInt32Max);
         const float tolerance = a.real("tol", 1e-4f);
         if (!(std::isfinite(tolerance) && tolerance >= 0.0f)) a.refuse("tol", "a finite float >= 0", real_text(tolerance));

@@ -23,6 +23,10 @@ public sealed class ErrorTests
     [TestCase("bad_evs_rate", "TokenKernels EVS node 'bad_evs_rate': attributes refused by tk_evs_retained_tokens " + Invalid + ": params->pruning_rate: expected q in [0, 1) (the fraction of tokens pruned), got 1.5")]
     [TestCase("bad_divprune_ratio", "TokenKernels DivPrune node 'bad_divprune_ratio': attribute 'threshold_ratio': expected a fraction in [0, 1], got 1.5")]
     [TestCase("bad_kmeans_max_iter", "TokenKernels KMeans node 'bad_kmeans_max_iter': attribute 'max_iter': expected an integer in [1, 2147483647], got 0")]
+    [TestCase("bad_kmeans_no_clusters", "TokenKernels KMeans node 'bad_kmeans_no_clusters': attribute 'n_clusters': expected an integer in [1, 2147483647], got 0")]
+    [TestCase("bad_kmeans_missing_n_clusters", "TokenKernels KMeans node 'bad_kmeans_missing_n_clusters': attribute 'n_clusters': expected an integer (the attribute is required), got none")]
+    [TestCase("bad_dpcknn_no_clusters", "TokenKernels DpcKnnAggregate node 'bad_dpcknn_no_clusters': attribute 'clusters': expected an integer in [1, 2147483647], got 0")]
+    [TestCase("bad_dpcknn_missing_clusters", "TokenKernels DpcKnnAggregate node 'bad_dpcknn_missing_clusters': attribute 'clusters': expected an integer (the attribute is required), got none")]
     public void BadAttributesFailTheSession(string model, string message)
     {
         Assert.That(TestModels.Get(model).Expect, Is.EqualTo("load"));
@@ -36,6 +40,8 @@ public sealed class ErrorTests
     [TestCase("bad_tome_tokens", "TokenKernels ToMeMerge node 'bad_tome_tokens': tk_merge failed " + Invalid + ": x.shape[1]: expected 37 (N of metric), got 35")]
     [TestCase("bad_gather_index", "TokenKernels Gather node 'bad_gather_index': tk_gather failed " + Invalid + ": indices[1, 4]: expected a token in [0, 37) (N of x), or -1 (padding), got 50")]
     [TestCase("bad_visionzip_dominant", "TokenKernels VisionZip node 'bad_visionzip_dominant': tk_topk_workspace_size failed " + Invalid + ": params->k: expected 0 <= k <= 37 (N of scores), got 40")]
+    [TestCase("bad_visionzip_queries", "TokenKernels VisionZip node 'bad_visionzip_queries': input 'attention': expected [B, H, N, N], N = 37 queries of hidden_states attending to N keys, got shape [2, 3, 1, 37]")]
+    [TestCase("bad_visionzip_metric", "TokenKernels VisionZip node 'bad_visionzip_metric': input 'metric': expected [B, N, Cm] with B = 2 and N = 37 of hidden_states, got shape [2, 36, 24]")]
     [TestCase("bad_attention_key_range", "TokenKernels AttentionImportance node 'bad_attention_key_range': tk_attention_importance failed " + Invalid + ": params->key_begin, key_end: expected 0 <= key_begin <= key_end <= 37 (Nk), got [30, 40)")]
     [TestCase("bad_fastv_span", "TokenKernels FastV node 'bad_fastv_span': attributes 'image_token_start_index' = 20 and 'image_token_length' = 30 place the image past the N = 41 tokens of hidden_states")]
     [TestCase("bad_diversity_rank", "TokenKernels DiversitySelect node 'bad_diversity_rank': input 'x': expected rank 3 [B, N, C], got shape [2, 37]")]

@@ -97,7 +97,7 @@ public sealed class RecipeOpTests<T>
 
         Dictionary<string, TestTensor> actual = OrtRunner.Run(spec.Name, inputs);
 
-        ClusterAggregateResult<T> expected = ClusterRecipes.ClusterAndAggregate(x.Host<T>(), spec.Int("clusters", 64), spec.Int("neighbours", 5));
+        ClusterAggregateResult<T> expected = ClusterRecipes.ClusterAndAggregate(x.Host<T>(), spec.Int("clusters"), spec.Int("neighbours", 5));
         long[] clusterShape = { expected.MergedShape[0], expected.MergedShape[1] };
         Expect.Same(actual["tokens"], Expect.Features(_type, expected.MergedShape, expected.Merged), "tokens");
         Expect.Same(actual["sizes"], Expect.Floats(clusterShape, expected.Sizes), "sizes");
@@ -114,7 +114,7 @@ public sealed class RecipeOpTests<T>
 
         Dictionary<string, TestTensor> actual = OrtRunner.Run(spec.Name, inputs);
 
-        int clusters = spec.Int("clusters", 64);
+        int clusters = spec.Int("clusters");
         long[] clusterShape = { x.Shape[0], clusters };
         (int[] centres, int[] assignment) = DensityPeaksClustering.Cluster(x.Host<T>(), clusters, spec.Int("neighbours", 5));
         (T[] merged, float[] sizes) = ClusterAggregation.Merge(
@@ -124,6 +124,54 @@ public sealed class RecipeOpTests<T>
         Expect.Same(actual["sizes"], Expect.Floats(clusterShape, sizes), "sizes");
         Expect.Same(actual["centres"], Expect.Int64(clusterShape, centres), "centres");
         Expect.Same(actual["assignment"], Expect.Int64(x.Shape[..2], assignment), "assignment");
+    }
+
+    /// <summary>
+    /// Mode centre_blend with neighbours above clusters: the tokens of HoliTom's merge (k = min(neighbours, clusters)), whose
+    /// clusters are in centre position order where the node's are in DPC-kNN's score order; the node's outputs put in
+    /// position order by its centres equal HoliTomMerge's.
+    /// </summary>
+    [Test]
+    public void DpcKnnAggregateCentreBlendEqualsHoliTomMergeInCentreOrder()
+    {
+        ModelSpec spec = TestModels.Get(Model("dpcknn_holitom"));
+        Dictionary<string, TestTensor> inputs = TestInputs.For(spec, 30);
+        TestTensor x = inputs["x"];
+        int batch = (int)x.Shape[0], tokens = (int)x.Shape[1], channels = (int)x.Shape[2], clusters = spec.Int("clusters");
+        Assert.That(spec.Int("neighbours"), Is.GreaterThan(clusters), "HoliTom's k = min(neighbours, clusters) is clusters");
+
+        Dictionary<string, TestTensor> actual = OrtRunner.Run(spec.Name, inputs);
+
+        ClusterAggregateResult<T> expected = ClusterRecipes.HoliTomMerge(x.Host<T>(), (double)clusters / tokens, spec.Float("beta", 0.6f), spec.Int("neighbours"));
+        Assert.That(expected.MergedShape[1], Is.EqualTo(clusters));
+        long[] centres = actual["centres"].As<long>(), assignment = actual["assignment"].As<long>();
+        T[] merged = actual["tokens"].As<T>();
+        float[] sizes = actual["sizes"].As<float>();
+        var byPosition = new int[batch * clusters];
+        var positionMerged = new T[merged.Length];
+        var positionSizes = new float[sizes.Length];
+        var positionAssignment = new int[assignment.Length];
+        for (int b = 0; b < batch; b++)
+        {
+            int[] order = Enumerable.Range(0, clusters).OrderBy(j => centres[b * clusters + j]).ToArray();
+            var rank = new int[clusters];
+            for (int r = 0; r < clusters; r++)
+            {
+                rank[order[r]] = r;
+                byPosition[b * clusters + r] = (int)centres[b * clusters + order[r]];
+                positionSizes[b * clusters + r] = sizes[b * clusters + order[r]];
+                Array.Copy(merged, ((long)b * clusters + order[r]) * channels, positionMerged, ((long)b * clusters + r) * channels, channels);
+            }
+            for (int i = 0; i < tokens; i++)
+            {
+                positionAssignment[b * tokens + i] = rank[assignment[b * tokens + i]];
+            }
+        }
+        long[] clusterShape = { batch, clusters };
+        Expect.Same(Expect.Int64(clusterShape, byPosition), Expect.Int64(clusterShape, expected.Centres), "centres in position order");
+        Expect.Same(new TestTensor(_type, actual["tokens"].Shape, positionMerged), Expect.Features(_type, expected.MergedShape, expected.Merged), "tokens");
+        Expect.Same(Expect.Floats(clusterShape, positionSizes), Expect.Floats(clusterShape, expected.Sizes), "sizes");
+        Expect.Same(Expect.Int64(x.Shape[..2], positionAssignment), Expect.Int64(x.Shape[..2], expected.SourceMap), "assignment");
     }
 
     [Test]
@@ -136,7 +184,7 @@ public sealed class RecipeOpTests<T>
         Dictionary<string, TestTensor> actual = OrtRunner.Run(spec.Name, inputs);
 
         // ONNX float attributes are float32: the op widens tol to double, and so does this call.
-        var options = new KMeansOptions(spec.Int("n_clusters", 16))
+        var options = new KMeansOptions(spec.Int("n_clusters"))
         {
             MaxIterations = spec.Int("max_iter", 300),
             Tolerance = spec.Float("tol", 1e-4f),

@@ -27,6 +27,10 @@ internal sealed record ModelSpec(
     /// <summary>The shape of input <paramref name="name"/>.</summary>
     public long[] Shape(string name) => Inputs.First(i => i.Name == name).Shape;
 
+    /// <summary>Integer attribute <paramref name="name"/>, which the op requires (the model sets it).</summary>
+    public int Int(string name) =>
+        Attributes.TryGetValue(name, out JsonElement value) ? value.GetInt32() : throw new ArgumentException("model " + Name + " sets no attribute " + name + ".", nameof(name));
+
     /// <summary>Integer attribute <paramref name="name"/>, or <paramref name="fallback"/> when the model leaves it out.</summary>
     public int Int(string name, int fallback) => Attributes.TryGetValue(name, out JsonElement value) ? value.GetInt32() : fallback;
 
