@@ -1326,13 +1326,14 @@ void dlpack_tensor(Choices& c, Call& call, tk_dlpack_tensor& dl) {
 
     // Room for the elements of a valid descriptor of modest span (its strides are positive: the first
     // element is the lowest), and 64 bytes below the first to misalign data or not; else 64 bytes
-    // (the elements pass the end of the arena, as no call reads them).
+    // (no elements, or elements past the end of the arena: no call reads them).
     tk_dlpack_tensor probe = dl;
     probe.data = reinterpret_cast<void*>(uintptr_t{4096});
     probe.byte_offset = 0;
     const ExpectedView e = expected_view(probe);
+    const int64_t numel = e.refused.empty() ? saturating_numel(e.view) : 0;
     __int128 span = 64;
-    if (e.refused.empty() && saturating_numel(e.view) <= (int64_t{1} << 16)) {
+    if (numel > 0 && numel <= (int64_t{1} << 16)) {
         __int128 highest = 0;
         for (int32_t d = 0; d < e.view.rank; ++d)
             if (e.view.shape[d] > 1) highest += static_cast<__int128>(e.view.shape[d] - 1) * e.view.strides[d];
@@ -1486,7 +1487,17 @@ void fuzz_dlpack(Choices& c, Call& call) {
         static const tk_dtype kAny[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16, TK_DTYPE_I32, TK_DTYPE_I64};
         std::vector<int64_t> shape(static_cast<size_t>(c.range(1, 4)));
         for (int64_t& size : shape) size = c.range(0, 5);
-        export_and_back(c, call, call.tensor(shape, c.pick(kAny), Role::kInput), false);
+        const tk_tensor* t = call.tensor(shape, c.pick(kAny), Role::kInput);
+        // Now and then on a CUDA device with any ordinal: exported without a CUDA call, a negative one refused.
+        tk_tensor on_cuda;
+        if (t != nullptr && c.one_in(6)) {
+            static const int32_t kOrdinals[] = {0, 1, 7, -1, INT32_MIN, INT32_MAX};
+            on_cuda = *t;
+            on_cuda.device_kind = TK_DEVICE_CUDA;
+            on_cuda.device_ordinal = c.pick(kOrdinals);
+            t = &on_cuda;
+        }
+        export_and_back(c, call, t, false);
         return;
     }
     tk_tensor* view = call.scalar<tk_tensor>(1, Role::kOutput);
