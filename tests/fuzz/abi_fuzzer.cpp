@@ -650,9 +650,10 @@ void fuzz_library_info(Choices& c, Call& call) {
         }
         case 1: {
             static const char* const kStructs[] = {"tk_tensor", "tk_pool_params", "tk_merge_params", "tk_importance_params",
-                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_kmeans_params", "tk_nope", "",
-                                                   nullptr};
-            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature", "nope", ""};
+                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_kmeans_params",
+                                                   "tk_dlpack_tensor", "tk_dlpack_managed_tensor_versioned", "tk_nope", "", nullptr};
+            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature",
+                                                  "byte_offset", "dl_tensor", "flags", "nope", ""};
             const char* name = c.pick(kStructs);
             const char* field = c.pick(kFields);
             uint64_t* value = call.scalar<uint64_t>(1, Role::kOutput);
