@@ -14,6 +14,13 @@
 //   - a call given a descriptor that no valid call has (unknown dtype or device, a CUDA tensor in this
 //     CPU-only build, a negative size, an extent beyond the address space, NULL or misaligned data) was
 //     rejected.
+// DLPack tensors (DLTensor, DLManagedTensor, DLManagedTensorVersioned) are built in the arena too, their
+// shape and strides arrays readable and their elements not (no DLPack call reads them). Whether a
+// DLPack call is accepted is known exactly from the SPEC's rules, so both ways are checked: taken in,
+// an accepted DLPack tensor gives the SPEC's view; exported, a tk_tensor gives a DLPack tensor that
+// describes it and is taken back in as the SPEC says (a view taken through DLPack round trips
+// unchanged); the export's deleter frees its block alone and touches no arena byte; the library never
+// calls a deleter it was given.
 // A broken invariant aborts with a description of the call. At exit the target prints how many
 // calls it made, accepted and rejected.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -46,6 +53,9 @@ struct Counts {
     uint64_t accepted = 0;
     uint64_t rejected = 0;
     uint64_t inputs = 0;
+    uint64_t dlpack_views = 0;        // DLPack tensors taken in
+    uint64_t dlpack_exports = 0;      // tk_tensors exported as DLPack tensors
+    uint64_t dlpack_round_trips = 0;  // views exported and taken back in
 };
 Counts counts;
 
@@ -53,6 +63,8 @@ void print_counts() {
     std::fprintf(stderr, "tokenkernels fuzzer: %" PRIu64 " calls (%" PRIu64 " accepted, %" PRIu64 " rejected) from %" PRIu64
                  " inputs\n",
                  counts.calls, counts.accepted, counts.rejected, counts.inputs);
+    std::fprintf(stderr, "tokenkernels fuzzer: DLPack %" PRIu64 " views taken, %" PRIu64 " exports, %" PRIu64 " round trips\n",
+                 counts.dlpack_views, counts.dlpack_exports, counts.dlpack_round_trips);
 }
 
 [[noreturn]] void finding(const std::string& what) {
@@ -287,6 +299,9 @@ public:
         if (role == Role::kOutput) writable_.push_back({p, sizeof(T) * count});
         return reinterpret_cast<T*>(p);
     }
+    // `bytes` of the arena that no call may touch (the elements of a DLPack tensor: taking a view or
+    // exporting one reads none of them), or NULL when the arena is full.
+    uint8_t* untouchable(size_t bytes, size_t alignment) { return arena_.take(bytes, alignment); }
     // A workspace for an op that queried `queried` bytes (or NULL when the query failed).
     struct Workspace {
         void* data = nullptr;
@@ -303,6 +318,16 @@ public:
         arena_.disarm();
         check(entry, std::vector<const tk_tensor*>(args), status);
         return status;
+    }
+    // Runs `call`, which returns nothing, with the whole arena poisoned, then checks that it changed
+    // no byte of it.
+    template <class F>
+    void run_outside_arena(const char* what, F&& call) {
+        arena_.arm({});
+        call();
+        arena_.disarm();
+        const int64_t stray = arena_.first_stray_write({});
+        if (stray >= 0) finding(std::string(what) + " wrote arena byte " + std::to_string(stray));
     }
 
 private:
@@ -625,9 +650,10 @@ void fuzz_library_info(Choices& c, Call& call) {
         }
         case 1: {
             static const char* const kStructs[] = {"tk_tensor", "tk_pool_params", "tk_merge_params", "tk_importance_params",
-                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_kmeans_params", "tk_nope", "",
-                                                   nullptr};
-            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature", "nope", ""};
+                                                   "tk_topk_params", "tk_diversity_params", "tk_vidcom2_params", "tk_kmeans_params",
+                                                   "tk_dlpack_tensor", "tk_dlpack_managed_tensor_versioned", "tk_nope", "", nullptr};
+            static const char* const kFields[] = {nullptr, "data", "shape", "strides", "mode", "k", "r", "scale", "temperature",
+                                                  "byte_offset", "dl_tensor", "flags", "nope", ""};
             const char* name = c.pick(kStructs);
             const char* field = c.pick(kFields);
             uint64_t* value = call.scalar<uint64_t>(1, Role::kOutput);
@@ -1097,6 +1123,446 @@ void fuzz_temporal(Choices& c, Call& call) {
     }
 }
 
+// ---- DLPack ------------------------------------------------------------------------------------------
+
+// The five DLDataTypes the library takes and their tk_dtypes (SPEC "DLPack").
+struct DlpackType {
+    tk_dtype dtype;
+    tk_dlpack_dtype dl;
+};
+const DlpackType kDlpackTypes[] = {{TK_DTYPE_F32, {TK_DLPACK_FLOAT, 32, 1}},
+                                   {TK_DTYPE_F16, {TK_DLPACK_FLOAT, 16, 1}},
+                                   {TK_DTYPE_BF16, {TK_DLPACK_BFLOAT, 16, 1}},
+                                   {TK_DTYPE_I32, {TK_DLPACK_INT, 32, 1}},
+                                   {TK_DTYPE_I64, {TK_DLPACK_INT, 64, 1}}};
+
+// Why no call takes t by the checks of every tk_tensor that need no device (SPEC "Tensors",
+// "Alignment", "Overflow"), or "" when it passes them. A CUDA tensor passes them with any ordinal.
+std::string layout_problem(const tk_tensor& t) {
+    const int64_t element = tk_dtype_size(t.dtype);
+    if (element == 0) return "an unknown dtype";
+    if (t.device_kind != TK_DEVICE_CPU && t.device_kind != TK_DEVICE_CUDA) return "an unknown device kind";
+    if (t.device_kind == TK_DEVICE_CPU && t.device_ordinal != 0) return "a CPU ordinal other than 0";
+    if (t.rank < 1 || t.rank > TK_MAX_RANK) return "a rank outside [1, 8]";
+    for (int32_t d = 0; d < t.rank; ++d)
+        if (t.shape[d] < 0) return "a negative size";
+    const int64_t numel = saturating_numel(t);
+    if (numel == INT64_MAX) return "an element count beyond int64";
+    if (numel == 0) return "";
+    if (t.data == nullptr) return "NULL data";
+    if (reinterpret_cast<uintptr_t>(t.data) % static_cast<uintptr_t>(element) != 0) return "misaligned data";
+    // Element offsets of the lowest and highest element; each term is below 2^126 and the sum stops
+    // growing once past PTRDIFF_MAX, so neither overflows.
+    __int128 lowest = 0, highest = 0;
+    for (int32_t d = 0; d < t.rank; ++d) {
+        if (t.shape[d] > 1) ((t.strides[d] < 0) ? lowest : highest) += static_cast<__int128>(t.shape[d] - 1) * t.strides[d];
+        if (highest - lowest + 1 > PTRDIFF_MAX / element) return "an extent beyond the address space";
+    }
+    const auto address = static_cast<__int128>(reinterpret_cast<uintptr_t>(t.data));
+    if (address + lowest * element < 0 || address + (highest + 1) * element > static_cast<__int128>(UINTPTR_MAX))
+        return "an extent that wraps around the address space";
+    return "";
+}
+
+// The view tk_tensor_from_dlpack* takes of dl (SPEC "DLPack", "Into a tk_tensor"), or why the SPEC
+// refuses dl. Reads dl.shape and dl.strides only for an ndim in [1, 8].
+struct ExpectedView {
+    std::string refused;
+    tk_tensor view{};
+};
+
+ExpectedView refusal(const char* why) {
+    ExpectedView e;
+    e.refused = why;
+    return e;
+}
+
+ExpectedView expected_view(const tk_dlpack_tensor& dl) {
+    ExpectedView e;
+    tk_tensor& v = e.view;
+    if (dl.ndim < 1 || dl.ndim > TK_MAX_RANK) return refusal("an ndim outside [1, 8]");
+    if (dl.dtype.lanes != 1) return refusal("a lane count other than 1");
+    v.dtype = -1;
+    for (const DlpackType& type : kDlpackTypes)
+        if (type.dl.code == dl.dtype.code && type.dl.bits == dl.dtype.bits) v.dtype = type.dtype;
+    if (v.dtype < 0) return refusal("a type code and width without a tk_dtype");
+    switch (dl.device.device_type) {
+        case TK_DLPACK_CPU:
+        case TK_DLPACK_CUDA_HOST:
+            v.device_kind = TK_DEVICE_CPU;
+            v.device_ordinal = 0;
+            break;
+        case TK_DLPACK_CUDA:
+        case TK_DLPACK_CUDA_MANAGED:
+            if (dl.device.device_id < 0) return refusal("a negative CUDA device_id");
+            v.device_kind = TK_DEVICE_CUDA;
+            v.device_ordinal = dl.device.device_id;
+            break;
+        default:
+            return refusal("a device type the library does not take");
+    }
+    if (dl.shape == nullptr) return refusal("NULL shape");
+    const auto address = reinterpret_cast<uintptr_t>(dl.data);
+    if (dl.data == nullptr && dl.byte_offset != 0) return refusal("a byte_offset with NULL data");
+    if (dl.byte_offset > UINTPTR_MAX - address) return refusal("a byte_offset that carries data past the address space");
+    v.data = reinterpret_cast<void*>(address + static_cast<uintptr_t>(dl.byte_offset));
+    v.rank = dl.ndim;
+    bool empty = false;
+    for (int32_t d = 0; d < v.rank; ++d) {
+        v.shape[d] = dl.shape[d];
+        empty = empty || v.shape[d] == 0;
+    }
+    // A stride that addresses nothing (NULL strides, a dimension of size 1, a tensor without
+    // elements) is the compact row-major one: the product of the later sizes, those below 1 counted as
+    // 1. The product saturates at INT64_MAX, as it can only overflow for a tensor without elements or
+    // one whose element count is refused.
+    int64_t compact = 1;
+    for (int32_t d = v.rank - 1; d >= 0; --d) {
+        v.strides[d] = dl.strides == nullptr || empty || v.shape[d] == 1 ? compact : dl.strides[d];
+        const int64_t size = std::max<int64_t>(v.shape[d], 1);
+        compact = compact > INT64_MAX / size ? INT64_MAX : compact * size;
+    }
+    if (!empty)
+        for (int32_t d = 0; d < v.rank; ++d)
+            if (v.shape[d] > 1 && v.strides[d] < 1) return refusal("a stride of 0 or less on a dimension of size above 1");
+    e.refused = layout_problem(v);
+    return e;
+}
+
+bool same_view(const tk_tensor& a, const tk_tensor& b) {
+    if (a.data != b.data || a.dtype != b.dtype || a.device_kind != b.device_kind || a.device_ordinal != b.device_ordinal || a.rank != b.rank)
+        return false;
+    for (int32_t d = 0; d < std::clamp(a.rank, 0, TK_MAX_RANK); ++d)
+        if (a.shape[d] != b.shape[d] || a.strides[d] != b.strides[d]) return false;
+    return true;
+}
+
+std::string describe(const tk_dlpack_tensor& dl) {
+    const auto list = [&](const int64_t* values) {
+        if (values == nullptr) return std::string("NULL");
+        std::string s = "[";
+        for (int32_t d = 0; d < std::clamp(dl.ndim, 0, TK_MAX_RANK); ++d) s += (d ? ", " : "") + std::to_string(values[d]);
+        return s + "]";
+    };
+    char pointer[32];
+    std::snprintf(pointer, sizeof pointer, "%p", dl.data);
+    return "DLTensor code " + std::to_string(dl.dtype.code) + " bits " + std::to_string(dl.dtype.bits) + " lanes " +
+           std::to_string(dl.dtype.lanes) + " device " + std::to_string(dl.device.device_type) + ":" + std::to_string(dl.device.device_id) +
+           " ndim " + std::to_string(dl.ndim) + " shape " + list(dl.shape) + " strides " + list(dl.strides) + " byte_offset " +
+           std::to_string(dl.byte_offset) + " data " + pointer;
+}
+
+// Fails when an entry point's acceptance of `what` disagrees with the SPEC (`refused` empty: it takes it).
+void check_acceptance(const char* entry, tk_status status, const std::string& refused, const std::string& what) {
+    if (status == TK_STATUS_OK && !refused.empty())
+        finding(std::string(entry) + " accepted " + what + ", which the SPEC refuses: " + refused);
+    if (status != TK_STATUS_OK && refused.empty())
+        finding(std::string(entry) + " refused " + what + ", which the SPEC takes: " + tk_last_error());
+}
+
+// The deleters of the fuzzer's DLPack tensors: the library never calls one it was given.
+void producer_deleter(tk_dlpack_managed_tensor*) { finding("the library called the deleter of a DLManagedTensor it was given"); }
+void producer_versioned_deleter(tk_dlpack_managed_tensor_versioned*) {
+    finding("the library called the deleter of a DLManagedTensorVersioned it was given");
+}
+
+// Fills dl (in the arena) from the input: one of the five types or another code, width or lane
+// count; every device type, known to dlpack.h or not, and ids negative or not; any ndim; sizes
+// small, zero, negative or huge; strides NULL, compact, padded, permuted, zero, negative or
+// overflowing, and leftovers where they address nothing; data and byte_offset placing the first
+// element in the arena, misaligned, at NULL, near the top of the address space or past it. Its shape
+// and strides arrays (as many entries as ndim, up to 16) are arena bytes the call may read; its
+// elements arena bytes it must not touch.
+void dlpack_tensor(Choices& c, Call& call, tk_dlpack_tensor& dl) {
+    dl.dtype = c.pick(kDlpackTypes).dl;
+    if (c.one_in(12)) {  // unsigned, opaque, complex, bool, float8 and codes past them; other widths
+        static const uint8_t kCodes[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 255};
+        static const uint8_t kBits[] = {0, 1, 4, 8, 16, 32, 64, 128, 255};
+        dl.dtype.code = c.pick(kCodes);
+        dl.dtype.bits = c.pick(kBits);
+    }
+    if (c.one_in(24)) {
+        static const uint16_t kLanes[] = {0, 2, 4, 16, 65535};
+        dl.dtype.lanes = c.pick(kLanes);
+    }
+    switch (c.range(0, 7)) {
+        case 4: dl.device.device_type = TK_DLPACK_CUDA; break;
+        case 5: dl.device.device_type = TK_DLPACK_CUDA_HOST; break;
+        case 6: dl.device.device_type = TK_DLPACK_CUDA_MANAGED; break;
+        case 7:  // every other DLDeviceType, known to dlpack.h or not
+            dl.device.device_type = c.one_in(8) ? c.any_int32() : static_cast<int32_t>(c.range(-1, 18));
+            break;
+        default: dl.device.device_type = TK_DLPACK_CPU;
+    }
+    static const int32_t kIds[] = {0, 1, 3, -1, INT32_MIN, INT32_MAX};
+    dl.device.device_id = c.one_in(4) ? c.pick(kIds) : 0;
+    if (c.one_in(16))
+        dl.ndim = c.one_in(3) ? c.any_int32() : static_cast<int32_t>(c.range(-1, TK_MAX_RANK + 2));
+    else
+        dl.ndim = static_cast<int32_t>(c.one_in(4) ? c.range(5, TK_MAX_RANK) : c.range(1, 4));
+
+    const auto entries = static_cast<size_t>(std::clamp(dl.ndim, 0, 16));
+    std::vector<int64_t> sizes(entries), steps(entries);
+    static const int64_t kOddSizes[] = {0, -1, INT64_MIN, int64_t{1} << 31, int64_t{1} << 32, int64_t{1} << 62, INT64_MAX};
+    for (int64_t& size : sizes) size = c.one_in(20) ? c.pick(kOddSizes) : c.range(0, 5);
+    tk_tensor layout{};  // the first 8 sizes as a tk_tensor, for set_strides
+    layout.rank = static_cast<int32_t>(std::min<size_t>(entries, TK_MAX_RANK));
+    std::copy(sizes.begin(), sizes.begin() + layout.rank, layout.shape);
+    set_strides(layout, c);
+    for (size_t i = 0; i < entries; ++i) steps[i] = i < TK_MAX_RANK ? layout.strides[i] : c.range(-3, 9);
+    // What producers leave in strides that address nothing (PyTorch: the stride a size-1 slice came
+    // from, 0 after expand, a negative one after a flip).
+    if (c.one_in(3)) {
+        static const int64_t kLeftovers[] = {0, -1, -7, 3, 12345, int64_t{1} << 62, INT64_MIN, INT64_MAX};
+        const bool empty = std::find(sizes.begin(), sizes.end(), 0) != sizes.end();
+        for (size_t i = 0; i < entries; ++i)
+            if (empty || sizes[i] == 1) steps[i] = c.pick(kLeftovers);
+    }
+    int64_t* shape = call.scalar<int64_t>(entries, Role::kInput);
+    int64_t* strides = c.one_in(3) ? nullptr : call.scalar<int64_t>(entries, Role::kInput);
+    if (shape != nullptr) std::copy(sizes.begin(), sizes.end(), shape);
+    if (strides != nullptr) std::copy(steps.begin(), steps.end(), strides);
+    dl.shape = shape;
+    dl.strides = strides;
+
+    // Room for the elements of a valid descriptor of modest span (its strides are positive: the first
+    // element is the lowest), and 64 bytes below the first to misalign data or not; else 64 bytes
+    // (no elements, or elements past the end of the arena: no call reads them).
+    tk_dlpack_tensor probe = dl;
+    probe.data = reinterpret_cast<void*>(uintptr_t{4096});
+    probe.byte_offset = 0;
+    const ExpectedView e = expected_view(probe);
+    const int64_t numel = e.refused.empty() ? saturating_numel(e.view) : 0;
+    __int128 span = 64;
+    if (numel > 0 && numel <= (int64_t{1} << 16)) {
+        __int128 highest = 0;
+        for (int32_t d = 0; d < e.view.rank; ++d)
+            if (e.view.shape[d] > 1) highest += static_cast<__int128>(e.view.shape[d] - 1) * e.view.strides[d];
+        span = (highest + 1) * tk_dtype_size(e.view.dtype);
+    }
+    uint8_t* block = span <= static_cast<__int128>(kArenaBytes / 4) ? call.untouchable(static_cast<size_t>(span) + 64, 64) : nullptr;
+    if (block == nullptr) block = call.untouchable(128, 64);
+    uint8_t* first = block != nullptr ? block + 64 : nullptr;  // the first element, 64-byte aligned
+    const auto at = reinterpret_cast<uintptr_t>(first);
+    const auto below_top = [&] { return static_cast<uintptr_t>(8 * c.range(1, 4)); };  // 8 to 32 bytes
+    dl.data = first;
+    dl.byte_offset = 0;
+    switch (c.range(0, 15)) {
+        case 0:  // NULL data: valid for a tensor without elements
+            dl.data = nullptr;
+            break;
+        case 1: {  // NULL data with an offset
+            static const uint64_t kOffsets[] = {1, 4, 64, uint64_t{1} << 40, UINT64_MAX};
+            dl.data = nullptr;
+            dl.byte_offset = c.pick(kOffsets);
+            break;
+        }
+        case 2:  // an offset that misaligns the first element
+            dl.byte_offset = static_cast<uint64_t>(c.range(1, 7));
+            break;
+        case 3:
+        case 4: {  // data below the first element, at any alignment, and the offset that reaches it
+            const int64_t below = c.range(1, 64);
+            if (first != nullptr) dl.data = first - below;
+            dl.byte_offset = static_cast<uint64_t>(below);
+            break;
+        }
+        case 5:  // data 8 to 32 bytes below the top of the address space, with an offset or not
+            dl.data = reinterpret_cast<void*>(uintptr_t{0} - below_top());
+            dl.byte_offset = c.one_in(2) ? 0 : static_cast<uint64_t>(c.range(1, 40));
+            break;
+        case 6:  // an offset that carries data to 8 to 32 bytes below the top
+            dl.byte_offset = static_cast<uint64_t>(uintptr_t{0} - at - below_top());
+            break;
+        case 7:  // an offset that carries data just past the top: data + byte_offset wraps around
+            dl.byte_offset = static_cast<uint64_t>(uintptr_t{0} - at + static_cast<uintptr_t>(c.range(0, 64)));
+            break;
+        case 8: {
+            static const uint64_t kHuge[] = {uint64_t{1} << 47, uint64_t{1} << 63, UINT64_MAX - 7, UINT64_MAX};
+            dl.byte_offset = c.pick(kHuge);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+// A manager_ctx as producers leave it: NULL, the address of bytes no call may touch, or a non-pointer.
+void* manager_context(Choices& c, Call& call) {
+    switch (c.range(0, 2)) {
+        case 0: return nullptr;
+        case 1: return call.untouchable(16, 8);
+        default: return reinterpret_cast<void*>(uintptr_t{1});
+    }
+}
+
+// Checks that the accepted export dl describes t exactly (SPEC "Out of a tk_tensor").
+void check_exported(const char* entry, const tk_tensor& t, const tk_dlpack_tensor& dl) {
+    const auto wrong = [&](const char* what) {
+        finding(std::string(entry) + " exported " + describe(t) + " as " + describe(dl) + ": wrong " + what);
+    };
+    tk_dlpack_dtype dtype{};
+    for (const DlpackType& type : kDlpackTypes)
+        if (type.dtype == t.dtype) dtype = type.dl;
+    const bool cuda = t.device_kind == TK_DEVICE_CUDA;
+    if (dl.data != t.data || dl.byte_offset != 0) wrong("data or byte_offset");
+    if (dl.device.device_type != (cuda ? TK_DLPACK_CUDA : TK_DLPACK_CPU) || dl.device.device_id != (cuda ? t.device_ordinal : 0))
+        wrong("device");
+    if (dl.dtype.code != dtype.code || dl.dtype.bits != dtype.bits || dl.dtype.lanes != 1) wrong("dtype");
+    if (dl.ndim != t.rank) wrong("ndim");
+    if (dl.shape == nullptr || dl.strides == nullptr) wrong("shape or strides (NULL)");
+    for (int32_t d = 0; d < t.rank; ++d)
+        if (dl.shape[d] != t.shape[d] || dl.strides[d] != t.strides[d]) wrong("shape or strides");
+}
+
+// Exports t (NULL, or in the arena) through tk_tensor_to_dlpack or tk_tensor_to_dlpack_versioned as
+// the input chooses and checks the refusal or the DLPack tensor against t; takes the export back in
+// and checks that against the SPEC's view of it, which for a view taken through DLPack (`round_trip`)
+// is t itself; then calls the export's deleter, which frees its own block and nothing else
+// (AddressSanitizer and LeakSanitizer watch) and touches no arena byte, the data included.
+void export_and_back(Choices& c, Call& call, const tk_tensor* t, bool round_trip) {
+    const bool versioned = c.one_in(2);
+    const int32_t read_only = versioned ? around(c, 0, 1) : 0;
+    tk_dlpack_managed_tensor** managed = versioned ? nullptr : call.scalar<tk_dlpack_managed_tensor*>(1, Role::kOutput);
+    tk_dlpack_managed_tensor_versioned** managed_versioned =
+        versioned ? call.scalar<tk_dlpack_managed_tensor_versioned*>(1, Role::kOutput) : nullptr;
+    std::string refused = t == nullptr ? "NULL tensor" : layout_problem(*t);
+    if (refused.empty() && t->device_kind == TK_DEVICE_CUDA && t->device_ordinal < 0) refused = "a negative CUDA ordinal";
+    if (versioned && read_only != 0 && read_only != 1) refused = "read_only other than 0 and 1";
+    if (versioned ? managed_versioned == nullptr : managed == nullptr) refused = "NULL managed";
+    const char* entry = versioned ? "tk_tensor_to_dlpack_versioned" : "tk_tensor_to_dlpack";
+    const tk_status exported = versioned ? call.run(entry, {}, [&] { return tk_tensor_to_dlpack_versioned(t, read_only, managed_versioned); })
+                                         : call.run(entry, {}, [&] { return tk_tensor_to_dlpack(t, managed); });
+    check_acceptance(entry, exported, refused, t != nullptr ? describe(*t) : "NULL");
+    if (exported != TK_STATUS_OK) return;
+    ++counts.dlpack_exports;
+
+    tk_dlpack_managed_tensor* legacy = versioned ? nullptr : *managed;
+    tk_dlpack_managed_tensor_versioned* current = versioned ? *managed_versioned : nullptr;
+    const tk_dlpack_tensor& dl = versioned ? current->dl_tensor : legacy->dl_tensor;
+    check_exported(entry, *t, dl);
+    if (versioned ? current->manager_ctx != nullptr || current->deleter == nullptr : legacy->manager_ctx != nullptr || legacy->deleter == nullptr)
+        finding(std::string(entry) + " gave a manager_ctx other than NULL or no deleter");
+    if (versioned && (current->version.major != TK_DLPACK_VERSION_MAJOR || current->version.minor != TK_DLPACK_VERSION_MINOR ||
+                      current->flags != static_cast<uint64_t>(read_only)))
+        finding(std::string(entry) + " gave version " + std::to_string(current->version.major) + "." +
+                std::to_string(current->version.minor) + " and flags " + std::to_string(current->flags) + " for read_only " +
+                std::to_string(read_only));
+
+    // Back in: its view is the SPEC's; an export of a DLPack view is a valid DLPack tensor whose view
+    // is the one it came from.
+    ExpectedView expected = expected_view(dl);
+    if (round_trip && (!expected.refused.empty() || !same_view(expected.view, *t)))
+        finding(std::string(entry) + " exported the DLPack view " + describe(*t) + " as " + describe(dl) + ", whose view is " +
+                (expected.refused.empty() ? describe(expected.view) : "refused: " + expected.refused));
+    tk_tensor* back = call.scalar<tk_tensor>(1, Role::kOutput);
+    const int32_t writable = versioned ? around(c, 0, 1) : 0;
+    if (versioned && writable != 0 && writable != 1) expected.refused = "writable other than 0 and 1";
+    if (versioned && writable == 1 && read_only == 1) expected.refused = "a read-only tensor with writable 1";
+    if (back == nullptr) expected.refused = "NULL tensor";
+    const char* import = versioned ? "tk_tensor_from_dlpack_versioned" : "tk_tensor_from_dlpack_managed";
+    const tk_status imported = versioned ? call.run(import, {}, [&] { return tk_tensor_from_dlpack_versioned(current, writable, back); })
+                                         : call.run(import, {}, [&] { return tk_tensor_from_dlpack_managed(legacy, back); });
+    check_acceptance(import, imported, expected.refused, "the library's own export " + describe(dl));
+    if (imported == TK_STATUS_OK) {
+        if (!same_view(*back, expected.view))
+            finding(std::string(import) + " took the library's own export " + describe(dl) + " as " + describe(*back) +
+                    ", the SPEC's view is " + describe(expected.view));
+        if (round_trip) ++counts.dlpack_round_trips;
+    }
+    check_exported(import, *t, dl);  // taking it in changed nothing
+
+    if (versioned)
+        call.run_outside_arena("the deleter of a tk_tensor_to_dlpack_versioned tensor", [&] { current->deleter(current); });
+    else
+        call.run_outside_arena("the deleter of a tk_tensor_to_dlpack tensor", [&] { legacy->deleter(legacy); });
+}
+
+// A DLPack tensor taken in as a DLTensor, a DLManagedTensor (with the producer's deleter or none) or a
+// DLManagedTensorVersioned (any version and flags, writable or not), checked against the SPEC's view
+// of it; an accepted view is exported and taken back in (export_and_back). Or a tk_tensor of the
+// generator's exported and taken back in.
+void fuzz_dlpack(Choices& c, Call& call) {
+    const int kind = static_cast<int>(c.range(0, 3));
+    if (kind == 3) {
+        static const tk_dtype kAny[] = {TK_DTYPE_F32, TK_DTYPE_F16, TK_DTYPE_BF16, TK_DTYPE_I32, TK_DTYPE_I64};
+        std::vector<int64_t> shape(static_cast<size_t>(c.range(1, 4)));
+        for (int64_t& size : shape) size = c.range(0, 5);
+        const tk_tensor* t = call.tensor(shape, c.pick(kAny), Role::kInput);
+        // Now and then on a CUDA device with any ordinal: exported without a CUDA call, a negative one refused.
+        tk_tensor on_cuda;
+        if (t != nullptr && c.one_in(6)) {
+            static const int32_t kOrdinals[] = {0, 1, 7, -1, INT32_MIN, INT32_MAX};
+            on_cuda = *t;
+            on_cuda.device_kind = TK_DEVICE_CUDA;
+            on_cuda.device_ordinal = c.pick(kOrdinals);
+            t = &on_cuda;
+        }
+        export_and_back(c, call, t, false);
+        return;
+    }
+    tk_tensor* view = call.scalar<tk_tensor>(1, Role::kOutput);
+    ExpectedView expected;
+    std::string what;
+    const char* entry;
+    tk_status imported;
+    if (kind == 0) {
+        entry = "tk_tensor_from_dlpack";
+        tk_dlpack_tensor* dl = call.scalar<tk_dlpack_tensor>(1, Role::kInput);
+        if (dl != nullptr) dlpack_tensor(c, call, *dl);
+        expected = dl != nullptr ? expected_view(*dl) : refusal("NULL dl_tensor");
+        what = dl != nullptr ? describe(*dl) : "NULL";
+        if (view == nullptr) expected.refused = "NULL tensor";
+        imported = call.run(entry, {}, [&] { return tk_tensor_from_dlpack(dl, view); });
+    } else if (kind == 1) {
+        entry = "tk_tensor_from_dlpack_managed";
+        tk_dlpack_managed_tensor* managed = call.scalar<tk_dlpack_managed_tensor>(1, Role::kInput);
+        if (managed != nullptr) {
+            dlpack_tensor(c, call, managed->dl_tensor);
+            managed->manager_ctx = manager_context(c, call);
+            managed->deleter = c.one_in(2) ? nullptr : producer_deleter;
+        }
+        expected = managed != nullptr ? expected_view(managed->dl_tensor) : refusal("NULL managed");
+        what = managed != nullptr ? describe(managed->dl_tensor) : "NULL";
+        if (view == nullptr) expected.refused = "NULL tensor";
+        imported = call.run(entry, {}, [&] { return tk_tensor_from_dlpack_managed(managed, view); });
+    } else {
+        entry = "tk_tensor_from_dlpack_versioned";
+        tk_dlpack_managed_tensor_versioned* managed = call.scalar<tk_dlpack_managed_tensor_versioned>(1, Role::kInput);
+        const int32_t writable = around(c, 0, 1);
+        if (managed != nullptr) {
+            dlpack_tensor(c, call, managed->dl_tensor);
+            static const uint32_t kMajors[] = {0, 2, 3, UINT32_MAX};
+            static const uint32_t kMinors[] = {0, 1, 3, UINT32_MAX};
+            static const uint64_t kFlags[] = {0, TK_DLPACK_FLAG_READ_ONLY, 2, 3, 4, uint64_t{1} << 63, UINT64_MAX};
+            managed->version = {c.one_in(12) ? c.pick(kMajors) : TK_DLPACK_VERSION_MAJOR, c.pick(kMinors)};
+            managed->manager_ctx = manager_context(c, call);
+            managed->deleter = c.one_in(2) ? nullptr : producer_versioned_deleter;
+            managed->flags = c.one_in(2) ? 0 : c.pick(kFlags);
+        }
+        expected = managed != nullptr ? expected_view(managed->dl_tensor) : refusal("NULL managed");
+        what = managed != nullptr ? "version " + std::to_string(managed->version.major) + "." + std::to_string(managed->version.minor) +
+                                        " flags " + std::to_string(managed->flags) + " writable " + std::to_string(writable) + " " +
+                                        describe(managed->dl_tensor)
+                                  : "NULL";
+        if (managed != nullptr && managed->version.major != TK_DLPACK_VERSION_MAJOR) expected.refused = "another major version";
+        if (managed != nullptr && writable == 1 && (managed->flags & TK_DLPACK_FLAG_READ_ONLY) != 0)
+            expected.refused = "a read-only tensor with writable 1";
+        if (writable != 0 && writable != 1) expected.refused = "writable other than 0 and 1";
+        if (view == nullptr) expected.refused = "NULL tensor";
+        imported = call.run(entry, {}, [&] { return tk_tensor_from_dlpack_versioned(managed, writable, view); });
+    }
+    check_acceptance(entry, imported, expected.refused, what);
+    if (imported != TK_STATUS_OK) return;
+    ++counts.dlpack_views;
+    if (!same_view(*view, expected.view))
+        finding(std::string(entry) + " took " + what + " as " + describe(*view) + ", the SPEC's view is " + describe(expected.view));
+    // The view as an input of the export (the import's output stays writable for the rest of the call).
+    tk_tensor* source = call.scalar<tk_tensor>(1, Role::kInput);
+    if (source != nullptr) *source = *view;
+    export_and_back(c, call, source, true);
+}
+
 Arena* arena = nullptr;
 
 }  // namespace
@@ -1113,7 +1579,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int i = 0; i < 8 && choices.more(); ++i) {
         arena->reset();
         Call call(choices, *arena);
-        switch (choices.range(0, 11)) {
+        switch (choices.range(0, 12)) {
             case 0: fuzz_library_info(choices, call); break;
             case 1: fuzz_pool(choices, call); break;
             case 2: fuzz_merge(choices, call); break;
@@ -1125,7 +1591,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             case 8: fuzz_diversity(choices, call); break;
             case 9: fuzz_relevance(choices, call); break;
             case 10: fuzz_cluster(choices, call); break;
-            default: fuzz_kmeans(choices, call); break;
+            case 11: fuzz_kmeans(choices, call); break;
+            default: fuzz_dlpack(choices, call); break;
         }
     }
     return 0;
