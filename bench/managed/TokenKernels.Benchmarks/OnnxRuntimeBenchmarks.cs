@@ -24,6 +24,8 @@ namespace TokenKernels.Benchmarks;
 /// such form, so its case has no row.</item>
 /// </list>
 /// Outputs go into preallocated OrtValues and arrays in every row. The setup checks that the rows compute the same tokens.
+/// <see cref="OrtThreadsSpin"/> runs every row with ONNX Runtime's intra-op threads spinning after their work (its default)
+/// and without: spinning threads hold the cores that the TokenKernels node's and the direct calls' own threads then need.
 /// </summary>
 [MemoryDiagnoser]
 [CategoriesColumn]
@@ -48,12 +50,17 @@ public class OnnxRuntimeBenchmarks
     private float[] _attention = null!, _hiddenCopy = null!, _fastVTokens = null!, _videoCopy = null!, _pooled = null!, _clipCopy = null!, _divPruneTokens = null!;
     private int[] _fastVPositions = null!, _divPrunePositions = null!;
 
+    /// <summary>ONNX Runtime's <c>session.intra_op.allow_spinning</c>: true (its default) or false.</summary>
+    [Params(true, false)]
+    public bool OrtThreadsSpin { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         string models = MakeModels();
         var random = new Random(20261206);
         using var options = new SessionOptions { IntraOpNumThreads = Environment.ProcessorCount };
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", OrtThreadsSpin ? "1" : "0");
         options.RegisterTokenKernels();
 
         _attention = Fill(random, (long)Heads * FastVTokens * FastVTokens);

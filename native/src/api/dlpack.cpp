@@ -68,8 +68,9 @@ tk_dtype dtype_of(const tk_dlpack_dtype& dtype) {
     return -1;
 }
 
-// a * b for a, b >= 1, saturating at INT64_MAX: a compact stride of a shape whose element count
-// overflows is never used (the shape is refused), but must not overflow while it is computed.
+// a * b for a, b >= 1, saturating at INT64_MAX: a compact stride whose product overflows either
+// belongs to a shape that is refused, or to an empty one ([0, 2^40, 2^40]), whose strides address
+// nothing and are never used; it must not overflow while it is computed.
 int64_t saturating_product(int64_t a, int64_t b) {
     return a > std::numeric_limits<int64_t>::max() / b ? std::numeric_limits<int64_t>::max() : a * b;
 }
