@@ -122,6 +122,18 @@ check_ort_needs_main() {
         exit 1
     fi
     check_needs_only_glibc "$ort" "$readelf" "$soname"
+    if ! "$readelf" --dyn-syms -W "$ort" | grep -qE ' FUNC +GLOBAL +DEFAULT +[0-9]+ RegisterCustomOps$'; then
+        echo "pack: $ort does not export RegisterCustomOps, the entry point ONNX Runtime calls" >&2
+        exit 1
+    fi
+}
+
+# Fails unless the DLL exports RegisterCustomOps (ORT's headers leave the export to the library on Windows).
+check_dll_exports_entry_point() {
+    if ! x86_64-w64-mingw32-objdump -p "$1" | sed -n '/\[Ordinal\/Name Pointer\] Table/,/^$/p' | grep -qE '\] RegisterCustomOps$'; then
+        echo "pack: $1 does not export RegisterCustomOps, the entry point ONNX Runtime calls" >&2
+        exit 1
+    fi
 }
 
 have_nvcc() { command -v nvcc >/dev/null 2>&1; }
@@ -172,6 +184,7 @@ if [ "$pack_win64" = ON ] || { [ "$pack_win64" = AUTO ] && have_mingw; }; then
         ort_win64=$(build_ort_library win-x64)
         # It imports the main DLL by its file name, which the package keeps (libtokenkernels.dll).
         check_imports_only_windows "$ort_win64" "$(basename "$cpu_win64")"
+        check_dll_exports_entry_point "$ort_win64"
         cpu_args+=(-p:TokenKernelsOrtWinX64="$ort_win64")
     fi
 else

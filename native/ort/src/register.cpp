@@ -138,7 +138,15 @@ OrtStatus* register_ops(OrtSessionOptions* options) {
 
 }  // namespace tk_ort
 
-extern "C" ORT_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
+// ORT_EXPORT is empty on Windows (ORT's own DLL exports through a .def file): the DLL exports the entry
+// point itself, or ORT would not find it there.
+#if defined(_WIN32)
+#  define TK_ORT_ENTRY_POINT extern "C" __declspec(dllexport)
+#else
+#  define TK_ORT_ENTRY_POINT extern "C" ORT_EXPORT
+#endif
+
+TK_ORT_ENTRY_POINT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
     const OrtApi* api = api_base->GetApi(ORT_API_VERSION);
     if (api == nullptr) {
         // An older ONNX Runtime: its first API version still creates a status that says so.
