@@ -51,7 +51,7 @@ public sealed class CudaProviderTests
         }
         if (!OrtEnv.Instance().GetAvailableProviders().Contains("CUDAExecutionProvider"))
         {
-            Assert.Ignore("this ONNX Runtime has no CUDA execution provider (the tests reference the CPU package Microsoft.ML.OnnxRuntime; "
+            Assert.Ignore("this ONNX Runtime has no CUDA execution provider (the tests reference the CPU package Microsoft.ML.OnnxRuntime unless built with -p:TokenKernelsOrtGpu=true; "
                           + "the CUDA provider comes with Microsoft.ML.OnnxRuntime.Gpu.Linux)");
         }
     }
