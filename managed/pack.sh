@@ -12,8 +12,8 @@
 # as libtokenkernels.so (no soname links in a package), so the loader finds that dependency only because
 # RegisterTokenKernels loads the main library first and the loader matches the soname of a library already
 # loaded; the script checks that the custom-op library asks for exactly that soname. The custom-op libraries
-# are built when the CMake project has TOKENKERNELS_ORT (against ONNX Runtime's headers, from the NuGet package
-# Microsoft.ML.OnnxRuntime that the script restores first); without it the runtime packages carry none.
+# are built with TOKENKERNELS_ORT=ON, against ONNX Runtime's headers from the NuGet package
+# Microsoft.ML.OnnxRuntime, which the script restores first.
 #
 #   bash managed/pack.sh [output folder, default build/packages]
 #
@@ -45,12 +45,6 @@ build_library() {
     cmake --build "$dir" --target tokenkernels --parallel "${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" >&2
     # The real file behind the lib*.so -> lib*.so.X.Y -> lib*.so.X.Y.Z links; a Windows DLL is in bin/.
     stripped_copy "$dir" "$(ls "$dir"/lib/lib*.so "$dir"/bin/*.dll 2>/dev/null | grep -v '_ort\.' | head -n 1)"
-}
-
-# True when the CMake project of build/pack/<name> declares the option TOKENKERNELS_ORT (a -D given for an
-# option the project does not have stays UNINITIALIZED in the cache).
-has_ort_option() {
-    grep -qE '^TOKENKERNELS_ORT:BOOL=ON$' "build/pack/$1/CMakeCache.txt"
 }
 
 # Builds the custom-op library in build/pack/<name> (configured by build_library); prints the path of a stripped copy.
@@ -147,14 +141,10 @@ step "linux-x64 CPU library"
 cpu_x64=$(build_library linux-x64 -DTOKENKERNELS_CUDA=OFF)
 check_needs_only_glibc "$cpu_x64" readelf
 cpu_args=(-p:TokenKernelsNativeLinuxX64="$cpu_x64")
-if has_ort_option linux-x64; then
-    step "linux-x64 ONNX Runtime custom-op library"
-    ort_x64=$(build_ort_library linux-x64)
-    check_ort_needs_main "$ort_x64" "$cpu_x64" readelf
-    cpu_args+=(-p:TokenKernelsOrtLinuxX64="$ort_x64")
-else
-    echo "pack: the CMake project has no TOKENKERNELS_ORT option: the runtime packages carry no ONNX Runtime custom-op library" >&2
-fi
+step "linux-x64 ONNX Runtime custom-op library"
+ort_x64=$(build_ort_library linux-x64)
+check_ort_needs_main "$ort_x64" "$cpu_x64" readelf
+cpu_args+=(-p:TokenKernelsOrtLinuxX64="$ort_x64")
 
 if [ "$pack_arm64" = ON ] || { [ "$pack_arm64" = AUTO ] && have_arm64; }; then
     step "linux-arm64 CPU library (cross-compiled)"
@@ -162,12 +152,10 @@ if [ "$pack_arm64" = ON ] || { [ "$pack_arm64" = AUTO ] && have_arm64; }; then
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/aarch64-linux-gnu.cmake")
     check_needs_only_glibc "$cpu_arm64" aarch64-linux-gnu-readelf
     cpu_args+=(-p:TokenKernelsNativeLinuxArm64="$cpu_arm64")
-    if has_ort_option linux-arm64; then
-        step "linux-arm64 ONNX Runtime custom-op library (cross-compiled)"
-        ort_arm64=$(STRIP_TOOL=aarch64-linux-gnu-strip build_ort_library linux-arm64)
-        check_ort_needs_main "$ort_arm64" "$cpu_arm64" aarch64-linux-gnu-readelf
-        cpu_args+=(-p:TokenKernelsOrtLinuxArm64="$ort_arm64")
-    fi
+    step "linux-arm64 ONNX Runtime custom-op library (cross-compiled)"
+    ort_arm64=$(STRIP_TOOL=aarch64-linux-gnu-strip build_ort_library linux-arm64)
+    check_ort_needs_main "$ort_arm64" "$cpu_arm64" aarch64-linux-gnu-readelf
+    cpu_args+=(-p:TokenKernelsOrtLinuxArm64="$ort_arm64")
 else
     echo "pack: no aarch64-linux-gnu-g++ (bash .ci/install-arm64.sh installs it): TokenKernels.Runtime.Cpu cannot be packed without linux-arm64" >&2
     exit 1
@@ -179,14 +167,12 @@ if [ "$pack_win64" = ON ] || { [ "$pack_win64" = AUTO ] && have_mingw; }; then
         -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchains/x86_64-w64-mingw32.cmake")
     check_imports_only_windows "$cpu_win64"
     cpu_args+=(-p:TokenKernelsNativeWinX64="$cpu_win64")
-    if has_ort_option win-x64; then
-        step "win-x64 ONNX Runtime custom-op library (cross-compiled with mingw-w64)"
-        ort_win64=$(build_ort_library win-x64)
-        # It imports the main DLL by its file name, which the package keeps (libtokenkernels.dll).
-        check_imports_only_windows "$ort_win64" "$(basename "$cpu_win64")"
-        check_dll_exports_entry_point "$ort_win64"
-        cpu_args+=(-p:TokenKernelsOrtWinX64="$ort_win64")
-    fi
+    step "win-x64 ONNX Runtime custom-op library (cross-compiled with mingw-w64)"
+    ort_win64=$(build_ort_library win-x64)
+    # It imports the main DLL by its file name, which the package keeps (libtokenkernels.dll).
+    check_imports_only_windows "$ort_win64" "$(basename "$cpu_win64")"
+    check_dll_exports_entry_point "$ort_win64"
+    cpu_args+=(-p:TokenKernelsOrtWinX64="$ort_win64")
 else
     echo "pack: no x86_64-w64-mingw32-g++-posix (bash .ci/install-win64.sh installs it): TokenKernels.Runtime.Cpu without win-x64" >&2
 fi
@@ -197,14 +183,12 @@ if [ "$pack_cuda" = ON ] || { [ "$pack_cuda" = AUTO ] && have_nvcc; }; then
     cuda_x64=$(build_library linux-x64-cuda -DTOKENKERNELS_CUDA=ON -DTOKENKERNELS_OUTPUT_NAME=tokenkernels_cuda)
     check_needs_only_glibc "$cuda_x64" readelf
     cuda_args=(-p:TokenKernelsNativeCudaLinuxX64="$cuda_x64")
-    if has_ort_option linux-x64-cuda; then
-        # Linked against libtokenkernels_cuda (soname libtokenkernels_cuda.so.X.Y), so it is packed under its own
-        # name beside it, apart from the CPU package's libtokenkernels_ort.so when both packages are installed.
-        step "linux-x64 ONNX Runtime custom-op library for the CUDA library (CPU and CUDA execution providers)"
-        ort_cuda_x64=$(build_ort_library linux-x64-cuda)
-        check_ort_needs_main "$ort_cuda_x64" "$cuda_x64" readelf
-        cuda_args+=(-p:TokenKernelsOrtCudaLinuxX64="$ort_cuda_x64")
-    fi
+    # Linked against libtokenkernels_cuda (soname libtokenkernels_cuda.so.X.Y), so it is packed under its own
+    # name beside it, apart from the CPU package's libtokenkernels_ort.so when both packages are installed.
+    step "linux-x64 ONNX Runtime custom-op library for the CUDA library (CPU and CUDA execution providers)"
+    ort_cuda_x64=$(build_ort_library linux-x64-cuda)
+    check_ort_needs_main "$ort_cuda_x64" "$cuda_x64" readelf
+    cuda_args+=(-p:TokenKernelsOrtCudaLinuxX64="$ort_cuda_x64")
 else
     echo "pack: TokenKernels.Runtime.Cuda skipped (no nvcc; bash .ci/install-cuda.sh installs CUDA 11.8)" >&2
 fi
